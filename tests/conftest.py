@@ -1,0 +1,83 @@
+"""Fixtures shared by every level: a migrated template database cloned per test, RabbitMQ names."""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import asyncpg
+import pytest
+
+from shared.migrations import migrate
+from shared.store import PostgresEventStore, create_pool
+
+ADMIN_DSN = os.environ.get("LOOKBACK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("LOOKBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+_TEMPLATE = f"lookback_tpl_{os.getpid()}"
+
+
+def dsn_for(database: str, user: str = "postgres") -> str:
+    base = ADMIN_DSN.rsplit("/", 1)[0]
+    scheme, rest = base.split("://", 1)
+    host = rest.split("@", 1)[-1]
+    return f"{scheme}://{user}@{host}/{database}"
+
+
+@pytest.fixture(scope="session")
+async def template_db() -> AsyncIterator[str]:
+    """Migrate once per run into a template; each test clones it (fast, and isolated)."""
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{_TEMPLATE}"')
+        conn = await asyncpg.connect(dsn_for(_TEMPLATE))
+        try:
+            from shared.service_migrations import all_migration_folders
+            await migrate(conn, *all_migration_folders())
+        finally:
+            await conn.close()
+        yield _TEMPLATE
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
+        await admin.close()
+
+
+@asynccontextmanager
+async def fresh_database(template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database cloned from the template; dropped afterwards."""
+    name = f"lookback_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield dsn_for(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def database(template_db: str) -> AsyncIterator[str]:
+    async with fresh_database(template_db) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+async def pg_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database, max_size=10)
+    try:
+        yield pool
+    finally:
+        await asyncio.wait_for(pool.close(), 10)
+
+
+@pytest.fixture
+async def pg_store(pg_pool: asyncpg.Pool) -> PostgresEventStore:
+    return PostgresEventStore(pg_pool)
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    """A name prefix for RabbitMQ exchanges and queues that no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}"
