@@ -5,6 +5,8 @@ retry cannot help. Infrastructure errors are the opposite: nothing was decided, 
 """
 from __future__ import annotations
 
+from typing import Iterable, NamedTuple
+
 
 class LookbackError(Exception):
     """Base of every error this project raises on purpose."""
@@ -51,3 +53,25 @@ class StreamPermissionError(LookbackError):
 
 class TransientError(LookbackError):
     """Database or broker unavailable; the same work may succeed later."""
+
+
+class FieldProblem(NamedTuple):
+    """One rejected field: `field` is a dotted path (`households.3.phone`), `reason` says why."""
+
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class ValidationFailed(DomainError):
+    """Input broke one or more field rules; every problem is reported at once (HTTP 422)."""
+
+    code = "validation_failed"
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems: tuple[FieldProblem, ...] = tuple(FieldProblem(*p) for p in problems)
+        if not self.problems:
+            raise ValueError("ValidationFailed needs at least one problem")
+        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in self.problems))
