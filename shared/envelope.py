@@ -1,0 +1,107 @@
+"""What travels on the bus: CloudEvents 1.0 in binary mode (attributes as `ce-` AMQP headers).
+
+The body is the event payload (JSON); the `ce-` headers carry id, source, type, subject (the
+stream id), time, spec version, and our extensions (schema version, stream version, global
+position, correlation and causation ids). The AMQP `message_id` is the event id, so a redelivery is
+recognisable (FastStream would otherwise invent a fresh id per delivery).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any, Mapping
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from shared.messages import RecordedEvent
+
+CE = "ce-"
+
+
+class Delivery(BaseModel):
+    """One event as a consumer receives it, whichever transport brought it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    source: str
+    stream_id: str
+    stream_version: int
+    global_position: int | None = None
+    occurred_at: AwareDatetime | None = None
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_recorded(cls, event: RecordedEvent, source: str) -> "Delivery":
+        meta = event.metadata
+        return cls(
+            event_id=event.event_id, event_type=event.event_type,
+            schema_version=event.schema_version, source=source, stream_id=event.stream_id,
+            stream_version=event.stream_version, global_position=event.global_position,
+            occurred_at=meta.get("occurred_at"), correlation_id=meta.get("correlation_id"),
+            causation_id=meta.get("causation_id"), payload=event.payload)
+
+    def amqp_headers(self) -> dict[str, Any]:
+        headers: dict[str, Any] = {
+            f"{CE}specversion": "1.0",
+            f"{CE}id": str(self.event_id),
+            f"{CE}source": self.source,
+            f"{CE}type": self.event_type,
+            f"{CE}subject": self.stream_id,
+            f"{CE}schemaversion": self.schema_version,
+            f"{CE}streamversion": self.stream_version,
+        }
+        if self.occurred_at is not None:
+            headers[f"{CE}time"] = self.occurred_at.isoformat().replace("+00:00", "Z")
+        if self.global_position is not None:
+            headers[f"{CE}globalposition"] = self.global_position
+        if self.correlation_id is not None:
+            headers[f"{CE}correlationid"] = str(self.correlation_id)
+        if self.causation_id is not None:
+            headers[f"{CE}causationid"] = str(self.causation_id)
+        return headers
+
+    def amqp_body(self) -> bytes:
+        return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_amqp(cls, body: bytes, headers: Mapping[str, Any] | None,
+                  message_id: str | None) -> "Delivery":
+        """Parse a delivery; raise ValueError with a readable reason if it is not one of ours."""
+        h = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (headers or {}).items()}
+        event_id = h.get(f"{CE}id") or message_id
+        if not event_id:
+            raise ValueError("message has neither ce-id nor message_id: cannot deduplicate")
+        if h.get(f"{CE}specversion") != "1.0":
+            raise ValueError(f"ce-specversion must be 1.0, got {h.get(f'{CE}specversion')!r}")
+        missing = [k for k in ("type", "source", "subject") if not h.get(f"{CE}{k}")]
+        if missing:
+            raise ValueError(f"missing CloudEvents headers: {', '.join(CE + m for m in missing)}")
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"body is not JSON: {exc}") from exc
+        if not isinstance(payload, dict):
+            raise ValueError("body must be a JSON object")
+        try:
+            return cls(
+                event_id=event_id, event_type=h[f"{CE}type"],
+                schema_version=int(h.get(f"{CE}schemaversion", 1)), source=h[f"{CE}source"],
+                stream_id=h[f"{CE}subject"], stream_version=int(h.get(f"{CE}streamversion", 0)),
+                global_position=h.get(f"{CE}globalposition"),
+                occurred_at=_parse_time(h.get(f"{CE}time")),
+                correlation_id=h.get(f"{CE}correlationid"), causation_id=h.get(f"{CE}causationid"),
+                payload=payload)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"bad CloudEvents attributes: {exc}") from exc
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

@@ -1,0 +1,295 @@
+"""The service shell: one function turns a ServiceSpec into a runnable process (an ASGI app).
+
+Every service looks alike: its consumers (RabbitMQ or local), its projections (always tailing its
+own sequenced events), its relay (RabbitMQ mode), a sequencer candidate (one is elected across all
+processes), and an HTTP API with /healthz, /readyz, /metrics, OpenAPI at /docs and the AsyncAPI
+document at /asyncapi (try-it-out off). Resources are created in the lifespan, never at import.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Sequence
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import topology
+from shared.auth import TokenStore
+from shared.consuming import Clock, ConsumerSpec, utc_now
+from shared.errors import (ConcurrencyError, DomainError, ForbiddenError, IdempotencyConflictError,
+                           NotFoundError, StreamPermissionError, TransientError, UnauthenticatedError)
+from shared.logging import get_logger
+from shared.messages import Actor, Event
+from shared.metrics import Metrics
+from shared.sequencer import Sequencer
+from shared.settings import Settings
+from shared.signing import CheckpointSigner, load_private_key
+from shared.store import PostgresEventStore, create_pool
+from shared.transport import CATEGORIES, LocalTransport, RabbitTransport, Relay
+
+log = get_logger()
+
+
+@dataclass
+class ServiceSpec:
+    """What makes a service itself; everything else is the shell."""
+
+    name: str
+    description: str
+    events: Sequence[type[Event]]
+    routes: Callable[[], APIRouter] | None = None
+    consumers: Sequence[ConsumerSpec] = ()
+    projections: Sequence[ConsumerSpec] = ()
+    build_deps: Callable[["Runtime"], Any] | None = None
+    version: str = "0.1.0"
+
+
+@dataclass
+class Runtime:
+    """The service's resources, reachable from routes as `request.app.state.runtime`."""
+
+    spec: ServiceSpec
+    settings: Settings
+    pool: asyncpg.Pool
+    store: PostgresEventStore
+    metrics: Metrics
+    tokens: TokenStore
+    clock: Clock
+    deps: Any = None
+    transport: RabbitTransport | LocalTransport | None = None
+    projections: LocalTransport | None = None
+    relay: Relay | None = None
+    sequencer: Any = None
+    shutting_down: bool = False
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def authenticate(self, request: Request) -> Actor:
+        return self.tokens.authenticate(request.headers.get("authorization"))
+
+
+def default_sequencer(settings: Settings) -> Sequencer:
+    """A sequencer candidate; the advisory lock elects one across every process of the system."""
+    assert settings.database_url is not None
+    return Sequencer(settings.database_url, signer=load_signer(settings),
+                     checkpoint_dir=settings.resolved_checkpoint_dir(),
+                     checkpoint_every_events=settings.checkpoint_every_events,
+                     checkpoint_every_seconds=settings.checkpoint_every_seconds,
+                     role="lookback_sequencer", poll_interval=settings.poll_interval)
+
+
+def load_signer(settings: Settings) -> CheckpointSigner | None:
+    """The checkpoint signing key from settings; None (unsigned checkpoints) is logged loudly."""
+    text = settings.signing_key
+    if text is None and settings.signing_key_file is not None:
+        text = settings.signing_key_file.read_text(encoding="utf-8")
+    if text is None:
+        log.warning("checkpoints_unsigned", reason="no LOOKBACK_SIGNING_KEY configured")
+        return None
+    return CheckpointSigner(load_private_key(text.strip()))
+
+
+def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Errors become HTTP answers here, in one place, each with a JSON body."""
+
+    @app.exception_handler(UnauthenticatedError)
+    async def _401(_: Request, exc: UnauthenticatedError) -> JSONResponse:
+        return _error(401, "unauthenticated", str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ForbiddenError)
+    async def _403(_: Request, exc: ForbiddenError) -> JSONResponse:
+        return _error(403, "forbidden", str(exc))
+
+    @app.exception_handler(StreamPermissionError)
+    async def _403_stream(_: Request, exc: StreamPermissionError) -> JSONResponse:
+        return _error(403, "stream_forbidden", str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def _404(_: Request, exc: NotFoundError) -> JSONResponse:
+        return _error(404, exc.code, str(exc))
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        fields = getattr(exc, "fields", None)
+        if fields is not None:
+            return _error(422, exc.code, fields)
+        return _error(409, exc.code, str(exc))
+
+    @app.exception_handler(ConcurrencyError)
+    async def _409(_: Request, exc: ConcurrencyError) -> JSONResponse:
+        return _error(409, "concurrent_change", str(exc))
+
+    @app.exception_handler(IdempotencyConflictError)
+    async def _409_ids(_: Request, exc: IdempotencyConflictError) -> JSONResponse:
+        return _error(409, "idempotency_conflict", str(exc))
+
+    @app.exception_handler(TransientError)
+    async def _503(_: Request, exc: TransientError) -> JSONResponse:
+        return _error(503, "unavailable", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                   "reason": e.get("msg", "")} for e in exc.errors()]
+        return _error(422, "invalid_request", fields)
+
+
+def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
+                       pool: asyncpg.Pool | None = None, clock: Clock | None = None,
+                       tokens: TokenStore | None = None,
+                       sequencer_factory: Callable[[Settings], Any] | None = None) -> FastAPI:
+    """The one composition root of a service process."""
+    settings = settings or Settings()
+    clock = clock or utc_now
+    tokens = tokens or TokenStore.from_sources(file=settings.tokens_file,
+                                               inline_json=settings.tokens_json)
+    metrics = Metrics(spec.name)
+    names = topology.Names(settings.bus_prefix)
+    docs_transport = RabbitTransport(  # never started: it only describes the channels for AsyncAPI
+        service=spec.name, amqp_url=settings.amqp_url or "amqp://localhost", names=names,
+        pool=None, store=None, metrics=metrics, own_events=spec.events)  # type: ignore[arg-type]
+    for consumer in spec.consumers:
+        docs_transport.add_consumer(consumer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url is None:
+            raise RuntimeError("no database URL: run through `lookback up` for the embedded mode")
+        own_pool = pool is None
+        the_pool = pool or await create_pool(settings.database_url, role=f"lookback_{spec.name}",
+                                             max_size=settings.db_pool_size)
+        store = PostgresEventStore(the_pool)
+        runtime = Runtime(spec=spec, settings=settings, pool=the_pool, store=store,
+                          metrics=metrics, tokens=tokens, clock=clock)
+        runtime.deps = spec.build_deps(runtime) if spec.build_deps else None
+        app.state.runtime = runtime
+        if settings.local_transport:
+            runtime.transport = LocalTransport(service=spec.name, pool=the_pool, store=store,
+                                               metrics=metrics, clock=clock, deps=runtime.deps,
+                                               poll_interval=settings.poll_interval)
+        else:
+            runtime.transport = RabbitTransport(
+                service=spec.name, amqp_url=settings.amqp_url, names=names, pool=the_pool,
+                store=store, metrics=metrics, own_events=spec.events, clock=clock,
+                deps=runtime.deps, publish_timeout=settings.publish_timeout,
+                graceful_timeout=settings.graceful_timeout)
+            if CATEGORIES.get(spec.name):
+                runtime.relay = Relay(service=spec.name, pool=the_pool, store=store,
+                                      publish=runtime.transport.publish, metrics=metrics,
+                                      poll_interval=settings.poll_interval)
+        for consumer in spec.consumers:
+            runtime.transport.add_consumer(consumer)
+        runtime.projections = LocalTransport(service=spec.name, pool=the_pool, store=store,
+                                             metrics=metrics, clock=clock, deps=runtime.deps,
+                                             poll_interval=settings.poll_interval)
+        for projection in spec.projections:
+            runtime.projections.add_consumer(projection)
+        sequencer_stop = asyncio.Event()
+        if settings.run_sequencer:
+            runtime.sequencer = (sequencer_factory or default_sequencer)(settings)
+            runtime.tasks.append(asyncio.create_task(runtime.sequencer.run(sequencer_stop),
+                                                     name="sequencer"))
+        await runtime.projections.start()
+        await runtime.transport.start()
+        if runtime.relay is not None:
+            runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="relay"))
+        log.info("service_started", service=spec.name,
+                 transport="local" if settings.local_transport else "rabbitmq")
+        try:
+            yield
+        finally:
+            runtime.shutting_down = True
+            if runtime.relay is not None:
+                runtime.relay.stop()
+            sequencer_stop.set()
+            for task in runtime.tasks:
+                try:
+                    await asyncio.wait_for(task, 15)
+                except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                    task.cancel()
+            await runtime.transport.stop()     # drains in-flight messages (graceful_timeout)
+            await runtime.projections.stop()
+            if own_pool:
+                await asyncio.wait_for(the_pool.close(), 15)
+            log.info("service_stopped", service=spec.name)
+
+    app = FastAPI(title=f"Lookback {spec.name}", description=spec.description,
+                  version=spec.version, lifespan=lifespan)
+    install_error_handlers(app)
+    app.state.spec = spec
+    app.state.settings = settings
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive (nothing more)."""
+        return {"status": "alive", "service": spec.name}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready only when the database answers, the broker is connected and consumers attached."""
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        if runtime.shutting_down:
+            checks["process"] = "shutting down"
+        try:
+            await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), 2.0)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        for label, part in (("transport", runtime.transport), ("projections", runtime.projections)):
+            ok, why = await part.ready() if part is not None else (False, "missing")
+            checks[label] = "ok" if ok else why
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def metrics_endpoint(request: Request) -> PlainTextResponse:
+        runtime: Runtime = request.app.state.runtime
+        if runtime.relay is not None:
+            try:
+                metrics.relay_lag.set(await runtime.relay.lag())
+            except Exception:
+                pass
+        if runtime.sequencer is not None and hasattr(runtime.sequencer, "lag"):
+            try:
+                metrics.sequencer_lag.set(await runtime.sequencer.lag())
+            except Exception:
+                pass
+        return PlainTextResponse(generate_latest(metrics.registry).decode(),
+                                 media_type=CONTENT_TYPE_LATEST)
+
+    asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}", version=spec.version,
+                        description=spec.description)
+
+    @app.get("/asyncapi.json", tags=["operations"])
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(asyncapi.to_specification().to_jsonable())
+
+    @app.get("/asyncapi", tags=["operations"], response_class=HTMLResponse)
+    async def asyncapi_html() -> HTMLResponse:
+        # try_it_out_path=None: the default route would let anyone publish onto the real broker.
+        return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
+
+    if spec.routes is not None:
+        app.include_router(spec.routes())
+    return app
+
+
+def new_correlation_id(request: Request) -> uuid.UUID:
+    """The caller's X-Correlation-Id if it is a UUID, else a new one."""
+    raw = request.headers.get("x-correlation-id")
+    try:
+        return uuid.UUID(raw) if raw else uuid.uuid4()
+    except ValueError:
+        return uuid.uuid4()

@@ -1,0 +1,64 @@
+"""RabbitMQ topology, declared in one place, idempotently (bus-anchors §1).
+
+- each producing service owns a durable topic exchange `<service>.events`; routing key = event type;
+- each producer also declares `<service>.events.archive`, a stream queue bound with `#`, so every
+  event is routable (with `on_return_raises` an unbound type would otherwise block the relay);
+- each consumer owns quorum queues `<consumer>` with an explicit delivery limit, its service's
+  dead-letter exchange `<service>.dlx` (fanout) and queue `<service>.dlq`, at-least-once
+  dead-lettering (which needs `x-overflow=reject-publish`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class Names:
+    prefix: str = ""
+
+    def events_exchange(self, service: str) -> str:
+        return f"{self.prefix}{service}.events"
+
+    def archive_queue(self, service: str) -> str:
+        return f"{self.prefix}{service}.events.archive"
+
+    def dlx(self, service: str) -> str:
+        return f"{self.prefix}{service}.dlx"
+
+    def dlq(self, service: str) -> str:
+        return f"{self.prefix}{service}.dlq"
+
+    def queue(self, consumer: str) -> str:
+        return f"{self.prefix}{consumer}"
+
+
+def events_exchange(names: Names, service: str) -> RabbitExchange:
+    return RabbitExchange(names.events_exchange(service), type=ExchangeType.TOPIC, durable=True)
+
+
+def archive_queue(names: Names, service: str) -> RabbitQueue:
+    return RabbitQueue(names.archive_queue(service), queue_type=QueueType.STREAM, routing_key="#",
+                       arguments={"x-max-age": "30D"})
+
+
+def dead_letter_exchange(names: Names, service: str) -> RabbitExchange:
+    return RabbitExchange(names.dlx(service), type=ExchangeType.FANOUT, durable=True)
+
+
+def dead_letter_queue(names: Names, service: str) -> RabbitQueue:
+    return RabbitQueue(names.dlq(service), queue_type=QueueType.QUORUM)
+
+
+def consumer_queue(names: Names, consumer: str, service: str, first_routing_key: str) -> RabbitQueue:
+    return RabbitQueue(
+        names.queue(consumer), queue_type=QueueType.QUORUM, routing_key=first_routing_key,
+        arguments={
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": names.dlx(service),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        })

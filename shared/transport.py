@@ -1,0 +1,312 @@
+"""Two transports with the same delivery semantics, so the same handler code runs in both.
+
+- RabbitTransport: FastStream 0.7 over aio-pika; the relay publishes sequenced events with
+  confirms, consumers ack only after their transaction committed.
+- LocalTransport (embedded mode): each consumer tails the sequenced ledger directly, handling each
+  event and advancing its position in one transaction. At-least-once in, exactly-once effects.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable, Sequence
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+
+from shared import topology
+from shared.consuming import Clock, ConsumerSpec, Outcome, Result, handle, handle_in_transaction, log_outcome, utc_now
+from shared.envelope import Delivery
+from shared.errors import TransientError
+from shared.logging import get_logger
+from shared.messages import Event
+from shared.metrics import Metrics
+from shared.positions import advance_position, get_position
+from shared.store import PostgresEventStore
+
+log = get_logger()
+
+# Which stream categories each service owns (mirrors es.category_owners in the database).
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "registry": ("project", "adaptation", "liaison", "registryimport"),
+    "rectification": ("problem", "unit", "report", "score"),
+    "inspection": ("frame", "draw", "visit"),
+    "notifier": ("notice", "reminder"),
+    "example": ("example",),
+}
+
+IN_PROCESS_ATTEMPTS = 3  # then the broker's delivery limit takes over, then the DLQ
+
+
+class RabbitTransport:
+    def __init__(self, *, service: str, amqp_url: str, names: topology.Names, pool: asyncpg.Pool,
+                 store: PostgresEventStore, metrics: Metrics, own_events: Sequence[type[Event]] = (),
+                 clock: Clock = utc_now, deps: Any = None, publish_timeout: float = 10.0,
+                 graceful_timeout: float = 30.0, prefetch: int = 16) -> None:
+        self.service, self.names, self.pool, self.store = service, names, pool, store
+        self.metrics, self.clock, self.deps = metrics, clock, deps
+        self.publish_timeout = publish_timeout
+        self.broker = RabbitBroker(
+            amqp_url,
+            # Unroutable publishes must fail, not be silently "returned" (bus-anchors P3).
+            default_channel=Channel(publisher_confirms=True, on_return_raises=True),
+            graceful_timeout=graceful_timeout, app_id=service, logger=None,
+        )
+        self._exchange = topology.events_exchange(names, service)
+        self._publishers = {
+            cls.type_name: self.broker.publisher(
+                exchange=self._exchange, routing_key=cls.type_name, persist=True, mandatory=True,
+                timeout=publish_timeout, schema=cls, title=f"{service}.events:{cls.type_name}",
+                description=(cls.__doc__ or "").strip())
+            for cls in own_events}
+        self._consumers: list[tuple[ConsumerSpec, Any]] = []
+        self._channel = Channel(prefetch_count=prefetch)
+        self._started = False
+
+    # -- consuming ---------------------------------------------------------------------------
+    def add_consumer(self, spec: ConsumerSpec) -> None:
+        queue = topology.consumer_queue(self.names, spec.name, self.service, spec.event_types[0])
+        exchange = topology.events_exchange(self.names, spec.producer)
+
+        async def on_message(msg: RabbitMessage) -> None:
+            await self._on_message(spec, msg)
+
+        on_message.__name__ = f"on_{spec.name.replace('.', '_').replace('-', '_')}"
+        subscriber = self.broker.subscriber(
+            queue, exchange, channel=self._channel, ack_policy=AckPolicy.MANUAL, no_reply=True,
+            title=f"{spec.name}", description=f"{spec.producer} events: {', '.join(spec.event_types)}",
+        )
+        subscriber(on_message)
+        self._consumers.append((spec, subscriber))
+
+    async def _on_message(self, spec: ConsumerSpec, msg: Any) -> None:
+        raw = msg.raw_message
+        try:
+            delivery = Delivery.from_amqp(raw.body, raw.headers, raw.message_id)
+        except ValueError as exc:
+            await self._dead_letter(spec, msg, str(exc))
+            return
+        for attempt in range(IN_PROCESS_ATTEMPTS):
+            try:
+                result = await handle(self.pool, spec, delivery, store=self.store, clock=self.clock,
+                                      deps=self.deps, service=self.service)
+                break
+            except TransientError as exc:
+                self.metrics.failed.labels(spec.name).inc()
+                log.warning("message_retry", consumer=spec.name, event_id=str(delivery.event_id),
+                            attempt=attempt + 1, reason=str(exc)[:300])
+                await asyncio.sleep(0.2 * 4 ** attempt)  # 0.2 s, 0.8 s, 3.2 s
+        else:
+            # Counted by the quorum queue's x-delivery-limit; past it, the broker dead-letters.
+            await msg.reject(requeue=True)
+            return
+        self.metrics.handled.labels(spec.name, result.outcome.value).inc()
+        if result.outcome is Outcome.DEAD:
+            await self._dead_letter(spec, msg, result.reason, log_it=False)
+            return
+        await msg.ack()
+
+    async def _dead_letter(self, spec: ConsumerSpec, msg: Any, reason: str, *, log_it: bool = True) -> None:
+        raw = msg.raw_message
+        if log_it:
+            log.error("message_dead_lettered", service=self.service, consumer=spec.name,
+                      message_id=raw.message_id, reason=reason)
+        headers = dict(raw.headers or {})
+        headers.update({"x-lookback-reason": reason[:1000], "x-lookback-consumer": spec.name})
+        try:
+            await asyncio.wait_for(self.broker.publish(
+                raw.body, exchange=topology.dead_letter_exchange(self.names, self.service),
+                headers=headers, message_id=raw.message_id, persist=True,
+                content_type=raw.content_type), self.publish_timeout)
+        except Exception as exc:  # the DLQ is unreachable: keep the message, try again later
+            log.warning("dead_letter_failed", consumer=spec.name, reason=str(exc)[:300])
+            await msg.reject(requeue=True)
+            return
+        self.metrics.dead_lettered.labels(spec.name).inc()
+        await msg.ack()
+
+    # -- publishing ----------------------------------------------------------------------------
+    async def publish(self, delivery: Delivery) -> None:
+        """Publish persistently; returns only after the broker confirmed (or raises)."""
+        publisher = self._publishers.get(delivery.event_type)
+        kwargs = dict(message_id=str(delivery.event_id), headers=delivery.amqp_headers(),
+                      content_type="application/json", message_type=delivery.event_type,
+                      correlation_id=str(delivery.correlation_id or delivery.event_id))
+        # aio-pika waits for a reconnect without a timeout (bus-anchors P7): bound it here.
+        if publisher is not None:
+            coro = publisher.publish(delivery.amqp_body(), **kwargs)
+        else:
+            coro = self.broker.publish(delivery.amqp_body(), exchange=self._exchange,
+                                       routing_key=delivery.event_type, persist=True,
+                                       mandatory=True, **kwargs)
+        await asyncio.wait_for(coro, self.publish_timeout)
+
+    # -- life cycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.broker.connect()
+        names, service = self.names, self.service
+        dlx = await self.broker.declare_exchange(topology.dead_letter_exchange(names, service))
+        dlq = await self.broker.declare_queue(topology.dead_letter_queue(names, service))
+        await dlq.bind(dlx)
+        own = await self.broker.declare_exchange(self._exchange)
+        archive = await self.broker.declare_queue(topology.archive_queue(names, service))
+        await archive.bind(own, routing_key="#")
+        for spec, _ in self._consumers:
+            exchange = await self.broker.declare_exchange(topology.events_exchange(names, spec.producer))
+            queue = await self.broker.declare_queue(
+                topology.consumer_queue(names, spec.name, service, spec.event_types[0]))
+            for event_type in spec.event_types:
+                await queue.bind(exchange, routing_key=event_type)
+        await self.broker.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        await self.broker.stop()
+
+    async def ready(self) -> tuple[bool, str]:
+        if not self._started:
+            return False, "transport not started"
+        if not await self.broker.ping(timeout=2.0):
+            return False, "broker not connected"
+        for spec, subscriber in self._consumers:
+            if getattr(subscriber, "_consumer_tag", None) is None:
+                return False, f"consumer {spec.name} not attached"
+        return True, "ok"
+
+
+class LocalTransport:
+    """The embedded mode's bus: consumers read the sequenced ledger, no broker needed."""
+
+    def __init__(self, *, service: str, pool: asyncpg.Pool, store: PostgresEventStore,
+                 metrics: Metrics, clock: Clock = utc_now, deps: Any = None,
+                 poll_interval: float = 0.05, batch: int = 200) -> None:
+        self.service, self.pool, self.store, self.metrics = service, pool, store, metrics
+        self.clock, self.deps, self.poll_interval, self.batch = clock, deps, poll_interval, batch
+        self._consumers: list[ConsumerSpec] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    def add_consumer(self, spec: ConsumerSpec) -> None:
+        self._consumers.append(spec)
+
+    async def publish(self, delivery: Delivery) -> None:  # pragma: no cover - nothing to relay
+        raise RuntimeError("the local transport has no relay: consumers read the ledger")
+
+    async def start(self) -> None:
+        self._stop.clear()
+        self._tasks = [asyncio.create_task(self._run(spec), name=f"local:{spec.name}")
+                       for spec in self._consumers]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, 30)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        self._tasks = []
+
+    async def ready(self) -> tuple[bool, str]:
+        for task in self._tasks:
+            if task.done():
+                return False, f"local consumer {task.get_name()} stopped"
+        return True, "ok"
+
+    async def _run(self, spec: ConsumerSpec) -> None:
+        backoff = self.poll_interval
+        while not self._stop.is_set():
+            try:
+                moved = await self.run_once(spec)
+                backoff = self.poll_interval
+            except Exception as exc:  # database away: wait and try again, never skip
+                log.warning("local_consumer_retry", consumer=spec.name, reason=str(exc)[:300])
+                self.metrics.failed.labels(spec.name).inc()
+                moved = 0
+                backoff = min(backoff * 2 or 0.1, 5.0)
+            if not moved:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def run_once(self, spec: ConsumerSpec) -> int:
+        """Handle what is sequenced after this consumer's position; return how many it passed."""
+        name = f"local:{spec.name}"
+        position = await get_position(self.pool, name)
+        events = await self.store.read_all(position, self.batch, CATEGORIES[spec.producer])
+        wanted = set(spec.event_types)
+        for event in events:
+            delivery = Delivery.from_recorded(event, source=spec.producer)
+            async with self.pool.acquire() as conn, conn.transaction():
+                result = Result(Outcome.DUPLICATE)
+                if event.event_type in wanted:
+                    result = await handle_in_transaction(conn, spec, delivery, store=self.store,
+                                                         now=self.clock(), deps=self.deps)
+                    if result.outcome is Outcome.DEAD:
+                        await conn.execute(
+                            "INSERT INTO es.dead_letters (consumer, event_id, event_type, "
+                            "global_position, reason) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+                            spec.name, event.event_id, event.event_type, event.global_position,
+                            result.reason)
+                        self.metrics.dead_lettered.labels(spec.name).inc()
+                if not await advance_position(conn, name, position, event.global_position):
+                    raise TransientError(f"position {name} moved under us")
+            position = event.global_position
+            if event.event_type in wanted:
+                self.metrics.handled.labels(spec.name, result.outcome.value).inc()
+                log_outcome(self.service, spec.name, delivery, result)
+        return len(events)
+
+
+class Relay:
+    """Publishes a service's sequenced events in global order; advances only after confirms."""
+
+    def __init__(self, *, service: str, pool: asyncpg.Pool, store: PostgresEventStore,
+                 publish: Callable[[Delivery], Awaitable[None]], metrics: Metrics,
+                 batch: int = 200, poll_interval: float = 0.05) -> None:
+        self.service, self.pool, self.store, self.publish = service, pool, store, publish
+        self.metrics, self.batch, self.poll_interval = metrics, batch, poll_interval
+        self.name = f"relay:{service}"
+        self._stop = asyncio.Event()
+
+    async def run_once(self) -> int:
+        position = await get_position(self.pool, self.name)
+        events = await self.store.read_all(position, self.batch, CATEGORIES[self.service])
+        if not events:
+            self.metrics.relay_lag.set(0)
+            return 0
+        # Pipelined: all confirms of the batch are awaited together; any failure means the whole
+        # batch is published again later (consumers deduplicate by event id).
+        await asyncio.gather(*(self.publish(Delivery.from_recorded(e, self.service)) for e in events))
+        await advance_position(self.pool, self.name, position, events[-1].global_position)
+        self.metrics.relay_published.inc(len(events))
+        return len(events)
+
+    async def lag(self) -> int:
+        position = await get_position(self.pool, self.name)
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM es.ledger l JOIN es.events e ON e.event_id = l.event_id "
+            "WHERE l.global_position > $1 AND e.category = ANY($2::text[])",
+            position, list(CATEGORIES[self.service]))
+
+    async def run(self) -> None:
+        self._stop.clear()
+        backoff = self.poll_interval
+        while not self._stop.is_set():
+            try:
+                sent = await self.run_once()
+                backoff = self.poll_interval
+            except Exception as exc:  # broker or database away: retry the same batch, skip nothing
+                log.warning("relay_retry", service=self.service, reason=str(exc)[:300])
+                sent = 0
+                backoff = min(max(backoff * 2, 0.1), 5.0)
+            if not sent:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                except asyncio.TimeoutError:
+                    pass
+
+    def stop(self) -> None:
+        self._stop.set()

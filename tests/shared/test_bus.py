@@ -1,0 +1,286 @@
+"""The whole path on real servers: HTTP command with a token → event appended → sequenced →
+relayed → consumed once by another service → its read model updated. Also the failure cases:
+duplicates, poison messages, broker connection cut mid-stream, broker down while appending."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from shared.auth import hash_token
+from shared.messages import Actor, Role
+from shared.service import create_service_app
+from shared.settings import Settings
+from shared.store import create_pool
+from tests.example_services import EXAMPLE, SEEN_TABLE, consumer_spec
+from tests.conftest import AMQP_URL
+from tests.faults import TcpProxy, eventually
+
+pytestmark = pytest.mark.integration
+
+TOKENS = {
+    "tok-admin": Actor(id="a1", name="市局管理员(示例)", role=Role.CITY_ADMIN),
+    "tok-echeng": Actor(id="r1", name="鄂城填报人(示例)", role=Role.DISTRICT_REPORTER, unit="echeng"),
+    "tok-leader": Actor(id="l1", name="领导(示例)", role=Role.LEADER),
+}
+TOKENS_JSON = json.dumps({hash_token(t): a.model_dump(mode="json") for t, a in TOKENS.items()})
+
+
+def settings_for(dsn: str, prefix: str, amqp_url: str | None, **extra) -> Settings:
+    return Settings(database_url=dsn, amqp_url=amqp_url, bus_prefix=prefix, tokens_json=TOKENS_JSON,
+                    poll_interval=0.02, publish_timeout=3.0, graceful_timeout=5.0, **extra)
+
+
+@asynccontextmanager
+async def running(app):
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@asynccontextmanager
+async def system(dsn: str, prefix: str, *, producer_amqp: str | None, consumer_amqp: str | None):
+    """The producer (with the sequencer) and the consumer service, both running."""
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(SEEN_TABLE)
+    await admin.close()
+    consumer_pool = await create_pool(dsn, role="lookback_example")
+    producer = create_service_app(EXAMPLE, settings_for(dsn, prefix, producer_amqp))
+    consumer = create_service_app(consumer_spec(), settings_for(dsn, prefix, consumer_amqp,
+                                                                run_sequencer=False),
+                                  pool=consumer_pool)
+    try:
+        async with running(producer) as p, running(consumer) as c:
+            yield p, c
+    finally:
+        await consumer_pool.close()
+        await delete_bus_objects(prefix)
+
+
+async def delete_bus_objects(prefix: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in ("exampleconsumer.on-example", "example.events.archive", "example.dlq",
+                      "exampleconsumer.dlq", "exampleconsumer.events.archive"):
+            try:
+                await channel.queue_delete(prefix + queue)
+            except Exception:
+                channel = await connection.channel()
+        for exchange in ("example.events", "exampleconsumer.events", "example.dlx", "exampleconsumer.dlx"):
+            try:
+                await channel.exchange_delete(prefix + exchange)
+            except Exception:
+                channel = await connection.channel()
+
+
+async def seen(client: httpx.AsyncClient) -> list[dict]:
+    response = await client.get("/seen")
+    return response.json()
+
+
+async def register(client: httpx.AsyncClient, name: str, unit: str = "echeng", token: str = "tok-admin"):
+    return await client.post("/things", json={"name": name, "unit": unit},
+                             headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("mode", ["rabbitmq", "embedded"])
+async def test_a_command_reaches_the_other_service_exactly_once(database, unique_prefix, mode):
+    amqp = AMQP_URL if mode == "rabbitmq" else None
+    async with system(database, unique_prefix, producer_amqp=amqp, consumer_amqp=amqp) as (p, c):
+        response = await register(p, "示例设施一")
+        assert response.status_code == 201, response.text
+        rows = await eventually(lambda: seen(c), what="the consumer's read model")
+        assert rows == [{"thing_id": response.json()["thing_id"], "name": "示例设施一"}]
+        await asyncio.sleep(0.3)  # a second delivery, if any, would land by now
+        assert len(await seen(c)) == 1
+
+
+async def test_the_same_event_published_twice_has_one_effect(database, unique_prefix):
+    async with system(database, unique_prefix, producer_amqp=AMQP_URL, consumer_amqp=AMQP_URL) as (p, c):
+        await register(p, "warm-up")
+        await eventually(lambda: seen(c))
+        event_id = str(uuid.uuid4())
+        headers = {"ce-specversion": "1.0", "ce-id": event_id, "ce-type": "example.ThingRegistered",
+                   "ce-source": "example", "ce-subject": "example-dup", "ce-schemaversion": 1,
+                   "ce-streamversion": 1}
+        body = json.dumps({"thing_id": "dup", "name": "twice", "unit": "echeng"}).encode()
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(f"{unique_prefix}example.events")
+            for _ in range(2):
+                await exchange.publish(aio_pika.Message(body, headers=headers, message_id=event_id,
+                                                        delivery_mode=2),
+                                       routing_key="example.ThingRegistered")
+        await eventually(lambda: _has(c, "twice"))
+        await asyncio.sleep(0.5)
+        rows = [r for r in await seen(c) if r["name"] == "twice"]
+        assert len(rows) == 1
+        inbox = await _fetchval(database, "SELECT count(*) FROM es.inbox WHERE event_id = $1",
+                                uuid.UUID(event_id))
+        assert inbox == 1
+
+
+async def test_unparseable_messages_go_to_the_dead_letter_queue_with_the_reason(database, unique_prefix):
+    async with system(database, unique_prefix, producer_amqp=AMQP_URL, consumer_amqp=AMQP_URL) as (p, c):
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(f"{unique_prefix}example.events")
+            good_headers = {"ce-specversion": "1.0", "ce-type": "example.ThingRegistered",
+                            "ce-source": "example", "ce-subject": "example-x"}
+            cases = {
+                "not json": (b"{not json", {**good_headers, "ce-id": str(uuid.uuid4())}),
+                "invalid payload": (json.dumps({"thing_id": 1}).encode(),
+                                    {**good_headers, "ce-id": str(uuid.uuid4())}),
+                "no type": (b"{}", {k: v for k, v in good_headers.items() if k != "ce-type"}
+                            | {"ce-id": str(uuid.uuid4())}),
+            }
+            for body, headers in cases.values():
+                await exchange.publish(aio_pika.Message(body, headers=headers, delivery_mode=2),
+                                       routing_key="example.ThingRegistered")
+            dlq = await channel.declare_queue(f"{unique_prefix}exampleconsumer.dlq", passive=True)
+            reasons = []
+
+            async def collect() -> bool:
+                message = await dlq.get(fail=False, no_ack=True)
+                if message is not None:
+                    reasons.append(message.headers.get("x-lookback-reason"))
+                return len(reasons) == 3
+
+            await eventually(collect, what="three dead letters")
+        joined = " | ".join(str(r) for r in reasons)
+        assert "not JSON" in joined and "invalid example.ThingRegistered payload" in joined
+        assert "missing CloudEvents headers: ce-type" in joined
+        assert await seen(c) == []
+
+
+async def test_a_domain_rejection_is_acknowledged_and_logged_not_dead_lettered(database, unique_prefix):
+    with capture_logs() as logs:
+        async with system(database, unique_prefix, producer_amqp=AMQP_URL,
+                          consumer_amqp=AMQP_URL) as (p, c):
+            await register(p, "reject-in-consumer")
+            await register(p, "after")
+            await eventually(lambda: _has(c, "after"))
+    rejected = [line for line in logs if line.get("event") == "command_rejected"]
+    assert len(rejected) == 1 and rejected[0]["outcome"] == "rejected"
+    handled = [line for line in logs if line.get("event") == "message_handled"]
+    assert {"service", "event_id", "event_type", "correlation_id", "outcome"} <= set(handled[0])
+    assert not [line for line in logs if line.get("event") == "message_dead_lettered"]
+
+
+async def test_a_cut_connection_mid_stream_loses_nothing_and_duplicates_nothing(database, unique_prefix):
+    proxy = TcpProxy(5672)
+    port = await proxy.start()
+    via_proxy = f"amqp://guest:guest@127.0.0.1:{port}/"
+    try:
+        async with system(database, unique_prefix, producer_amqp=via_proxy,
+                          consumer_amqp=via_proxy) as (p, c):
+            names = [f"n{i:03d}" for i in range(60)]
+            for i, name in enumerate(names):
+                assert (await register(p, name)).status_code == 201
+                if i in (20, 40):
+                    proxy.cut()
+            rows = await eventually(lambda: _count_at_least(c, len(names)), timeout=60,
+                                    what="all 60 things")
+            await asyncio.sleep(0.5)
+            rows = await seen(c)
+            assert sorted(r["name"] for r in rows) == names
+    finally:
+        await proxy.close()
+
+
+async def test_the_relay_catches_up_after_a_broker_outage(database, unique_prefix):
+    proxy = TcpProxy(5672)
+    port = await proxy.start()
+    via_proxy = f"amqp://guest:guest@127.0.0.1:{port}/"
+    try:
+        async with system(database, unique_prefix, producer_amqp=via_proxy,
+                          consumer_amqp=AMQP_URL) as (p, c):
+            await register(p, "before")
+            await eventually(lambda: _has(c, "before"))
+            proxy.down()
+            await eventually(lambda: _not_ready(p), what="producer not ready while broker is away")
+            for i in range(5):
+                assert (await register(p, f"during{i}")).status_code == 201  # the store takes them
+            await asyncio.sleep(0.5)
+            assert not await _has(c, "during0")
+            proxy.up()
+            await eventually(lambda: _count_at_least(c, 6), timeout=60, what="catch-up")
+            await eventually(lambda: _ready(p), timeout=30, what="ready again")
+    finally:
+        await proxy.close()
+
+
+async def test_requests_without_a_valid_token_or_right_get_401_or_403_and_write_nothing(
+        database, unique_prefix):
+    async with system(database, unique_prefix, producer_amqp=None, consumer_amqp=None) as (p, c):
+        assert (await p.post("/things", json={"name": "x", "unit": "echeng"})).status_code == 401
+        bad = await register(p, "x", token="nope")
+        assert bad.status_code == 401 and bad.json()["error"] == "unauthenticated"
+        other_unit = await register(p, "x", unit="huarong", token="tok-echeng")
+        assert other_unit.status_code == 403 and "huarong" in other_unit.json()["detail"]
+        assert (await register(p, "x", token="tok-leader")).status_code == 403
+        assert (await register(p, "x", unit="echeng", token="tok-echeng")).status_code == 201
+        count = await _fetchval(database, "SELECT count(*) FROM es.events")
+        assert count == 1
+
+
+async def test_the_actor_is_written_into_the_event_metadata(database, unique_prefix):
+    async with system(database, unique_prefix, producer_amqp=None, consumer_amqp=None) as (p, c):
+        await register(p, "who", token="tok-echeng")
+        meta = await _fetchval(database, "SELECT metadata FROM es.events")
+        meta = json.loads(meta) if isinstance(meta, str) else meta
+        assert meta["actor"] == {"id": "r1", "name": "鄂城填报人(示例)", "role": "district_reporter",
+                                 "unit": "echeng"}
+        assert meta["event_type"] == "example.ThingRegistered"
+
+
+async def test_operations_endpoints_tell_the_truth(database, unique_prefix):
+    async with system(database, unique_prefix, producer_amqp=AMQP_URL, consumer_amqp=AMQP_URL) as (p, c):
+        assert (await p.get("/healthz")).json()["status"] == "alive"
+        await eventually(lambda: _ready(c), what="consumer ready")
+        await register(p, "m")
+        await eventually(lambda: _has(c, "m"))
+        metrics = (await c.get("/metrics")).text
+        assert 'lookback_messages_handled_total{consumer="exampleconsumer.on-example",outcome="handled"} 1.0' in metrics
+        assert "lookback_relay_lag_events" in (await p.get("/metrics")).text
+        spec = (await p.get("/asyncapi.json")).json()
+        assert any("example.ThingRegistered" in key for key in spec["channels"])
+        html = (await p.get("/asyncapi")).text
+        assert "asyncapi/try" not in html
+        assert (await p.get("/openapi.json")).json()["paths"]["/things"]
+
+
+async def _fetchval(dsn: str, query: str, *args):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+async def _has(client: httpx.AsyncClient, name: str) -> bool:
+    return any(r["name"] == name for r in await seen(client))
+
+
+async def _count_at_least(client: httpx.AsyncClient, n: int):
+    rows = await seen(client)
+    return rows if len(rows) >= n else False
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).status_code == 200
+
+
+async def _not_ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).status_code == 503
