@@ -1,7 +1,9 @@
 """The `lookback` command: one entry point, one sub-command group per concern."""
 from __future__ import annotations
 
+import asyncio
 import importlib
+from pathlib import Path
 
 import typer
 
@@ -27,6 +29,57 @@ def _register_groups() -> None:
 
 
 _register_groups()
+
+
+@app.command()
+def up(port_base: int = typer.Option(None, help="first HTTP port (default 8701..8704)"),
+       data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)"),
+       seed: bool = typer.Option(True, help="load the sample data into an empty store")) -> None:
+    """Run all four services in one process (embedded PostgreSQL unless URLs are set)."""
+    from shared.runner import up as run_up
+    from shared.settings import Settings
+
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    asyncio.run(run_up(settings, port_base=port_base, seed=seed))
+
+
+@app.command()
+def serve(service: str = typer.Argument(..., help="registry | rectification | inspection | notifier")) -> None:
+    """Run one service process against LOOKBACK_DATABASE_URL and LOOKBACK_AMQP_URL."""
+    from shared.runner import serve as run_serve
+    from shared.settings import Settings
+
+    asyncio.run(run_serve(service, Settings()))
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply the database migrations to LOOKBACK_DATABASE_URL."""
+    from shared.runner import migrate_database
+    from shared.settings import Settings
+
+    settings = Settings()
+    if settings.database_url is None:
+        raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
+    applied = asyncio.run(migrate_database(settings.database_url))
+    typer.echo(f"applied {len(applied)} migrations: {', '.join(applied) or 'none needed'}")
+
+
+@app.command("token")
+def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
+                  role: str = typer.Option(...), unit: str = typer.Option(None)) -> None:
+    """Make a bearer token: prints the token once, and the hashed line for the tokens file."""
+    import json
+
+    from shared.auth import hash_token, new_token
+    from shared.messages import Actor
+
+    actor = Actor(id=id, name=name, role=role, unit=unit)
+    token = new_token()
+    typer.echo(f"token: {token}")
+    typer.echo(json.dumps({hash_token(token): actor.model_dump(mode="json")}, ensure_ascii=False))
 
 
 def main() -> None:
