@@ -33,7 +33,7 @@ from shared.sequencer import Sequencer
 from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool
-from shared.transport import CATEGORIES, LocalTransport, RabbitTransport, Relay
+from shared.transport import CATEGORIES, LedgerWaker, LocalTransport, RabbitTransport, Relay
 
 log = get_logger()
 
@@ -68,6 +68,7 @@ class Runtime:
     projections: LocalTransport | None = None
     relay: Relay | None = None
     sequencer: Any = None
+    waker: LedgerWaker | None = None
     shutting_down: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -174,10 +175,13 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
                           metrics=metrics, tokens=tokens, clock=clock)
         runtime.deps = spec.build_deps(runtime) if spec.build_deps else None
         app.state.runtime = runtime
+        runtime.waker = LedgerWaker(the_pool)
+        await runtime.waker.start()
         if settings.local_transport:
             runtime.transport = LocalTransport(service=spec.name, pool=the_pool, store=store,
                                                metrics=metrics, clock=clock, deps=runtime.deps,
-                                               poll_interval=settings.poll_interval)
+                                               poll_interval=settings.poll_interval,
+                                               waker=runtime.waker)
         else:
             runtime.transport = RabbitTransport(
                 service=spec.name, amqp_url=settings.amqp_url, names=names, pool=the_pool,
@@ -187,12 +191,13 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
             if CATEGORIES.get(spec.name):
                 runtime.relay = Relay(service=spec.name, pool=the_pool, store=store,
                                       publish=runtime.transport.publish, metrics=metrics,
-                                      poll_interval=settings.poll_interval)
+                                      poll_interval=settings.poll_interval, waker=runtime.waker)
         for consumer in spec.consumers:
             runtime.transport.add_consumer(consumer)
         runtime.projections = LocalTransport(service=spec.name, pool=the_pool, store=store,
                                              metrics=metrics, clock=clock, deps=runtime.deps,
-                                             poll_interval=settings.poll_interval)
+                                             poll_interval=settings.poll_interval,
+                                             waker=runtime.waker)
         for projection in spec.projections:
             runtime.projections.add_consumer(projection)
         sequencer_stop = asyncio.Event()
@@ -220,6 +225,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
                     task.cancel()
             await runtime.transport.stop()     # drains in-flight messages (graceful_timeout)
             await runtime.projections.stop()
+            await runtime.waker.stop()
             if own_pool:
                 await asyncio.wait_for(the_pool.close(), 15)
             log.info("service_stopped", service=spec.name)

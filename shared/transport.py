@@ -176,13 +176,69 @@ class RabbitTransport:
         return True, "ok"
 
 
+class LedgerWaker:
+    """Wakes ledger readers when the sequencer announces new positions (NOTIFY es_ledger).
+
+    Only a hint: a lost notification costs one poll interval, never an event.
+    """
+
+    CHANNEL = "es_ledger"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._conn: asyncpg.Connection | None = None
+        self._waiters: set[asyncio.Event] = set()
+
+    async def start(self) -> None:
+        try:
+            self._conn = await self.pool.acquire()
+            await self._conn.add_listener(self.CHANNEL, self._notified)
+        except Exception as exc:  # polling still works
+            log.warning("ledger_waker_unavailable", reason=str(exc)[:200])
+            self._conn = None
+
+    def _notified(self, *_: Any) -> None:
+        for waiter in self._waiters:
+            waiter.set()
+
+    def waiter(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._waiters.add(event)
+        return event
+
+    async def stop(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.remove_listener(self.CHANNEL, self._notified)
+                await self.pool.release(self._conn)
+            except Exception:
+                pass
+            self._conn = None
+
+
+async def idle(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Wait until stopped, woken, or `seconds` passed."""
+    waits = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+        if wake is not None:
+            wake.clear()
+
+
 class LocalTransport:
     """The embedded mode's bus: consumers read the sequenced ledger, no broker needed."""
 
     def __init__(self, *, service: str, pool: asyncpg.Pool, store: PostgresEventStore,
                  metrics: Metrics, clock: Clock = utc_now, deps: Any = None,
-                 poll_interval: float = 0.05, batch: int = 200) -> None:
+                 poll_interval: float = 0.05, batch: int = 200,
+                 waker: LedgerWaker | None = None) -> None:
         self.service, self.pool, self.store, self.metrics = service, pool, store, metrics
+        self.waker = waker
         self.clock, self.deps, self.poll_interval, self.batch = clock, deps, poll_interval, batch
         self._consumers: list[ConsumerSpec] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -216,6 +272,7 @@ class LocalTransport:
 
     async def _run(self, spec: ConsumerSpec) -> None:
         backoff = self.poll_interval
+        wake = self.waker.waiter() if self.waker is not None else None
         while not self._stop.is_set():
             try:
                 moved = await self.run_once(spec)
@@ -226,10 +283,7 @@ class LocalTransport:
                 moved = 0
                 backoff = min(backoff * 2 or 0.1, 5.0)
             if not moved:
-                try:
-                    await asyncio.wait_for(self._stop.wait(), backoff)
-                except asyncio.TimeoutError:
-                    pass
+                await idle(self._stop, wake, backoff)
 
     async def run_once(self, spec: ConsumerSpec) -> int:
         """Handle what is sequenced after this consumer's position; return how many it passed."""
@@ -265,8 +319,10 @@ class Relay:
 
     def __init__(self, *, service: str, pool: asyncpg.Pool, store: PostgresEventStore,
                  publish: Callable[[Delivery], Awaitable[None]], metrics: Metrics,
-                 batch: int = 200, poll_interval: float = 0.05) -> None:
+                 batch: int = 200, poll_interval: float = 0.05,
+                 waker: LedgerWaker | None = None) -> None:
         self.service, self.pool, self.store, self.publish = service, pool, store, publish
+        self.waker = waker
         self.metrics, self.batch, self.poll_interval = metrics, batch, poll_interval
         self.name = f"relay:{service}"
         self._stop = asyncio.Event()
@@ -294,6 +350,7 @@ class Relay:
     async def run(self) -> None:
         self._stop.clear()
         backoff = self.poll_interval
+        wake = self.waker.waiter() if self.waker is not None else None
         while not self._stop.is_set():
             try:
                 sent = await self.run_once()
@@ -303,10 +360,7 @@ class Relay:
                 sent = 0
                 backoff = min(max(backoff * 2, 0.1), 5.0)
             if not sent:
-                try:
-                    await asyncio.wait_for(self._stop.wait(), backoff)
-                except asyncio.TimeoutError:
-                    pass
+                await idle(self._stop, wake, backoff)
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,0 +1,77 @@
+"""`lookback up` as a newcomer runs it: a real process, the embedded PostgreSQL, four services."""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+LOOKBACK = str(Path(sys.executable).with_name("lookback"))
+
+
+def free_port_base() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+    return base if base < 60000 else 20000
+
+
+def start(data_dir: Path, port_base: int) -> tuple[subprocess.Popen, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env["LOOKBACK_LOG_JSON"] = "true"
+    proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    seen = []
+    deadline = time.monotonic() + 120
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1)
+        if ready:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            seen.append(line)
+            if line.startswith("READY "):
+                return proc, line
+    proc.kill()
+    raise AssertionError("lookback up never said READY:\n" + "".join(seen[-40:]))
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def test_lookback_up_runs_all_four_services_on_the_embedded_database(tmp_path):
+    base = free_port_base()
+    proc, ready_line = start(tmp_path / "var", base)
+    try:
+        for i, service in enumerate(("registry", "rectification", "inspection", "notifier")):
+            assert f"{service}=127.0.0.1:{base + i}" in ready_line
+            url = f"http://127.0.0.1:{base + i}"
+            assert httpx.get(f"{url}/healthz", timeout=5).json()["service"] == service
+            ready = httpx.get(f"{url}/readyz", timeout=5)
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"]["database"] == "ok"
+            assert httpx.get(f"{url}/openapi.json", timeout=5).status_code == 200
+    finally:
+        assert stop(proc) == 0
+    assert (tmp_path / "var" / "pgdata" / "PG_VERSION").exists()
+    assert (tmp_path / "var" / "demo-tokens.txt").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "var" / "keys" / "checkpoint.key").stat().st_mode & 0o077 == 0
+    # The data folder survives a restart: a second start reuses it.
+    proc, _ = start(tmp_path / "var", base)
+    assert stop(proc) == 0
