@@ -275,10 +275,10 @@ def stream_id_for(event: Event) -> str:
     raise TypeError(f"not a rectification event: {type(event).__name__}")
 
 
-def ledger_problem_id(ledger_event_id: uuid.UUID | str) -> uuid.UUID:
-    """The item a ledger entry opens: derived from the entry's event id, so redelivery can't
-    open two."""
-    return deterministic_id("rectification", "ledger-item", str(ledger_event_id))
+def ledger_problem_id(ledger_entry_id: uuid.UUID | str) -> uuid.UUID:
+    """The item a ledger entry opens: derived from the registry's entry id (LedgerEntryAdded's
+    `entry_id`), so a redelivery can't open two."""
+    return deterministic_id("rectification", "ledger-item", str(ledger_entry_id))
 
 
 def finding_problem_id(finding_id: uuid.UUID | str) -> uuid.UUID:
@@ -697,8 +697,19 @@ def problem_list_rows(items: Iterable[ProblemState], *, unit: str) -> tuple[e.Pr
 
 LEDGER_REASON_TEXT = {
     "not_operating": "项目未投入运营",
-    "underperforming": "项目运营不佳，作用发挥不够（未开展助餐等3项以上专业养老服务）",
+    "underperforming": "项目运营不佳，作用发挥不够",
 }
+LEDGER_DETAIL_TEXT = {
+    "fewer_than_min_services": "专业养老服务不足3项",
+    "no_meal_assistance": "未开展助餐服务",
+}
+
+
+def ledger_description(reason: str, reason_details: Iterable[str] = ()) -> str:
+    """存在的问题隐患 of a ledger item, from the registry's reason codes (unknown codes as is)."""
+    text = LEDGER_REASON_TEXT.get(reason, reason)
+    details = [LEDGER_DETAIL_TEXT.get(code, code) for code in reason_details]
+    return f"列入台账：{text}" + (f"（{'；'.join(details)}）" if details else "")
 
 
 def open_ledger_keys(items: Iterable[ProblemState]) -> set[tuple[str, str]]:
@@ -708,32 +719,34 @@ def open_ledger_keys(items: Iterable[ProblemState]) -> set[tuple[str, str]]:
 
 
 def registration_for_ledger_entry(
-    *, ledger_event_id: uuid.UUID | str, project_id: str, reason: str,
+    *, ledger_entry_id: uuid.UUID | str, project_id: str, reason: str,
     open_ledger_items: Collection[tuple[str, str]], now: datetime,
-    reason_text: str | None = None, rules: RectificationRules = EZHOU_2024,
+    reason_details: Iterable[str] = (), rules: RectificationRules = EZHOU_2024,
 ) -> c.RegisterProblem | None:
-    """A registry LedgerEntryAdded opens an item (source = ledger) unless one is already open for
-    the same project and reason. The problem id derives from the ledger event id, so a redelivery
-    decides the same registration, which `decide_register_problem` then recognises."""
+    """A registry LedgerEntryAdded (entry_id, project_id, reason, reason_details) opens an item
+    (source = ledger) unless one is already open for the same project and reason
+    (`open_ledger_keys`). The problem id derives from the entry id, so a redelivery decides the
+    same registration, which `decide_register_problem` then recognises."""
     if (project_id, reason) in open_ledger_items:
         return None
     today = rules.local_date(now)
     immediate = today > rules.ledger_item_deadline
-    text = reason_text or LEDGER_REASON_TEXT.get(reason, reason)
     return c.RegisterProblem(
-        problem_id=ledger_problem_id(ledger_event_id), project_id=project_id,
-        description=f"列入台账：{text}",
+        problem_id=ledger_problem_id(ledger_entry_id), project_id=project_id,
+        description=ledger_description(reason, reason_details),
         deadline_kind=DeadlineKind.IMMEDIATE if immediate else DeadlineKind.DATE,
         deadline=None if immediate else rules.ledger_item_deadline,
-        source=ProblemSource.LEDGER, source_ref=str(ledger_event_id), ledger_reason=reason)
+        source=ProblemSource.LEDGER, source_ref=str(ledger_entry_id), ledger_reason=reason)
 
 
 def registration_for_finding(
     *, finding_id: uuid.UUID | str, project_id: str, unit: str, text: str, deadline: date | None,
     project: ProjectRef | None, now: datetime, rules: RectificationRules = EZHOU_2024,
 ) -> c.RegisterProblem:
-    """An inspection FindingRecorded opens a city-found item. No deadline, or one already past,
-    makes it 立行立改. The problem id derives from the finding id (exactly once under redelivery)."""
+    """An inspection FindingRecorded (finding_id, project_id, unit, text, deadline) opens a
+    city-found item. No deadline, or one already past, makes it 立行立改. The problem id derives
+    from the finding id (exactly once under redelivery). `project`: this service's view of the
+    project; a handler that has not seen it may build one from the finding's own project fields."""
     if project is None:
         raise NotFoundError(f"unknown project {project_id}: a finding needs a known project")
     if project.unit != unit:

@@ -1,7 +1,6 @@
 """Items opened by other services' events: a registry ledger entry, an inspection finding."""
 from __future__ import annotations
 
-import uuid
 from datetime import date
 
 import pytest
@@ -18,14 +17,14 @@ pytestmark = pytest.mark.unit
 
 UNIT = "huarong"
 REF = project(UNIT)
-LEDGER_EVENT = uuid.UUID("00000000-0000-4000-8000-000000000001")
+LEDGER_ENTRY = "ledger-entry-1"
 
 
-def deliver_ledger_entry(desk: Desk, ledger_event_id: uuid.UUID, reason: str, now) -> list[e.Event]:
+def deliver_ledger_entry(desk: Desk, ledger_entry_id: str, reason: str, now, details=()) -> list[e.Event]:
     """What the subscriber's handler does with a LedgerEntryAdded."""
     cmd = d.registration_for_ledger_entry(
-        ledger_event_id=ledger_event_id, project_id=REF.project_id, reason=reason,
-        open_ledger_items=d.open_ledger_keys(desk.items()), now=now)
+        ledger_entry_id=ledger_entry_id, project_id=REF.project_id, reason=reason,
+        reason_details=details, open_ledger_items=d.open_ledger_keys(desk.items()), now=now)
     if cmd is None:
         return []
     return desk.apply(d.decide_register_problem(
@@ -35,37 +34,38 @@ def deliver_ledger_entry(desk: Desk, ledger_event_id: uuid.UUID, reason: str, no
 
 def test_a_ledger_entry_opens_a_ledger_item_due_on_the_campaign_deadline():
     desk = Desk()
-    events = deliver_ledger_entry(desk, LEDGER_EVENT, "not_operating", at(2024, 3, 12))
+    events = deliver_ledger_entry(desk, LEDGER_ENTRY, "underperforming", at(2024, 3, 12),
+                                  details=("fewer_than_min_services", "no_meal_assistance"))
     registered = events[-1]
     assert isinstance(registered, e.ProblemRegistered)
-    assert registered.problem_id == d.ledger_problem_id(LEDGER_EVENT)
+    assert registered.problem_id == d.ledger_problem_id(LEDGER_ENTRY)
     assert registered.source is e.ProblemSource.LEDGER
-    assert registered.source_ref == str(LEDGER_EVENT) and registered.ledger_reason == "not_operating"
+    assert registered.source_ref == LEDGER_ENTRY and registered.ledger_reason == "underperforming"
     assert registered.deadline == date(2024, 5, 7)
-    assert "未投入运营" in registered.description
+    assert registered.description == "列入台账：项目运营不佳，作用发挥不够（专业养老服务不足3项；未开展助餐服务）"
     assert registered.unit == UNIT and registered.seq_no == 1
 
 
 def test_a_redelivered_ledger_entry_opens_nothing_more():
     desk = Desk()
-    deliver_ledger_entry(desk, LEDGER_EVENT, "not_operating", at(2024, 3, 12))
+    deliver_ledger_entry(desk, LEDGER_ENTRY, "not_operating", at(2024, 3, 12))
     # Even if the "already open" check is bypassed, the deterministic id catches it.
-    cmd = d.registration_for_ledger_entry(ledger_event_id=LEDGER_EVENT, project_id=REF.project_id,
+    cmd = d.registration_for_ledger_entry(ledger_entry_id=LEDGER_ENTRY, project_id=REF.project_id,
                                           reason="not_operating", open_ledger_items=set(),
                                           now=at(2024, 3, 13))
     assert d.decide_register_problem(desk.problem(cmd.problem_id), desk.sequence(UNIT), cmd,
                                      project=REF, actor=SYSTEM_ACTOR, now=at(2024, 3, 13)) == []
-    assert deliver_ledger_entry(desk, LEDGER_EVENT, "not_operating", at(2024, 3, 13)) == []
+    assert deliver_ledger_entry(desk, LEDGER_ENTRY, "not_operating", at(2024, 3, 13)) == []
     assert len(desk.problems) == 1
 
 
 def test_a_second_entry_for_the_same_project_and_reason_waits_until_the_first_is_closed():
     desk = Desk()
-    deliver_ledger_entry(desk, LEDGER_EVENT, "underperforming", at(2024, 3, 12))
-    second = uuid.uuid4()
+    deliver_ledger_entry(desk, LEDGER_ENTRY, "underperforming", at(2024, 3, 12))
+    second = "ledger-entry-2"
     assert deliver_ledger_entry(desk, second, "underperforming", at(2024, 3, 20)) == []
-    assert deliver_ledger_entry(desk, uuid.uuid4(), "not_operating", at(2024, 3, 20)) != []
-    first_id = d.ledger_problem_id(LEDGER_EVENT)
+    assert deliver_ledger_entry(desk, "ledger-entry-3", "not_operating", at(2024, 3, 20)) != []
+    first_id = d.ledger_problem_id(LEDGER_ENTRY)
     desk.start(first_id, reporter(UNIT), at(2024, 3, 21))
     desk.request(first_id, reporter(UNIT), at(2024, 3, 22))
     desk.verify(first_id, reviewer(UNIT), at(2024, 3, 23))
@@ -75,15 +75,15 @@ def test_a_second_entry_for_the_same_project_and_reason_waits_until_the_first_is
 
 def test_a_ledger_entry_after_the_campaign_deadline_is_immediate():
     desk = Desk()
-    [_, registered] = deliver_ledger_entry(desk, LEDGER_EVENT, "not_operating", at(2024, 5, 9))
+    [_, registered] = deliver_ledger_entry(desk, LEDGER_ENTRY, "not_operating", at(2024, 5, 9))
     assert registered.deadline_kind is e.DeadlineKind.IMMEDIATE
     assert registered.deadline == date(2024, 5, 16)
 
 
 def test_an_automatic_ledger_item_starts_without_a_responsible_person_and_gets_one():
     desk = Desk()
-    deliver_ledger_entry(desk, LEDGER_EVENT, "not_operating", at(2024, 3, 12))
-    pid = d.ledger_problem_id(LEDGER_EVENT)
+    deliver_ledger_entry(desk, LEDGER_ENTRY, "not_operating", at(2024, 3, 12))
+    pid = d.ledger_problem_id(LEDGER_ENTRY)
     assert desk.problem(pid).responsible_person == ""
     desk.apply(d.decide_start_rectification(
         desk.problem(pid), c.StartRectification(problem_id=pid, plan="引进运营机构",
