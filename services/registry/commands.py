@@ -1,0 +1,115 @@
+"""Registry commands: what a principal asks the registry to do (frozen, imperative).
+
+Codes (unit, project type, township, services, items) are plain strings here and checked against
+the campaign file by the domain, which reports every bad field at once (ValidationFailed → 422).
+Personal fields of older people and officials' phones are `SecretStr`, so a command that ends up
+in a log or a traceback shows `**********`, never the value.
+"""
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from services.registry.events import (
+    Gender,
+    LiaisonRole,
+    OperatingStatus,
+    Operator,
+    RetirementReason,
+)
+from shared.messages import Command
+
+
+class OnDuplicate(StrEnum):
+    REFUSE = "refuse"                        # the form: a second project of that name is an error
+    SKIP_IF_IDENTICAL = "skip_if_identical"  # imports and seeds: re-running changes nothing
+
+
+class RegisterProject(Command):
+    project_type: str
+    name: str
+    unit: str
+    township: str
+    village: str | None = None
+    project_year: int
+    provincial_key: bool = False
+    operator: Operator
+    services: tuple[str, ...] = ()
+    claimed_status: OperatingStatus
+    on_duplicate: OnDuplicate = OnDuplicate.REFUSE
+
+
+class ChangeOperator(Command):
+    project_id: str
+    operator: Operator
+    changed_on: date
+
+
+class ChangeServices(Command):
+    project_id: str
+    services: tuple[str, ...]
+
+
+class AssessProject(Command):
+    project_id: str
+    claimed_status: OperatingStatus
+    assessor: str
+    assessed_on: date
+    evidence: str
+    attachment_hashes: tuple[str, ...] = ()
+    # The services the assessor found running; None keeps the registered ones.
+    services: tuple[str, ...] | None = None
+
+
+class RetireProject(Command):
+    project_id: str
+    reason_code: RetirementReason
+    reason: str
+    retired_on: date
+
+
+class RegisterAdaptationProgramme(Command):
+    unit: str
+    township: str
+    year: int
+    name: str | None = None
+    on_duplicate: OnDuplicate = OnDuplicate.REFUSE
+
+
+class HouseholdInput(BaseModel):
+    """One household row of a RegisterHouseholds command."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    household_code: str
+    village: str
+    adaptation_year: int
+    items: tuple[str, ...]
+    acceptance_date: date
+    name: SecretStr
+    address: SecretStr
+    phone: SecretStr | None = None
+
+
+class RegisterHouseholds(Command):
+    programme_id: str
+    households: tuple[HouseholdInput, ...]
+    on_duplicate: OnDuplicate = OnDuplicate.REFUSE
+
+
+class RegisterLiaison(Command):
+    """附件1 row: a unit's responsible leader (责任领导) or liaison (联络员)."""
+
+    unit: str
+    role: LiaisonRole
+    name: str
+    gender: Gender
+    position: str
+    mobile: SecretStr
+    office_phone: SecretStr | None = None
+
+
+RegistryCommand = (RegisterProject | ChangeOperator | ChangeServices | AssessProject | RetireProject
+                   | RegisterAdaptationProgramme | RegisterHouseholds | RegisterLiaison)
