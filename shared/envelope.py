@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -47,27 +48,20 @@ class Delivery(BaseModel):
             causation_id=meta.get("causation_id"), payload=event.payload)
 
     def amqp_headers(self) -> dict[str, Any]:
-        headers: dict[str, Any] = {
-            f"{CE}specversion": "1.0",
-            f"{CE}id": str(self.event_id),
-            f"{CE}source": self.source,
-            f"{CE}type": self.event_type,
-            f"{CE}subject": self.stream_id,
-            f"{CE}schemaversion": self.schema_version,
-            f"{CE}streamversion": self.stream_version,
-        }
-        if self.occurred_at is not None:
-            headers[f"{CE}time"] = self.occurred_at.isoformat().replace("+00:00", "Z")
-        if self.global_position is not None:
-            headers[f"{CE}globalposition"] = self.global_position
-        if self.correlation_id is not None:
-            headers[f"{CE}correlationid"] = str(self.correlation_id)
-        if self.causation_id is not None:
-            headers[f"{CE}causationid"] = str(self.causation_id)
-        return headers
+        return cloud_event_headers(
+            event_id=str(self.event_id), source=self.source, event_type=self.event_type,
+            stream_id=self.stream_id, schema_version=self.schema_version,
+            stream_version=self.stream_version, global_position=self.global_position,
+            time=self.occurred_at.isoformat() if self.occurred_at else None,
+            correlation_id=str(self.correlation_id) if self.correlation_id else None,
+            causation_id=str(self.causation_id) if self.causation_id else None)
 
     def amqp_body(self) -> bytes:
         return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def outgoing(self) -> "Outgoing":
+        return Outgoing(str(self.event_id), self.event_type, self.amqp_headers(), self.amqp_body(),
+                        str(self.correlation_id or self.event_id))
 
     @classmethod
     def from_amqp(cls, body: bytes, headers: Mapping[str, Any] | None,
@@ -99,6 +93,41 @@ class Delivery(BaseModel):
                 payload=payload)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"bad CloudEvents attributes: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message ready to publish (the relay's hot path builds these straight from rows)."""
+
+    event_id: str
+    event_type: str
+    headers: dict[str, Any]
+    body: bytes
+    correlation_id: str
+
+
+def cloud_event_headers(*, event_id: str, source: str, event_type: str, stream_id: str,
+                        schema_version: int, stream_version: int, global_position: int | None,
+                        time: str | None, correlation_id: str | None,
+                        causation_id: str | None) -> dict[str, Any]:
+    headers: dict[str, Any] = {
+        f"{CE}specversion": "1.0",
+        f"{CE}id": event_id,
+        f"{CE}source": source,
+        f"{CE}type": event_type,
+        f"{CE}subject": stream_id,
+        f"{CE}schemaversion": schema_version,
+        f"{CE}streamversion": stream_version,
+    }
+    if time:
+        headers[f"{CE}time"] = time.replace("+00:00", "Z")
+    if global_position is not None:
+        headers[f"{CE}globalposition"] = global_position
+    if correlation_id:
+        headers[f"{CE}correlationid"] = correlation_id
+    if causation_id:
+        headers[f"{CE}causationid"] = causation_id
+    return headers
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -83,7 +83,7 @@ def default_sequencer(settings: Settings) -> Sequencer:
                      checkpoint_dir=settings.resolved_checkpoint_dir(),
                      checkpoint_every_events=settings.checkpoint_every_events,
                      checkpoint_every_seconds=settings.checkpoint_every_seconds,
-                     role="lookback_sequencer", poll_interval=settings.poll_interval)
+                     role="lookback_sequencer", poll_interval=settings.sequencer_poll_interval)
 
 
 def load_signer(settings: Settings) -> CheckpointSigner | None:

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     log_json: bool | None = Field(None, description="JSON logs; default: JSON unless on a TTY")
     log_level: str = "INFO"
     publish_timeout: float = 10.0
-    poll_interval: float = 0.05
+    poll_interval: float = Field(0.1, description="ledger readers' fallback poll (NOTIFY wakes them)")
+    sequencer_poll_interval: float = Field(0.02, description="appenders never notify: the sequencer polls")
     graceful_timeout: float = 30.0
     run_sequencer: bool = True
     db_pool_size: int = 10

@@ -17,7 +17,7 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from shared import topology
 from shared.consuming import Clock, ConsumerSpec, Outcome, Result, handle, handle_in_transaction, log_outcome, utc_now
-from shared.envelope import Delivery
+from shared.envelope import Delivery, Outgoing, cloud_event_headers
 from shared.errors import TransientError
 from shared.logging import get_logger
 from shared.messages import Event
@@ -127,18 +127,18 @@ class RabbitTransport:
         await msg.ack()
 
     # -- publishing ----------------------------------------------------------------------------
-    async def publish(self, delivery: Delivery) -> None:
+    async def publish(self, message: Outgoing) -> None:
         """Publish persistently; returns only after the broker confirmed (or raises)."""
-        publisher = self._publishers.get(delivery.event_type)
-        kwargs = dict(message_id=str(delivery.event_id), headers=delivery.amqp_headers(),
-                      content_type="application/json", message_type=delivery.event_type,
-                      correlation_id=str(delivery.correlation_id or delivery.event_id))
+        publisher = self._publishers.get(message.event_type)
+        kwargs = dict(message_id=message.event_id, headers=message.headers,
+                      content_type="application/json", message_type=message.event_type,
+                      correlation_id=message.correlation_id)
         # aio-pika waits for a reconnect without a timeout (bus-anchors P7): bound it here.
         if publisher is not None:
-            coro = publisher.publish(delivery.amqp_body(), **kwargs)
+            coro = publisher.publish(message.body, **kwargs)
         else:
-            coro = self.broker.publish(delivery.amqp_body(), exchange=self._exchange,
-                                       routing_key=delivery.event_type, persist=True,
+            coro = self.broker.publish(message.body, exchange=self._exchange,
+                                       routing_key=message.event_type, persist=True,
                                        mandatory=True, **kwargs)
         await asyncio.wait_for(coro, self.publish_timeout)
 
@@ -247,7 +247,7 @@ class LocalTransport:
     def add_consumer(self, spec: ConsumerSpec) -> None:
         self._consumers.append(spec)
 
-    async def publish(self, delivery: Delivery) -> None:  # pragma: no cover - nothing to relay
+    async def publish(self, message: Outgoing) -> None:  # pragma: no cover - nothing to relay
         raise RuntimeError("the local transport has no relay: consumers read the ledger")
 
     async def start(self) -> None:
@@ -318,7 +318,7 @@ class Relay:
     """Publishes a service's sequenced events in global order; advances only after confirms."""
 
     def __init__(self, *, service: str, pool: asyncpg.Pool, store: PostgresEventStore,
-                 publish: Callable[[Delivery], Awaitable[None]], metrics: Metrics,
+                 publish: Callable[[Outgoing], Awaitable[None]], metrics: Metrics,
                  batch: int = 200, poll_interval: float = 0.05,
                  waker: LedgerWaker | None = None) -> None:
         self.service, self.pool, self.store, self.publish = service, pool, store, publish
@@ -329,16 +329,31 @@ class Relay:
 
     async def run_once(self) -> int:
         position = await get_position(self.pool, self.name)
-        events = await self.store.read_all(position, self.batch, CATEGORIES[self.service])
-        if not events:
+        # The payload goes out as jsonb's own text: valid JSON, and no decode/encode on this path.
+        rows = await self.pool.fetch(
+            """SELECT l.global_position, e.event_id::text AS event_id, e.event_type,
+                      e.schema_version, e.stream_id, e.stream_version, e.payload::text AS body,
+                      e.metadata->>'occurred_at' AS time, e.metadata->>'correlation_id' AS corr,
+                      e.metadata->>'causation_id' AS cause
+                 FROM es.ledger l JOIN es.events e ON e.event_id = l.event_id
+                WHERE l.global_position > $1 AND e.category = ANY($2::text[])
+                ORDER BY l.global_position LIMIT $3""",
+            position, list(CATEGORIES[self.service]), self.batch)
+        if not rows:
             self.metrics.relay_lag.set(0)
             return 0
+        messages = [Outgoing(r["event_id"], r["event_type"], cloud_event_headers(
+            event_id=r["event_id"], source=self.service, event_type=r["event_type"],
+            stream_id=r["stream_id"], schema_version=r["schema_version"],
+            stream_version=r["stream_version"], global_position=r["global_position"],
+            time=r["time"], correlation_id=r["corr"], causation_id=r["cause"]),
+            r["body"].encode(), r["corr"] or r["event_id"]) for r in rows]
         # Pipelined: all confirms of the batch are awaited together; any failure means the whole
         # batch is published again later (consumers deduplicate by event id).
-        await asyncio.gather(*(self.publish(Delivery.from_recorded(e, self.service)) for e in events))
-        await advance_position(self.pool, self.name, position, events[-1].global_position)
-        self.metrics.relay_published.inc(len(events))
-        return len(events)
+        await asyncio.gather(*(self.publish(m) for m in messages))
+        await advance_position(self.pool, self.name, position, rows[-1]["global_position"])
+        self.metrics.relay_published.inc(len(rows))
+        return len(rows)
 
     async def lag(self) -> int:
         position = await get_position(self.pool, self.name)
