@@ -1,0 +1,560 @@
+"""The verifiable draw: frames, keys, the pick sequence and the sampling rules R1–R3.
+
+Specified in docs/sampling.md, precisely enough to reimplement in another language. This module
+is the whole algorithm: it imports nothing from the service but `shared.canonical`, so the
+stand-alone verifier (`lookback inspection verify-draw`) needs no database and no service code.
+
+Anything that changes a pick for the same inputs is a new algorithm: bump ALGORITHM_VERSION and
+keep the old one recomputable, or every printed 抽查名单 made so far stops verifying.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Iterable, Mapping, Sequence
+
+from shared.canonical import canonical_json
+
+ALGORITHM_VERSION = "lookback-draw-v1"
+
+# 2^256: the number of distinct SHA-256 values read as big-endian integers.
+_HASH_SPACE = 1 << 256
+
+
+class Rule(StrEnum):
+    FULL_COVERAGE = "R1"        # every item, no randomness
+    HALF = "R2"                 # n = ceil(N / 2), drawn
+    TOWNSHIP_HOUSEHOLDS = "R3"  # one township, then households in it
+
+
+class FrameError(ValueError):
+    """A frame or export is malformed (not canonical, duplicated ids, forbidden characters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """An item left out of the frame, and why (retired with its reason, not a provincial key...)."""
+
+    item_id: str
+    code: str
+    detail: str = ""
+
+    def to_object(self) -> dict[str, str]:
+        return {"id": self.item_id, "code": self.code, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class StratumFrame:
+    """The frozen, canonical frame of one stratum (unit, project type).
+
+    R1/R2 frames list `items`; an R3 frame lists `townships` as (name, household codes) pairs.
+    Construct through `facility_frame` / `adaptation_frame`, which sort and check.
+    """
+
+    unit: str
+    project_type: str
+    rule: Rule
+    items: tuple[str, ...] = ()
+    townships: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    min_households: int | None = None
+    households_per_township: int | None = None
+    exclusions: tuple[Exclusion, ...] = ()
+    algorithm_version: str = ALGORITHM_VERSION
+
+    @property
+    def stratum(self) -> str:
+        return stratum_label(self.unit, self.project_type)
+
+    @property
+    def size(self) -> int:
+        """N: projects in the frame, or adapted households over all townships for R3."""
+        if self.rule is Rule.TOWNSHIP_HOUSEHOLDS:
+            return sum(len(codes) for _, codes in self.townships)
+        return len(self.items)
+
+    def frame_object(self) -> dict[str, Any]:
+        """The JSON object whose canonical encoding the frame digest is taken over."""
+        obj: dict[str, Any] = {
+            "algorithm_version": self.algorithm_version,
+            "unit": self.unit,
+            "project_type": self.project_type,
+            "rule": self.rule.value,
+            "excluded": [e.to_object() for e in self.exclusions],
+        }
+        if self.rule is Rule.TOWNSHIP_HOUSEHOLDS:
+            obj["min_households"] = self.min_households
+            obj["households_per_township"] = self.households_per_township
+            obj["townships"] = {name: list(codes) for name, codes in self.townships}
+        else:
+            obj["items"] = list(self.items)
+        return obj
+
+    @property
+    def digest(self) -> str:
+        return frame_digest(self.frame_object())
+
+
+@dataclass(frozen=True, slots=True)
+class StratumDraw:
+    """The outcome of one stratum: the sample, then the ordered replacement list."""
+
+    stratum: str
+    rule: Rule
+    frame_digest: str
+    frame_size: int
+    sample_size: int
+    picks: tuple[str, ...]
+    replacements: tuple[str, ...]
+    no_eligible_project: bool
+    insufficient_sample: bool = False
+    township: str | None = None
+    township_order: tuple[str, ...] = ()
+
+    def to_object(self) -> dict[str, Any]:
+        return {
+            "stratum": self.stratum,
+            "rule": self.rule.value,
+            "frame_digest": self.frame_digest,
+            "frame_size": self.frame_size,
+            "sample_size": self.sample_size,
+            "picks": list(self.picks),
+            "replacements": list(self.replacements),
+            "no_eligible_project": self.no_eligible_project,
+            "insufficient_sample": self.insufficient_sample,
+            "township": self.township,
+            "township_order": list(self.township_order),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+
+
+def stratum_label(unit: str, project_type: str) -> str:
+    return f"{unit}/{project_type}"
+
+
+def frame_digest(frame_object: Mapping[str, Any]) -> str:
+    """SHA-256 (lower-case hex) of the canonical JSON of a frame object."""
+    return hashlib.sha256(canonical_json(frame_object)).hexdigest()
+
+
+def facility_frame(unit: str, project_type: str, rule: Rule, item_ids: Iterable[str],
+                   exclusions: Iterable[Exclusion] = ()) -> StratumFrame:
+    """The frame of an R1 or R2 stratum: the eligible project ids, sorted."""
+    rule = Rule(rule)
+    if rule is Rule.TOWNSHIP_HOUSEHOLDS:
+        raise FrameError("an R3 stratum is built with adaptation_frame")
+    _check_label("unit", unit)
+    _check_label("project type", project_type)
+    return StratumFrame(unit=unit, project_type=project_type, rule=rule,
+                        items=_sorted_distinct(item_ids, "item"),
+                        exclusions=_sorted_exclusions(exclusions))
+
+
+def adaptation_frame(unit: str, townships: Mapping[str, Iterable[str]], *,
+                     project_type: str = "home_adaptation", min_households: int = 2,
+                     households_per_township: int = 2,
+                     exclusions: Iterable[Exclusion] = ()) -> StratumFrame:
+    """The frame of an R3 stratum: townships (with >= 1 household) and their household codes."""
+    _check_label("unit", unit)
+    _check_label("project type", project_type)
+    if min_households < 1 or households_per_township < 1:
+        raise FrameError("min_households and households_per_township must be at least 1")
+    pairs = []
+    seen: set[str] = set()
+    for name in sorted(townships):
+        _check_label("township", name)
+        codes = _sorted_distinct(townships[name], "household")
+        if not codes:
+            continue  # a township without households is not part of the frame
+        if seen.intersection(codes):
+            raise FrameError(f"household listed in two townships: {sorted(seen.intersection(codes))}")
+        seen.update(codes)
+        pairs.append((name, codes))
+    return StratumFrame(unit=unit, project_type=project_type, rule=Rule.TOWNSHIP_HOUSEHOLDS,
+                        townships=tuple(pairs), min_households=min_households,
+                        households_per_township=households_per_township,
+                        exclusions=_sorted_exclusions(exclusions))
+
+
+def frame_from_object(obj: Mapping[str, Any]) -> StratumFrame:
+    """Parse an exported frame object, refusing anything that is not already canonical.
+
+    Canonical means: ids sorted by code point and distinct, exclusions sorted, the fields of
+    exactly one rule present. A re-sorted frame would hash differently, so a non-canonical frame
+    is refused rather than silently repaired.
+    """
+    try:
+        rule = Rule(obj["rule"])
+        common = {"algorithm_version", "unit", "project_type", "rule", "excluded"}
+        extra = ({"min_households", "households_per_township", "townships"}
+                 if rule is Rule.TOWNSHIP_HOUSEHOLDS else {"items"})
+        if set(obj) != common | extra:
+            raise FrameError(f"frame fields {sorted(obj)} are not those of rule {rule.value}")
+        exclusions = [Exclusion(item_id=e["id"], code=e["code"], detail=e["detail"])
+                      for e in obj["excluded"]]
+        if rule is Rule.TOWNSHIP_HOUSEHOLDS:
+            frame = adaptation_frame(obj["unit"], obj["townships"], project_type=obj["project_type"],
+                                     min_households=obj["min_households"],
+                                     households_per_township=obj["households_per_township"],
+                                     exclusions=exclusions)
+        else:
+            frame = facility_frame(obj["unit"], obj["project_type"], rule, obj["items"], exclusions)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise FrameError(f"malformed frame object: {exc!r}") from exc
+    frame = _replace_version(frame, obj["algorithm_version"])
+    if frame.frame_object() != dict(obj):
+        raise FrameError(f"frame of {frame.stratum} is not in canonical form (sorted, distinct, "
+                         "townships without households left out)")
+    return frame
+
+
+def _replace_version(frame: StratumFrame, version: Any) -> StratumFrame:
+    if not isinstance(version, str):
+        raise FrameError("algorithm_version must be a string")
+    return StratumFrame(unit=frame.unit, project_type=frame.project_type, rule=frame.rule,
+                        items=frame.items, townships=frame.townships,
+                        min_households=frame.min_households,
+                        households_per_township=frame.households_per_township,
+                        exclusions=frame.exclusions, algorithm_version=version)
+
+
+def _sorted_distinct(ids: Iterable[str], what: str) -> tuple[str, ...]:
+    ids = list(ids)
+    for item in ids:
+        if not isinstance(item, str) or not item:
+            raise FrameError(f"{what} ids must be non-empty strings, got {item!r}")
+    ordered = sorted(ids)  # Python orders str by code point, which is also UTF-8 byte order
+    duplicates = sorted({a for a, b in zip(ordered, ordered[1:]) if a == b})
+    if duplicates:
+        raise FrameError(f"duplicate {what} ids in frame: {duplicates}")
+    return tuple(ordered)
+
+
+def _sorted_exclusions(exclusions: Iterable[Exclusion]) -> tuple[Exclusion, ...]:
+    return tuple(sorted(exclusions, key=lambda e: (e.item_id, e.code, e.detail)))
+
+
+def _check_label(what: str, value: Any) -> None:
+    # "|" separates the fields of the key; forbidding it keeps the key unambiguous.
+    if not isinstance(value, str) or not value or "|" in value:
+        raise FrameError(f"{what} must be a non-empty string without '|', got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The pick sequence
+
+
+def draw_key(draw_id: str, stratum: str, digest: str, entropy: str) -> bytes:
+    """key = UTF-8(draw_id "|" stratum "|" frame_digest_hex "|" entropy), entropy verbatim."""
+    _check_label("draw id", draw_id)
+    _check_label("stratum", stratum)
+    if not isinstance(entropy, str) or not entropy:
+        raise FrameError("entropy must be a non-empty string")
+    return "|".join((draw_id, stratum, digest, entropy)).encode("utf-8")
+
+
+def attempt_message(key: bytes, pick: int, attempt: int) -> bytes:
+    """The bytes hashed for attempt `attempt` of pick `pick` (both counted from 0).
+
+    Attempt 0 is `key "|" i`, the form the campaign's rules state; a rejected attempt j >= 1
+    hashes `key "|" i "|" j`. Numbers are ASCII decimal without leading zeros.
+    """
+    message = key + b"|" + str(pick).encode("ascii")
+    if attempt:
+        message += b"|" + str(attempt).encode("ascii")
+    return message
+
+
+def acceptance_limit(remaining: int) -> int:
+    """The largest multiple of `remaining` not above 2^256; values at or above it are rejected."""
+    if remaining < 1:
+        raise ValueError("nothing left to pick from")
+    return _HASH_SPACE - _HASH_SPACE % remaining
+
+
+def accepted_index(value: int, remaining: int) -> int | None:
+    """Map a 256-bit value onto 0..remaining-1 without modulo bias, or None if it is rejected."""
+    if value >= acceptance_limit(remaining):
+        return None
+    return value % remaining
+
+
+@dataclass(frozen=True, slots=True)
+class PickTrace:
+    """How one pick was made, for test vectors and for an auditor debugging a reimplementation."""
+
+    pick: int
+    remaining: int
+    attempts: int
+    digest: str   # hex SHA-256 of the accepted attempt
+    index: int
+    item: str
+
+
+def _sha256(message: bytes) -> bytes:
+    return hashlib.sha256(message).digest()
+
+
+def permutation_trace(key: bytes, items: Sequence[str]) -> list[PickTrace]:
+    """Order every item: pick i takes index h_i mod m from the m items still remaining.
+
+    `items` must already be in frame order (sorted); the remaining list keeps that order as
+    picked items are removed. The first n picks are the sample, the rest the replacement list,
+    so asking for one more replacement extends the same sequence and never redraws.
+    """
+    remaining = list(items)
+    trace = []
+    pick = 0
+    while remaining:
+        attempt = 0
+        while True:
+            digest = _sha256(attempt_message(key, pick, attempt))
+            index = accepted_index(int.from_bytes(digest, "big"), len(remaining))
+            if index is not None:
+                break
+            attempt += 1
+        trace.append(PickTrace(pick=pick, remaining=len(remaining), attempts=attempt + 1,
+                               digest=digest.hex(), index=index, item=remaining[index]))
+        del remaining[index]
+        pick += 1
+    return trace
+
+
+def permute(key: bytes, items: Sequence[str]) -> list[str]:
+    return [step.item for step in permutation_trace(key, items)]
+
+
+def half_sample_size(frame_size: int) -> int:
+    """R2: ceil(N / 2) in integers. Never round(): round(2.5) == 2 in Python."""
+    return (frame_size + 1) // 2
+
+
+def township_key_label(stratum: str) -> str:
+    return f"{stratum}/townships"
+
+
+def household_key_label(stratum: str, township: str) -> str:
+    return f"{stratum}/households/{township}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules
+
+
+def draw_stratum(frame: StratumFrame, *, draw_id: str, entropy: str) -> StratumDraw:
+    """Apply the frame's rule with the revealed entropy."""
+    if frame.algorithm_version != ALGORITHM_VERSION:
+        raise FrameError(f"unsupported algorithm version {frame.algorithm_version!r}; "
+                         f"this code implements {ALGORITHM_VERSION!r}")
+    digest = frame.digest
+    if frame.rule is Rule.TOWNSHIP_HOUSEHOLDS:
+        return _draw_adaptation(frame, digest, draw_id=draw_id, entropy=entropy)
+    size = len(frame.items)
+    if frame.rule is Rule.FULL_COVERAGE:
+        # No randomness: every item, in frame order. The key is still checked for its form.
+        draw_key(draw_id, frame.stratum, digest, entropy)
+        order = list(frame.items)
+        sample_size = size
+    else:
+        order = permute(draw_key(draw_id, frame.stratum, digest, entropy), frame.items)
+        sample_size = half_sample_size(size)
+    return StratumDraw(stratum=frame.stratum, rule=frame.rule, frame_digest=digest,
+                       frame_size=size, sample_size=sample_size,
+                       picks=tuple(order[:sample_size]), replacements=tuple(order[sample_size:]),
+                       no_eligible_project=size == 0)
+
+
+def _draw_adaptation(frame: StratumFrame, digest: str, *, draw_id: str,
+                     entropy: str) -> StratumDraw:
+    assert frame.min_households is not None and frame.households_per_township is not None
+    households = dict(frame.townships)
+    eligible = [name for name, codes in frame.townships if len(codes) >= frame.min_households]
+    fallback = not eligible
+    if fallback:
+        # No township reaches the minimum: draw among those with any household, take all, flag.
+        eligible = [name for name, _ in frame.townships]
+    if not eligible:
+        draw_key(draw_id, frame.stratum, digest, entropy)
+        return StratumDraw(stratum=frame.stratum, rule=frame.rule, frame_digest=digest,
+                           frame_size=0, sample_size=0, picks=(), replacements=(),
+                           no_eligible_project=True)
+    township_order = permute(
+        draw_key(draw_id, township_key_label(frame.stratum), digest, entropy), eligible)
+    township = township_order[0]
+    codes = households[township]
+    order = permute(
+        draw_key(draw_id, household_key_label(frame.stratum, township), digest, entropy), codes)
+    sample_size = len(codes) if fallback else min(frame.households_per_township, len(codes))
+    return StratumDraw(stratum=frame.stratum, rule=frame.rule, frame_digest=digest,
+                       frame_size=frame.size, sample_size=sample_size,
+                       picks=tuple(order[:sample_size]), replacements=tuple(order[sample_size:]),
+                       no_eligible_project=False,
+                       insufficient_sample=fallback or sample_size < frame.households_per_township,
+                       township=township, township_order=tuple(township_order))
+
+
+def draw_all(frames: Iterable[StratumFrame], *, draw_id: str, entropy: str) -> tuple[StratumDraw, ...]:
+    return tuple(draw_stratum(frame, draw_id=draw_id, entropy=entropy) for frame in frames)
+
+
+def frames_digest(digests_by_stratum: Mapping[str, str]) -> str:
+    """The digest of a whole draw's frames: SHA-256 of canonical JSON {stratum: frame_digest}."""
+    return hashlib.sha256(canonical_json(dict(digests_by_stratum))).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Export records and their verification
+
+
+EXPORT_FORMAT = "lookback-draw-export-v1"
+
+
+def stratum_record(frame: StratumFrame, draw: StratumDraw,
+                   household_replacements: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
+    """One stratum of an export: the frame object and everything the draw produced from it."""
+    record = {"frame": frame.frame_object(), **draw.to_object()}
+    if frame.rule is Rule.TOWNSHIP_HOUSEHOLDS:
+        record["household_replacements"] = [dict(r) for r in household_replacements]
+    return record
+
+
+def verify_document(doc: Mapping[str, Any]) -> list[str]:
+    """Recompute an exported draw; return what differs (an empty list means it matches).
+
+    Checks: the algorithm version is one this code implements; every frame is canonical and hashes
+    to its stated digest, and that digest is the one listed for its stratum in `frame_digests`,
+    whose own digest is `frames_digest`; every unit in the export has all its strata present;
+    the picks, replacements, flags and township order equal a recomputation from the frame, the
+    draw id and the entropy; each household replacement took the next pick of the sequence.
+    """
+    problems: list[str] = []
+    try:
+        version = doc["algorithm_version"]
+        draw_id = doc["draw_id"]
+        entropy = doc["entropy"]
+        records = doc["strata"]
+        listed = doc["frame_digests"]
+        stated_total = doc["frames_digest"]
+        units = doc["units"]
+    except (KeyError, TypeError) as exc:
+        return [f"export is missing a field: {exc}"]
+    if doc.get("format") != EXPORT_FORMAT:
+        problems.append(f"unknown export format {doc.get('format')!r}, expected {EXPORT_FORMAT!r}")
+    if version != ALGORITHM_VERSION:
+        return problems + [f"algorithm version {version!r} is not {ALGORITHM_VERSION!r}; "
+                           "use a verifier that implements it"]
+    if not isinstance(listed, dict) or frames_digest(listed) != stated_total:
+        problems.append("frames_digest does not match the listed frame digests")
+        listed = listed if isinstance(listed, dict) else {}
+    seen: set[str] = set()
+    for position, record in enumerate(records):
+        try:
+            problems.extend(_verify_record(record, draw_id=draw_id, entropy=entropy,
+                                           version=version, listed=listed, seen=seen))
+        except FrameError as exc:
+            problems.append(f"stratum #{position}: {exc}")
+        except (KeyError, TypeError, AttributeError) as exc:
+            problems.append(f"stratum #{position}: malformed record ({exc!r})")
+    for stratum in sorted(listed):
+        unit = stratum.split("/", 1)[0]
+        if unit in units and stratum not in seen:
+            problems.append(f"{stratum}: listed in the draw but missing from this export")
+    return problems
+
+
+def _verify_record(record: Mapping[str, Any], *, draw_id: str, entropy: str, version: str,
+                   listed: Mapping[str, str], seen: set[str]) -> list[str]:
+    frame = frame_from_object(record["frame"])
+    if frame.algorithm_version != version:
+        return [f"{frame.stratum}: frame algorithm version {frame.algorithm_version!r} "
+                f"differs from the export's {version!r}"]
+    name = frame.stratum
+    if name in seen:
+        return [f"{name}: appears twice"]
+    seen.add(name)
+    problems = []
+    if listed.get(name) != frame.digest:
+        problems.append(f"{name}: frame digest {frame.digest} is not the one listed for the draw "
+                        f"({listed.get(name)})")
+    expected = stratum_record(frame, draw_stratum(frame, draw_id=draw_id, entropy=entropy),
+                              record.get("household_replacements", ()))
+    for key, value in expected.items():
+        if key in ("frame", "household_replacements"):
+            continue
+        if record.get(key) != value:
+            problems.append(f"{name}: {key} is {record.get(key)!r}, recomputed {value!r}")
+    if frame.rule is Rule.TOWNSHIP_HOUSEHOLDS:
+        problems.extend(_verify_replacements(name, expected, record.get("household_replacements", [])))
+    return problems
+
+
+def _verify_replacements(name: str, expected: Mapping[str, Any],
+                         replacements: Sequence[Mapping[str, str]]) -> list[str]:
+    active = list(expected["picks"])
+    queue = list(expected["replacements"])
+    for n, step in enumerate(replacements):
+        replaced, replacement = step.get("replaced"), step.get("replacement")
+        if replaced not in active:
+            return [f"{name}: replacement #{n} replaces {replaced!r}, which was not in the sample"]
+        if not queue or replacement != queue[0]:
+            nxt = queue[0] if queue else None
+            return [f"{name}: replacement #{n} took {replacement!r}, the sequence gives {nxt!r}"]
+        active[active.index(replaced)] = queue.pop(0)
+        if not step.get("reason_code"):
+            return [f"{name}: replacement #{n} has no reason code"]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class Vector:
+    """A test vector for docs/sampling.md: inputs, then what any implementation must output."""
+
+    name: str
+    draw_id: str
+    entropy: str
+    frame: dict[str, Any]
+    expected: dict[str, Any] = field(default_factory=dict)
+
+
+def make_vector(name: str, frame: StratumFrame, *, draw_id: str, entropy: str) -> Vector:
+    draw = draw_stratum(frame, draw_id=draw_id, entropy=entropy)
+    expected: dict[str, Any] = {
+        "frame_canonical_json": canonical_json(frame.frame_object()).decode("utf-8"),
+        "frame_digest": draw.frame_digest, **{
+        k: v for k, v in draw.to_object().items() if k not in ("stratum", "rule", "frame_digest")}}
+    if frame.rule is Rule.HALF and frame.items:
+        key = draw_key(draw_id, frame.stratum, frame.digest, entropy)
+        expected["key_utf8"] = key.decode("utf-8")
+        expected["first_pick_sha256"] = permutation_trace(key, frame.items)[0].digest
+    return Vector(name=name, draw_id=draw_id, entropy=entropy, frame=frame.frame_object(),
+                  expected=expected)
+
+
+def documented_vectors() -> list[Vector]:
+    """The vectors printed in docs/sampling.md (a test checks the document against these)."""
+    draw_id = "ezhou-2024-city-01"
+    entropy = "福彩3D 2024-05-08: 3 7 1"
+    canteens = facility_frame("echeng", "canteen", Rule.HALF,
+                              [f"P-{n:03d}" for n in (12, 3, 7, 21, 9)],
+                              [Exclusion("P-015", "retired", "改作他用")])
+    return [
+        make_vector("R2, N = 5 (odd): n = 3", canteens, draw_id=draw_id, entropy=entropy),
+        make_vector("R2, N = 4, ASCII entropy", facility_frame(
+            "huarong", "community_center", Rule.HALF, ["C-1", "C-2", "C-3", "C-4"]),
+            draw_id=draw_id, entropy="2024-05-08 3D 371"),
+        make_vector("R2, N = 1: n = 1", facility_frame(
+            "gedian", "canteen", Rule.HALF, ["G-1"]), draw_id=draw_id, entropy=entropy),
+        make_vector("R2, N = 0: no eligible project", facility_frame(
+            "linkong", "canteen", Rule.HALF, []), draw_id=draw_id, entropy=entropy),
+        make_vector("R1: every provincial key complex", facility_frame(
+            "echeng", "complex", Rule.FULL_COVERAGE, ["X-2", "X-1"],
+            [Exclusion("X-3", "not_provincial_key")]), draw_id=draw_id, entropy=entropy),
+        make_vector("R3: townships with >= 2 households", adaptation_frame(
+            "echeng", {"凤凰街道": ["H-01", "H-02", "H-03"], "泽林镇": ["H-10", "H-11"],
+                       "杜山镇": ["H-20"]}), draw_id=draw_id, entropy=entropy),
+        make_vector("R3: no township has 2, take all and flag 样本不足", adaptation_frame(
+            "linkong", {"燕矶镇": ["H-30"], "杨叶镇": ["H-40"]}), draw_id=draw_id, entropy=entropy),
+    ]
