@@ -6,6 +6,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from services.registry import commands as c
@@ -593,3 +595,46 @@ def test_ids_never_change_between_releases() -> None:
     assert d.programme_id_for("huarong", "华容镇", 2022) == "98f5a365-4d14-5ab7-bcda-9e9d6276ea37"
     assert d.household_subject_id("p", " A1 ") == "99b17281-b35e-5877-b9d6-30f1f1fcba43"
     assert d.household_id_for("p", " A1 ") == d.household_id_for("p", "A1")
+
+
+# ----- the ledger invariant under any sequence of commands ----------------------------------------------------
+
+_SERVICE_SETS = st.lists(st.sampled_from(["meal_assistance", "day_care", "rehabilitation", "recreation",
+                                          "cleaning_assistance"]), unique=True, max_size=4).map(tuple)
+_STEP = st.one_of(
+    st.tuples(st.just("services"), _SERVICE_SETS),
+    st.tuples(st.just("assess"), st.sampled_from([S.OPERATING, S.UNDERPERFORMING, S.NOT_OPERATING]),
+              st.booleans(), st.one_of(st.none(), _SERVICE_SETS)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(initial=_SERVICE_SETS, claimed=st.sampled_from([S.OPERATING, S.UNDERPERFORMING, S.NOT_OPERATING]),
+       steps=st.lists(_STEP, max_size=8))
+def test_a_project_is_on_the_ledger_exactly_when_it_is_not_operating_or_underperforming(
+        initial: tuple[str, ...], claimed: S, steps: list) -> None:
+    campaign = load_campaign()
+    state, events = registered(campaign, register_cmd(services=initial, claimed_status=claimed))
+    for step in steps:
+        try:
+            if step[0] == "services":
+                new = d.decide_change_services(state, c.ChangeServices(project_id=state.project_id, services=step[1]),
+                                               actor=ADMIN, now=NOW, campaign=campaign)
+            else:
+                _, status, with_files, services = step
+                state_before = state
+                state, new = assess(state_before, campaign, claimed_status=status, services=services,
+                                    attachment_hashes=(EVIDENCE_HASH,) if with_files else ())
+                state = state_before
+        except ValidationFailed as refused:
+            # The only refusal here: leaving the ledger without attached evidence.
+            assert state.on_ledger and "attachment_hashes" in fields_of(refused)
+            continue
+        events += new
+        state = d.fold(state, new)
+        assert state.on_ledger == (state.status in e.LEDGER_STATUSES)
+        if state.status == S.OPERATING:
+            assert campaign.meets_service_rule(state.services)
+    added = sum(isinstance(x, e.LedgerEntryAdded) for x in events)
+    cleared = sum(isinstance(x, e.LedgerEntryCleared) for x in events)
+    assert added - cleared == (1 if state.on_ledger else 0)

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from services.registry import commands as c
 from services.registry import domain as d
 from services.registry import events as e
 from services.registry.importing import (
