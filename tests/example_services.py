@@ -6,6 +6,7 @@ transports, so the same handler code runs over RabbitMQ and in embedded mode.
 """
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import ClassVar
 
@@ -76,9 +77,15 @@ GRANT SELECT, INSERT ON public.example_seen TO lookback_example;
 """
 
 
+SLOW_STARTED = asyncio.Event()
+
+
 async def record_thing(ctx: HandlerContext, event: ThingRegistered) -> None:
     if event.name == "reject-in-consumer":
         raise DomainError("the consumer refuses this one")
+    if event.name.startswith("slow"):
+        SLOW_STARTED.set()
+        await asyncio.sleep(1.0)  # long enough for a shutdown to begin meanwhile
     await ctx.conn.execute(
         "INSERT INTO public.example_seen (event_id, thing_id, name) VALUES ($1, $2, $3)",
         ctx.delivery.event_id, event.thing_id, event.name)

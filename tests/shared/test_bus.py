@@ -284,3 +284,35 @@ async def _ready(client: httpx.AsyncClient) -> bool:
 
 async def _not_ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 503
+
+
+async def test_graceful_shutdown_finishes_the_message_in_flight(database, unique_prefix):
+    from tests import example_services
+
+    example_services.SLOW_STARTED.clear()
+    admin = await asyncpg.connect(database)
+    await admin.execute(SEEN_TABLE)
+    await admin.close()
+    settings = settings_for(database, unique_prefix, AMQP_URL)
+    producer = create_service_app(EXAMPLE, settings)
+    consumer_pool = await create_pool(database, role="lookback_example")
+    consumer = create_service_app(consumer_spec(), settings_for(database, unique_prefix, AMQP_URL,
+                                                                run_sequencer=False),
+                                  pool=consumer_pool)
+    try:
+        async with running(producer) as p:
+            async with running(consumer):
+                await register(p, "slow one")
+                await eventually(example_services.SLOW_STARTED.is_set, what="the slow reaction")
+            # the consumer has stopped: the in-flight message was finished and acknowledged
+            rows = await consumer_pool.fetch("SELECT name FROM public.example_seen")
+            assert [r["name"] for r in rows] == ["slow one"]
+            connection = await aio_pika.connect(AMQP_URL)
+            async with connection:
+                channel = await connection.channel()
+                queue = await channel.declare_queue(f"{unique_prefix}exampleconsumer.on-example",
+                                                    passive=True)
+                assert queue.declaration_result.message_count == 0
+    finally:
+        await consumer_pool.close()
+        await delete_bus_objects(unique_prefix)
