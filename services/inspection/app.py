@@ -5,10 +5,30 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared.service import ServiceSpec, create_service_app
+from services.inspection.api import routes
+from services.inspection.events import ALL_EVENTS
+from services.inspection.handlers import InspectionDeps
+from services.inspection.projections import draw_projection
+from services.inspection.subscribers import registry_consumer
+from shared.campaign import load_campaign
+from shared.service import Runtime, ServiceSpec, create_service_app
 from shared.settings import Settings
 
-SPEC = ServiceSpec(name="inspection", description="Lookback inspection service", events=[])
+
+def build_deps(runtime: Runtime) -> InspectionDeps:
+    """The campaign file (its units, project types and sampling settings) as the service's policy."""
+    return InspectionDeps.from_campaign(load_campaign(runtime.settings.campaign_file))
+
+
+SPEC = ServiceSpec(
+    name="inspection",
+    description="Lookback inspection service: verifiable draws (抽查名单), visits and findings",
+    events=list(ALL_EVENTS),
+    routes=routes,
+    consumers=[registry_consumer()],
+    projections=[draw_projection()],
+    build_deps=build_deps,
+)
 
 
 def create_app(settings: Settings | None = None, **kwargs: Any) -> FastAPI:
