@@ -25,7 +25,8 @@ from shared import topology
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerSpec, utc_now
 from shared.errors import (ConcurrencyError, DomainError, ForbiddenError, IdempotencyConflictError,
-                           NotFoundError, StreamPermissionError, TransientError, UnauthenticatedError)
+                           NotFoundError, StreamPermissionError, TransientError, UnauthenticatedError,
+                           ValidationFailed)
 from shared.logging import get_logger
 from shared.messages import Actor, Event
 from shared.metrics import Metrics
@@ -120,11 +121,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _404(_: Request, exc: NotFoundError) -> JSONResponse:
         return _error(404, exc.code, str(exc))
 
+    @app.exception_handler(ValidationFailed)
+    async def _422_fields(_: Request, exc: ValidationFailed) -> JSONResponse:
+        return _error(422, exc.code, [p.as_dict() for p in exc.problems])
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        fields = getattr(exc, "fields", None)
-        if fields is not None:
-            return _error(422, exc.code, fields)
         return _error(409, exc.code, str(exc))
 
     @app.exception_handler(ConcurrencyError)
