@@ -1,0 +1,182 @@
+"""On real RabbitMQ: registry events reach the inspection service through the registry's relay,
+and the findings of a visit reach a rectification-side consumer exactly once, even when the same
+message is delivered twice.
+
+The registry here is a stand-in process (its events and the shell's relay, no routes), so this
+test does not depend on the registry's API; the rectification side is a small test consumer
+("rectification.on-inspection-test"), the real one being wired separately.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+
+import aio_pika
+import asyncpg
+import pytest
+
+from services.inspection.app import create_app
+from services.inspection.events import FindingRecorded
+from services.registry.events import ALL_EVENTS as REGISTRY_EVENTS
+from shared.consuming import ConsumerSpec, HandlerContext
+from shared.envelope import Delivery
+from shared.messages import RecordedEvent, new_event
+from shared.service import ServiceSpec, create_service_app
+from shared.store import create_pool
+from tests.conftest import AMQP_URL
+from tests.faults import eventually
+from tests.inspection import support as s
+from tests.inspection.support import DRAW_ID, INSPECTOR, VISIT_DAY
+from tests.shared.test_bus import running
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+TEST_CONSUMER = "rectification.on-inspection-test"
+SEEN_TABLE = """
+CREATE TABLE public.findings_seen (
+    event_id uuid PRIMARY KEY, finding_id text NOT NULL, unit text NOT NULL, text text NOT NULL);
+GRANT SELECT, INSERT ON public.findings_seen TO lookback_rectification;
+"""
+
+
+async def record_finding(ctx: HandlerContext, event: FindingRecorded) -> None:
+    await ctx.conn.execute(
+        "INSERT INTO public.findings_seen (event_id, finding_id, unit, text) VALUES ($1, $2, $3, $4)",
+        ctx.delivery.event_id, event.finding_id, event.unit, event.text)
+
+
+REGISTRY_STANDIN = ServiceSpec(name="registry", description="registry stand-in: relay only",
+                               events=list(REGISTRY_EVENTS))
+RECTIFICATION_SIDE = ServiceSpec(
+    name="rectification", description="test consumer of inspection findings", events=[],
+    consumers=[ConsumerSpec(name=TEST_CONSUMER, producer="inspection",
+                            reactions={FindingRecorded: record_finding})])
+
+
+async def delete_bus_objects(prefix: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queues = [TEST_CONSUMER, "inspection.on-registry"]
+        exchanges = []
+        for service in ("registry", "inspection", "rectification"):
+            queues += [f"{service}.events.archive", f"{service}.dlq"]
+            exchanges += [f"{service}.events", f"{service}.dlx"]
+        for queue in queues:
+            try:
+                await channel.queue_delete(prefix + queue)
+            except Exception:
+                channel = await connection.channel()
+        for exchange in exchanges:
+            try:
+                await channel.exchange_delete(prefix + exchange)
+            except Exception:
+                channel = await connection.channel()
+
+
+async def _seen(dsn: str) -> list[asyncpg.Record]:
+    return await s.fetch(dsn, "SELECT finding_id, unit, text FROM public.findings_seen ORDER BY text")
+
+
+async def test_findings_reach_the_rectification_side_once_even_when_delivered_twice(
+        database, unique_prefix, tmp_path):
+    admin = await asyncpg.connect(database)
+    await admin.execute(SEEN_TABLE)
+    await admin.close()
+    clock = s.Clock(s.FROZEN_AT)
+    bus = dict(amqp_url=AMQP_URL, prefix=unique_prefix)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(delete_bus_objects, unique_prefix)
+        registry_app = create_service_app(REGISTRY_STANDIN, s.settings_for(database, tmp_path, **bus))
+        rectification_pool = await create_pool(database, role="lookback_rectification", max_size=3)
+        stack.push_async_callback(rectification_pool.close)
+        rectification_app = create_service_app(
+            RECTIFICATION_SIDE, s.settings_for(database, tmp_path, run_sequencer=False, **bus),
+            pool=rectification_pool)
+        inspection_app = create_app(s.settings_for(database, tmp_path, run_sequencer=False, **bus),
+                                    clock=clock)
+        await stack.enter_async_context(running(registry_app))
+        rectification = await stack.enter_async_context(running(rectification_app))
+        inspection = await stack.enter_async_context(running(inspection_app))
+
+        # Registry events, appended by the registry's role, relayed by the registry process.
+        store = registry_app.state.runtime.store
+        await store.append([new_event(s.stream_of(e), e, actor=s.REGISTRY_ACTOR,
+                                      occurred_at=s.FROZEN_AT) for e in s.registry_world()])
+        await eventually(lambda: s.view_has(inspection, s.PROJECT_COUNT), timeout=30,
+                         what="the registry view over RabbitMQ")
+
+        summary = await s.drawn(inspection, clock)
+        canteen = s.stratum(summary, "echeng/canteen")["picks"][0]
+        base = {"draw_id": DRAW_ID, "visit_id": "v-1"}
+        response = await inspection.post(f"/draws/{DRAW_ID}/visits", headers=INSPECTOR, json={
+            **base, "target_kind": "project", "target_id": canteen,
+            "scheduled_for": VISIT_DAY.isoformat(), "inspector_ids": ["insp-1"]})
+        assert response.status_code == 201, response.text
+        checklist = {item: "no" for item in (
+            "services_three_plus", "meal_assistance", "operator_in_place", "safety_facilities",
+            "service_records")}
+        response = await inspection.post(f"/draws/{DRAW_ID}/visits/v-1/record", headers=INSPECTOR,
+                                         json={**base, "outcome": "problems_found",
+                                               "visited_on": VISIT_DAY.isoformat(),
+                                               "inspector_ids": ["insp-1"], "checklist": checklist,
+                                               "findings": [{"text": "A 助餐未开展",
+                                                             "deadline": "2024-05-24"},
+                                                            {"text": "B 消防器材过期",
+                                                             "deadline": "2024-05-17"}]})
+        assert response.status_code == 200, response.text
+
+        async def both_seen():
+            rows = await _seen(database)
+            return rows if len(rows) == 2 else False
+
+        rows = await eventually(both_seen, timeout=30, what="two findings on the rectification side")
+        assert [(r["unit"], r["text"]) for r in rows] == [("echeng", "A 助餐未开展"),
+                                                          ("echeng", "B 消防器材过期")]
+
+        # The same FindingRecorded message, as the relay published it, delivered twice more.
+        recorded = await _finding_events(database)
+        message = Delivery.from_recorded(recorded[0], source="inspection").outgoing()
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(f"{unique_prefix}inspection.events")
+            for _ in range(2):
+                await exchange.publish(
+                    aio_pika.Message(message.body, headers=message.headers,
+                                     message_id=message.event_id, delivery_mode=2,
+                                     content_type="application/json"),
+                    routing_key=message.event_type)
+
+        async def duplicates_handled():
+            text = (await rectification.get("/metrics")).text
+            line = (f'lookback_messages_handled_total{{consumer="{TEST_CONSUMER}",'
+                    f'outcome="duplicate"}} 2.0')
+            return line in text
+
+        await eventually(duplicates_handled, timeout=30, what="both duplicates acknowledged")
+        assert len(await _seen(database)) == 2
+        inbox = await s.fetchval(database, "SELECT count(*) FROM es.inbox WHERE consumer = $1 "
+                                           "AND event_id = $2", TEST_CONSUMER, recorded[0].event_id)
+        assert inbox == 1
+        # Nothing was dead-lettered on the way.
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            for service in ("inspection", "rectification"):
+                dlq = await channel.declare_queue(f"{unique_prefix}{service}.dlq", passive=True)
+                assert dlq.declaration_result.message_count == 0, service
+
+
+async def _finding_events(dsn: str) -> list[RecordedEvent]:
+    rows = await s.fetch(dsn, """SELECT e.stream_id, e.stream_version, e.event_id, e.event_type,
+                                        e.schema_version, e.payload, e.metadata, l.global_position
+                                   FROM es.events e JOIN es.ledger l USING (event_id)
+                                  WHERE e.event_type = 'inspection.FindingRecorded'
+                                  ORDER BY e.stream_version""")
+    return [RecordedEvent(stream_id=r["stream_id"], stream_version=r["stream_version"],
+                          event_id=r["event_id"], event_type=r["event_type"],
+                          schema_version=r["schema_version"], payload=json.loads(r["payload"]),
+                          metadata=json.loads(r["metadata"]), global_position=r["global_position"])
+            for r in rows]
+
