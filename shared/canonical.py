@@ -11,11 +11,15 @@ import json
 from typing import Any
 
 
+# Built once: json.dumps with options builds a new encoder on every call (this is on every append).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode `value` canonically; refuse floats and NaN so a hash can always be recomputed."""
     _refuse_floats(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def sha256(data: bytes) -> bytes:

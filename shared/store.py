@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Mapping, Protocol, Sequence
 
 import asyncpg
 
-from shared.canonical import canonical_hash, canonical_json
+from shared.canonical import canonical_json, sha256
 from shared.errors import (
     ConcurrencyError,
     IdempotencyConflictError,
@@ -69,7 +69,7 @@ def _expected_for(events: Sequence[NewEvent], expected: Mapping[str, int] | None
 def _hashes(event: NewEvent) -> tuple[bytes, bytes, bytes, bytes]:
     payload = canonical_json(event.payload)
     metadata = canonical_json(event.metadata)
-    return payload, metadata, canonical_hash(event.payload), canonical_hash(event.metadata)
+    return payload, metadata, sha256(payload), sha256(metadata)  # encode once, hash those bytes
 
 
 # --------------------------------------------------------------------------------------------
