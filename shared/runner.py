@@ -158,7 +158,7 @@ def print_listening(listening: list[Listening], settings: Settings) -> None:
     for item in listening:
         base = f"http://{item.host}:{item.port}"
         table.add_row(item.service, base, f"{base}/docs")
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     console.print(table)
     if settings.tokens_file is not None:
         demo = settings.tokens_file.parent / "demo-tokens.txt"

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-import select
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,18 +31,22 @@ def start(data_dir: Path, port_base: int) -> tuple[subprocess.Popen, str]:
     env["LOOKBACK_LOG_JSON"] = "true"
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    # A reader thread, not select(): the text wrapper buffers lines select() cannot see.
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
     seen = []
     deadline = time.monotonic() + 120
-    assert proc.stdout is not None
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1)
-        if ready:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            if proc.poll() is not None:
                 break
-            seen.append(line)
-            if line.startswith("READY "):
-                return proc, line
+            continue
+        seen.append(line)
+        if line.startswith("READY "):
+            return proc, line
     proc.kill()
     raise AssertionError("lookback up never said READY:\n" + "".join(seen[-40:]))
 
