@@ -69,6 +69,8 @@ class RectificationRules:
     due_time: time = time(23, 59, 59)                    # "25日前" = on or before the 25th, 23:59:59
     monthly_list_months: tuple[str, ...] = ("2024-03", "2024-04")
     monthly_list_due_day: int = 25
+    # Per-month due days, when a campaign file names them (they win over `monthly_list_due_day`).
+    monthly_list_due_dates: tuple[tuple[str, date], ...] = ()
     self_inspection_report_due: date = date(2024, 5, 7)
     typical_case_due: date = date(2024, 5, 31)
     # A ledger item registered on or before this date is due on it (all rectified by 05-07);
@@ -87,6 +89,9 @@ class RectificationRules:
         return datetime.combine(day, self.due_time, tzinfo=self.tz)
 
     def monthly_list_due(self, month: str) -> datetime:
+        for named, day in self.monthly_list_due_dates:
+            if named == month:
+                return self.due_at(day)
         year, mon = (int(part) for part in month.split("-"))
         return self.due_at(date(year, mon, self.monthly_list_due_day))
 

@@ -18,7 +18,8 @@ Definitions:
   green.
 
 Deductions: a `TriggerOccurrence` says "this happened" (a report came late or never, an item was
-still open at the end of a rule's date, a unit had no typical case by its due date); `decide_deductions`
+still open at the end of a rule's date, a unit had no typical case by its due date, a closed item
+rebounded, an item went past its own 整改限期); `decide_deductions`
 turns occurrences into PointsDeducted by the rules whose trigger matches. A deduction is identified
 by (rule id, trigger ref): the same occurrence seen again never deducts twice. A late monthly list
 and a never-submitted one share the ref (the report id), so a list that is missing at the due time
@@ -215,6 +216,8 @@ class Trigger(StrEnum):
     LATE_REPORT = "late_report"                  # a monthly list / self-inspection report late or missing
     ITEM_OPEN_AT = "item_open_at"                # per item still open at the end of the rule's date
     MISSING_TYPICAL_CASE = "missing_typical_case"  # no typical case by its due time
+    ITEM_REOPENED = "item_reopened"              # per closed item that rebounded (反弹)
+    ITEM_OVERDUE = "item_overdue"                # per item that went past its own 整改限期 while open
 
 
 def _decimal(value: Any, what: str) -> Decimal:
@@ -241,10 +244,11 @@ class DeductionRule:
     trigger: Trigger
     date: date | None = None     # item_open_at: the day whose end is checked
     description: str = ""
+    max_points: Decimal | None = None  # cap on what this rule takes from one unit in total
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "DeductionRule":
-        unknown = set(data) - {"id", "points", "trigger", "date", "description"}
+        unknown = set(data) - {"id", "points", "trigger", "date", "description", "max_points"}
         if unknown:
             raise ValueError(f"deduction rule: unknown keys {sorted(unknown)}")
         rule_id = str(data["id"])
@@ -254,8 +258,10 @@ class DeductionRule:
                else date.fromisoformat(str(raw_date)))
         if trigger is Trigger.ITEM_OPEN_AT and day is None:
             raise ValueError(f"deduction rule {rule_id}: item_open_at needs a date")
+        cap = data.get("max_points")
         return cls(id=rule_id, points=_decimal(data["points"], f"deduction rule {rule_id}"),
-                   trigger=trigger, date=day, description=str(data.get("description", "")))
+                   trigger=trigger, date=day, description=str(data.get("description", "")),
+                   max_points=None if cap is None else _decimal(cap, f"deduction rule {rule_id} cap"))
 
 
 DISCRETIONARY_RULE_ID = "discretionary"
@@ -335,15 +341,48 @@ def open_item_triggers(unit: str, items: Iterable[ProblemState], *, day: date, n
             if item.unit == unit and was_open_at(item, cutoff)]
 
 
+def reopened_item_triggers(unit: str, items: Iterable[ProblemState]) -> list[TriggerOccurrence]:
+    """item_reopened for each of the unit's closed items that rebounded (the original, whose
+    status is reopened; its successor is a new item and is judged on its own)."""
+    return [TriggerOccurrence(Trigger.ITEM_REOPENED, unit, f"{item.problem_id}@reopened",
+                              f"序号 {item.seq_no} rebounded after close-out")
+            for item in sorted(items, key=lambda i: i.seq_no)
+            if item.unit == unit and item.status is ProblemStatus.REOPENED]
+
+
+def overdue_item_triggers(unit: str, items: Iterable[ProblemState], *, now: datetime,
+                          rules: RectificationRules = EZHOU_2024) -> list[TriggerOccurrence]:
+    """item_overdue for each of the unit's items that was open past the last instant of its
+    整改限期: still open now, or closed after it. Judged with the deadline the item has now, so an
+    extension approved before a check runs spares it; withdrawn items never count."""
+    found = []
+    for item in sorted(items, key=lambda i: i.seq_no):
+        if item.unit != unit or not item.is_registered or item.deadline is None:
+            continue
+        if item.status is ProblemStatus.WITHDRAWN:
+            continue
+        due = rules.due_at(item.deadline)
+        ended = now if item.is_open else item.closed_at
+        if ended is not None and ended > due and now > due:
+            found.append(TriggerOccurrence(Trigger.ITEM_OVERDUE, unit, f"{item.problem_id}@overdue",
+                                           f"序号 {item.seq_no} past its 整改限期 {item.deadline}"))
+    return found
+
+
 def triggers_due(unit: str, *, items: Iterable[ProblemState], reports: Iterable[ReportState],
                  now: datetime, deduction_rules: Sequence[DeductionRule],
                  rules: RectificationRules = EZHOU_2024) -> list[TriggerOccurrence]:
     """Every occurrence known at `now` for the unit; feed to `decide_deductions` (idempotent)."""
     items = list(items)
+    triggers = {r.trigger for r in deduction_rules}
     found = report_triggers(unit, reports, now=now, rules=rules)
     for day in sorted({r.date for r in deduction_rules
                        if r.trigger is Trigger.ITEM_OPEN_AT and r.date is not None}):
         found += open_item_triggers(unit, items, day=day, now=now, rules=rules)
+    if Trigger.ITEM_REOPENED in triggers:
+        found += reopened_item_triggers(unit, items)
+    if Trigger.ITEM_OVERDUE in triggers:
+        found += overdue_item_triggers(unit, items, now=now, rules=rules)
     return found
 
 
@@ -384,8 +423,13 @@ def decide_deductions(score: ScoreState, occurrences: Iterable[TriggerOccurrence
                       deduction_rules: Sequence[DeductionRule], *,
                       decided_by: str = SYSTEM_ACTOR.id) -> list[e.PointsDeducted]:
     """PointsDeducted for each (rule, occurrence) pair of this unit whose trigger matches and that
-    has not been deducted before."""
+    has not been deducted before. A rule with `max_points` takes no more than that from the unit
+    in all: the occurrence that reaches the cap takes only what is left, later ones nothing (in
+    the order given, which the trigger functions keep stable: by 序号)."""
     seen = set(score.applied)
+    taken: dict[str, Decimal] = {}
+    for past in score.deductions:
+        taken[past.rule_id] = taken.get(past.rule_id, Decimal(0)) + Decimal(past.points)
     decided: list[e.PointsDeducted] = []
     for occurrence in occurrences:
         if occurrence.unit != score.unit:
@@ -398,10 +442,16 @@ def decide_deductions(score: ScoreState, occurrences: Iterable[TriggerOccurrence
             key = (rule.id, occurrence.ref)
             if key in seen:
                 continue
+            points = rule.points
+            if rule.max_points is not None:
+                points = min(points, rule.max_points - taken.get(rule.id, Decimal(0)))
+                if points <= 0:
+                    continue  # capped: not recorded as applied, so nothing is ever taken for it
             seen.add(key)
+            taken[rule.id] = taken.get(rule.id, Decimal(0)) + points
             reason = f"{rule.description}: {occurrence.reason}" if rule.description else occurrence.reason
             decided.append(e.PointsDeducted(
-                unit=score.unit, points=points_str(rule.points), rule_id=rule.id,
+                unit=score.unit, points=points_str(points), rule_id=rule.id,
                 trigger_ref=occurrence.ref, reason=reason, discretionary=False,
                 decided_by=decided_by))
     return decided

@@ -1,0 +1,151 @@
+"""The campaign file read as the rectification service's rules.
+
+`rectification_config` turns the campaign file (shared/campaign.py) into what the pure code takes:
+the `RectificationRules` (立行立改 days, time zone, the due dates of the monthly lists, the
+self-inspection report and the typical case, the rectification deadline), the working-day
+calendar, the traffic-light window, and the deduction rules. A campaign rule this service cannot
+apply faithfully is not guessed at: it is listed in `RectificationConfig.not_applied` (also at
+`GET /rules`) and logged at start.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Any, Mapping
+
+from shared.campaign import Campaign, DeadlineKind, DeductionTrigger
+
+from . import domain as d
+from . import scoring as s
+
+DEFAULT_SCORE_CHECK_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class RectificationConfig:
+    """Everything campaign-specific the service needs, read once at start."""
+
+    campaign_id: str
+    rules: d.RectificationRules
+    deduction_rules: tuple[s.DeductionRule, ...]
+    not_applied: tuple[tuple[str, str], ...]        # (campaign rule id, why)
+    units: tuple[str, ...]
+    unit_names: Mapping[str, str]
+    holidays: frozenset[date]
+    extra_working_days: frozenset[date]
+    yellow_working_days: int = 3
+    score_check_interval: float | None = DEFAULT_SCORE_CHECK_INTERVAL
+    is_working_day: s.WorkingDayPredicate = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_working_day",
+                           s.working_day_calendar(self.holidays, self.extra_working_days))
+
+    def unit_name(self, unit: str) -> str:
+        return self.unit_names.get(unit, unit)
+
+
+def _single_due_time(campaign: Campaign, kinds: set[DeadlineKind]) -> time:
+    times = {deadline.due_time for deadline in campaign.deadlines if deadline.kind in kinds}
+    if len(times) > 1:
+        raise ValueError("the rectification service applies one due time to all its deadlines; "
+                         f"the campaign file names several: {sorted(t.isoformat() for t in times)}")
+    return times.pop() if times else d.EZHOU_2024.due_time
+
+
+def rectification_rules(campaign: Campaign) -> d.RectificationRules:
+    """The campaign's dates and settings as the domain's RectificationRules. A deadline the file
+    does not name falls back to the campaign's last day."""
+    by_kind: dict[DeadlineKind, list[Any]] = {}
+    for deadline in campaign.deadlines:
+        by_kind.setdefault(deadline.kind, []).append(deadline)
+
+    def due_on(kind: DeadlineKind) -> date:
+        found = by_kind.get(kind)
+        return min(x.due_on for x in found) if found else campaign.campaign.ends_on
+
+    monthly = sorted(by_kind.get(DeadlineKind.MONTHLY_PROBLEM_LIST, []), key=lambda x: x.period)
+    kinds = {DeadlineKind.MONTHLY_PROBLEM_LIST, DeadlineKind.SELF_INSPECTION_REPORT,
+             DeadlineKind.TYPICAL_CASE, DeadlineKind.RECTIFICATION_COMPLETE}
+    return d.RectificationRules(
+        immediate_days=campaign.rectification.immediate_days,
+        timezone=campaign.campaign.timezone,
+        due_time=_single_due_time(campaign, kinds),
+        monthly_list_months=tuple(x.period for x in monthly),
+        monthly_list_due_dates=tuple((x.period, x.due_on) for x in monthly),
+        self_inspection_report_due=due_on(DeadlineKind.SELF_INSPECTION_REPORT),
+        typical_case_due=due_on(DeadlineKind.TYPICAL_CASE),
+        ledger_item_deadline=due_on(DeadlineKind.RECTIFICATION_COMPLETE),
+    )
+
+
+_REPORT_KINDS = {DeadlineKind.MONTHLY_PROBLEM_LIST, DeadlineKind.SELF_INSPECTION_REPORT}
+
+
+def deduction_rules(campaign: Campaign) -> tuple[tuple[s.DeductionRule, ...],
+                                                 tuple[tuple[str, str], ...]]:
+    """The campaign's deduction rules as scoring rules, and those this service does not apply.
+
+    - late_submission (no deadline) → late_report: each monthly list and the self-inspection
+      report submitted late, or still missing after its due time (a missing report is late too;
+      one occurrence per report, so missing-then-late deducts once). Liaisons and the work plan
+      are not this service's reports; a late typical case is judged by missing_submission.
+    - missing_submission of the typical_case deadline → missing_typical_case.
+    - item_open_at_deadline → item_open_at on that deadline's day.
+    - item_reopened → item_reopened; item_overdue → item_overdue.
+    - max_points → the rule's cap per unit.
+    """
+    deadlines = {x.code: x for x in campaign.deadlines}
+    applied: list[s.DeductionRule] = []
+    skipped: list[tuple[str, str]] = []
+    for rule in campaign.deduction_rules:
+        deadline = deadlines.get(rule.deadline) if rule.deadline else None
+        trigger: s.Trigger | None = None
+        day: date | None = None
+        why = ""
+        match rule.trigger:
+            case DeductionTrigger.LATE_SUBMISSION:
+                if deadline is None:
+                    trigger = s.Trigger.LATE_REPORT
+                else:
+                    why = ("late_submission for one deadline only is not supported: the rule "
+                           "applies to every monthly list and the self-inspection report")
+            case DeductionTrigger.MISSING_SUBMISSION:
+                if deadline is not None and deadline.kind is DeadlineKind.TYPICAL_CASE:
+                    trigger = s.Trigger.MISSING_TYPICAL_CASE
+                elif deadline is not None and deadline.kind in _REPORT_KINDS:
+                    why = ("a missing monthly list or self-inspection report is deducted by "
+                           "late_submission (a missing report counts as late)")
+                else:
+                    why = f"deadline {rule.deadline!r} is not a report of this service"
+            case DeductionTrigger.ITEM_OPEN_AT_DEADLINE:
+                assert deadline is not None  # the campaign file's validator requires it
+                trigger, day = s.Trigger.ITEM_OPEN_AT, deadline.due_on
+            case DeductionTrigger.ITEM_REOPENED:
+                trigger = s.Trigger.ITEM_REOPENED
+            case DeductionTrigger.ITEM_OVERDUE:
+                trigger = s.Trigger.ITEM_OVERDUE
+        if trigger is None:
+            skipped.append((rule.id, why or f"trigger {rule.trigger} is not applied here"))
+            continue
+        applied.append(s.DeductionRule(
+            id=rule.id, points=rule.points_decimal, trigger=trigger, date=day,
+            description=rule.description, max_points=rule.max_points_decimal))
+    typical = [x for x in campaign.deadlines if x.kind is DeadlineKind.TYPICAL_CASE]
+    if any(x.min_count > 1 for x in typical):
+        skipped.append(("typical_case.min_count", "only 'at least one typical case' is judged"))
+    return tuple(applied), tuple(skipped)
+
+
+def rectification_config(campaign: Campaign, *,
+                         score_check_interval: float | None = DEFAULT_SCORE_CHECK_INTERVAL,
+                         ) -> RectificationConfig:
+    applied, skipped = deduction_rules(campaign)
+    return RectificationConfig(
+        campaign_id=campaign.id, rules=rectification_rules(campaign), deduction_rules=applied,
+        not_applied=skipped, units=campaign.unit_codes,
+        unit_names={unit.code: unit.name for unit in campaign.units},
+        holidays=frozenset(campaign.calendar.holidays),
+        extra_working_days=frozenset(campaign.calendar.make_up_working_days),
+        yellow_working_days=campaign.supervision.yellow_within_working_days,
+        score_check_interval=score_check_interval)
