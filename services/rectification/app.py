@@ -1,15 +1,80 @@
-"""The rectification service's composition root."""
+"""The rectification service's composition root.
+
+`build_deps` reads the campaign file into a `RectificationConfig` (config.py) and starts the
+scorekeeper: a small background task that, every `score_check_interval` seconds, folds each unit's
+items and reports from the store and appends the PointsDeducted that are due (idempotent:
+deterministic event ids, one per (unit, rule, trigger ref), appended at the score stream's version).
+`POST /scores/check` runs the same check on demand.
+"""
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 from fastapi import FastAPI
 
-from shared.service import ServiceSpec, create_service_app
+from shared.campaign import Campaign, load_campaign
+from shared.logging import get_logger
+from shared.service import Runtime, ServiceSpec, create_service_app
 from shared.settings import Settings
 
-SPEC = ServiceSpec(name="rectification", description="Lookback rectification service", events=[])
+from .api import routes
+from .config import DEFAULT_SCORE_CHECK_INTERVAL, RectificationConfig, rectification_config
+from .events import ALL_EVENTS
+from .handlers import check_deductions
+from .projections import PROJECTIONS
+from .subscribers import CONSUMERS
+
+log = get_logger()
 
 
-def create_app(settings: Settings | None = None, **kwargs: Any) -> FastAPI:
-    return create_service_app(SPEC, settings, **kwargs)
+async def run_scorekeeper(runtime: Runtime, config: RectificationConfig) -> None:
+    """Check the deduction rules every `score_check_interval` seconds until shutdown. A failed
+    check is logged and tried again next time (each check is idempotent)."""
+    interval = config.score_check_interval or DEFAULT_SCORE_CHECK_INTERVAL
+    while not runtime.shutting_down:
+        try:
+            await check_deductions(runtime.store, runtime.pool, units=config.units,
+                                   rules=config.rules, deduction_rules=config.deduction_rules,
+                                   now=runtime.clock())
+        except Exception as exc:
+            log.warning("score_check_failed", reason=str(exc)[:300])
+        # Sleep in slices: shutdown sets `shutting_down` and waits for this task.
+        loop = asyncio.get_running_loop()
+        wake_at = loop.time() + interval
+        while not runtime.shutting_down and loop.time() < wake_at:
+            await asyncio.sleep(min(0.1, max(wake_at - loop.time(), 0)))
+
+
+def build_deps(runtime: Runtime, *, campaign: Campaign | None = None,
+               score_check_interval: float | None = DEFAULT_SCORE_CHECK_INTERVAL,
+               ) -> RectificationConfig:
+    config = rectification_config(campaign or load_campaign(runtime.settings.campaign_file),
+                                  score_check_interval=score_check_interval)
+    for rule_id, why in config.not_applied:
+        log.warning("deduction_rule_not_applied", rule=rule_id, reason=why)
+    if config.score_check_interval is not None:
+        runtime.tasks.append(asyncio.create_task(run_scorekeeper(runtime, config),
+                                                 name="rectification-scorekeeper"))
+    return config
+
+
+SPEC = ServiceSpec(
+    name="rectification",
+    description="Problem items and their 销号 life cycle, monthly lists, self-inspection reports, "
+                "typical cases, progress and scores",
+    events=list(ALL_EVENTS), routes=routes, consumers=CONSUMERS, projections=PROJECTIONS,
+    build_deps=build_deps)
+
+
+def create_app(settings: Settings | None = None, *, campaign: Campaign | None = None,
+               score_check_interval: float | None = DEFAULT_SCORE_CHECK_INTERVAL,
+               **kwargs: Any) -> FastAPI:
+    """`campaign` overrides the campaign file; `score_check_interval=None` turns the periodic
+    deduction check off (tests run it on demand through `POST /scores/check`)."""
+    spec = SPEC
+    if campaign is not None or score_check_interval != DEFAULT_SCORE_CHECK_INTERVAL:
+        spec = dataclasses.replace(SPEC, build_deps=lambda runtime: build_deps(
+            runtime, campaign=campaign, score_check_interval=score_check_interval))
+    return create_service_app(spec, settings, **kwargs)

@@ -1,0 +1,151 @@
+"""Items other services' events open: a registry ledger entry (source = ledger), an inspection
+finding (source = city). Exactly once under duplicate delivery, on real RabbitMQ (the same message
+published twice with aio-pika) and on the local transport."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import aio_pika
+import asyncpg
+import pytest
+
+from services.rectification import domain as d
+from shared.messages import Event
+from tests.conftest import AMQP_URL
+from tests.faults import eventually
+
+from .api_support import (Clock, auth, close, delete_bus_objects, finding, known_projects,
+                          ledger_entry, other_services, problem, rectification, start)
+from .support import at
+
+pytestmark = pytest.mark.integration
+
+
+async def items(api, **query) -> list[dict]:
+    response = await api.get("/problems", params=query, headers=auth("admin"))
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+async def count_items(api, n: int) -> list[dict]:
+    async def enough() -> list[dict] | None:
+        found = await items(api)
+        return found if len(found) >= n else None
+
+    return await eventually(enough, what=f"{n} problem items")
+
+
+async def publish_twice(exchange: aio_pika.abc.AbstractExchange, source: str, stream_id: str,
+                        event: Event) -> uuid.UUID:
+    """The same message (same id, headers and body) published twice, as a redelivery would."""
+    event_id = uuid.uuid4()
+    headers = {"ce-specversion": "1.0", "ce-id": str(event_id), "ce-type": event.type_name,
+               "ce-source": source, "ce-subject": stream_id, "ce-schemaversion": 1,
+               "ce-streamversion": 2, "ce-time": "2024-03-12T02:00:00Z"}
+    body = json.dumps(event.model_dump(mode="json"), ensure_ascii=False).encode()
+    for _ in range(2):
+        await exchange.publish(aio_pika.Message(body, headers=headers, message_id=str(event_id),
+                                                delivery_mode=2, content_type="application/json"),
+                               routing_key=event.type_name)
+    return event_id
+
+
+async def test_a_duplicated_ledger_entry_and_finding_open_one_item_each_over_rabbitmq(
+        database, tmp_path, unique_prefix):
+    clock = Clock(at(2024, 5, 10))
+    try:
+        async with rectification(database, tmp_path, clock, amqp_url=AMQP_URL,
+                                 prefix=unique_prefix) as api:
+            connection = await aio_pika.connect(AMQP_URL)
+            async with connection:
+                channel = await connection.channel()
+                registry = await channel.get_exchange(f"{unique_prefix}registry.events")
+                inspection = await channel.get_exchange(f"{unique_prefix}inspection.events")
+                ledger_event = await publish_twice(
+                    registry, "registry", "project-p-huarong-1",
+                    ledger_entry("p-huarong-1", "huarong", "entry-1", reason="underperforming"))
+                finding_event = await publish_twice(
+                    inspection, "inspection", "visit-visit-f-1",
+                    finding("p-echeng-1", "echeng", "finding-1", deadline=at(2024, 5, 30).date()))
+            found = await count_items(api, 2)
+            await asyncio.sleep(0.5)  # a second item, if any, would be there by now
+            found = await items(api)
+            assert len(found) == 2
+            by_source = {item["source"]: item for item in found}
+            ledger_item, city_item = by_source["ledger"], by_source["city"]
+            assert ledger_item["problem_id"] == str(d.ledger_problem_id("entry-1"))
+            assert (ledger_item["unit"], ledger_item["seq_no"], ledger_item["deadline"]) == (
+                "huarong", 1, "2024-05-17")  # listed after 05-07: 立行立改
+            assert ledger_item["description"] == (
+                "列入台账：项目运营不佳，作用发挥不够（专业养老服务不足3项；未开展助餐服务）")
+            assert city_item["problem_id"] == str(d.finding_problem_id("finding-1"))
+            assert (city_item["unit"], city_item["deadline"], city_item["project_name"]) == (
+                "echeng", "2024-05-30", "凤凰街道幸福食堂1(示例)")
+            conn = await asyncpg.connect(database)
+            try:
+                inbox = await conn.fetch("SELECT consumer, event_id FROM es.inbox WHERE event_id = "
+                                         "ANY($1)", [ledger_event, finding_event])
+                registered = await conn.fetchval(
+                    "SELECT count(*) FROM es.events WHERE event_type = 'rectification.ProblemRegistered'")
+            finally:
+                await conn.close()
+            assert sorted(r["consumer"] for r in inbox) == ["rectification.on-inspection",
+                                                            "rectification.on-registry"]
+            assert registered == 2
+            view = (await api.get("/projects", headers=auth("admin"))).json()["projects"]
+            assert [(p["project_id"], p["on_ledger"], p["ledger_reason"]) for p in view] == [
+                ("p-huarong-1", True, "underperforming")]
+    finally:
+        await delete_bus_objects(unique_prefix)
+
+
+async def test_a_ledger_entry_opens_no_second_item_while_one_is_open_for_the_same_reason(
+        database, tmp_path):
+    clock = Clock(at(2024, 3, 12))
+    async with other_services(database) as others, rectification(database, tmp_path, clock) as api:
+        project_id = await others.project("echeng")
+        await others.ledger_entry(project_id, "echeng", "entry-1", "not_operating")
+        [first] = await count_items(api, 1)
+        assert (first["source"], first["deadline"], first["ledger_reason"]) == (
+            "ledger", "2024-05-07", "not_operating")
+        await others.ledger_entry(project_id, "echeng", "entry-2", "not_operating")
+        await others.ledger_entry(project_id, "echeng", "entry-3", "underperforming")
+        found = await count_items(api, 2)
+        await asyncio.sleep(0.3)
+        found = await items(api)
+        assert sorted((i["ledger_reason"], i["seq_no"]) for i in found) == [
+            ("not_operating", 1), ("underperforming", 2)]
+        # The ledger item is district-found: the unit works it, its reviewer verifies it.
+        pid = first["problem_id"]
+        await start(api, "rep-echeng", pid)
+        await close(api, pid, "rep-echeng", "rev-echeng")
+        await problem(api, pid, version=4)
+        await others.ledger_entry(project_id, "echeng", "entry-4", "not_operating")
+        found = await count_items(api, 3)
+        assert sorted(i["ledger_reason"] for i in found) == [
+            "not_operating", "not_operating", "underperforming"]
+        conn = await asyncpg.connect(database)
+        try:
+            links = await conn.fetch("SELECT entry_id, problem_id, blocked_by FROM "
+                                     "rectification.ledger_links ORDER BY entry_id")
+        finally:
+            await conn.close()
+        assert [(r["entry_id"], r["problem_id"] is not None) for r in links] == [
+            ("entry-1", True), ("entry-2", False), ("entry-3", True), ("entry-4", True)]
+        assert links[1]["blocked_by"] == [uuid.UUID(pid)]
+
+
+async def test_a_finding_for_a_project_in_another_unit_is_rejected_not_dead_lettered(
+        database, tmp_path):
+    clock = Clock(at(2024, 5, 10))
+    async with other_services(database) as others, rectification(database, tmp_path, clock) as api:
+        project_id = await others.project("echeng")
+        await known_projects(api, project_id)
+        await others.finding(finding(project_id, "huarong", "finding-wrong-unit"))
+        await others.finding(finding(project_id, "echeng", "finding-ok"))
+        [item] = await count_items(api, 1)
+        assert item["source_ref"] == "finding-ok"
+        await asyncio.sleep(0.2)
+        assert len(await items(api)) == 1
