@@ -189,7 +189,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
                 service=spec.name, amqp_url=settings.amqp_url, names=names, pool=the_pool,
                 store=store, metrics=metrics, own_events=spec.events, clock=clock,
                 deps=runtime.deps, publish_timeout=settings.publish_timeout,
-                graceful_timeout=settings.graceful_timeout)
+                graceful_timeout=settings.graceful_timeout, retry_delays=settings.retry_delays)
             if CATEGORIES.get(spec.name):
                 runtime.relay = Relay(service=spec.name, pool=the_pool, store=store,
                                       publish=runtime.transport.publish, metrics=metrics,

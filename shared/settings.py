@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     poll_interval: float = Field(0.1, description="ledger readers' fallback poll (NOTIFY wakes them)")
     sequencer_poll_interval: float = Field(0.02, description="appenders never notify: the sequencer polls")
     graceful_timeout: float = 30.0
+    retry_delays: tuple[float, ...] = Field((0.2, 0.8, 3.2), description="in-process retry pauses")
     run_sequencer: bool = True
     db_pool_size: int = 10
 

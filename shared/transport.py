@@ -36,14 +36,18 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "example": ("example",),
 }
 
-IN_PROCESS_ATTEMPTS = 3  # then the broker's delivery limit takes over, then the DLQ
+# Transient failures: retried in process after these pauses, then requeued so the quorum queue's
+# delivery limit counts them, then dead-lettered by the broker. Bounded at every level.
+RETRY_DELAYS = (0.2, 0.8, 3.2)
 
 
 class RabbitTransport:
     def __init__(self, *, service: str, amqp_url: str, names: topology.Names, pool: asyncpg.Pool,
                  store: PostgresEventStore, metrics: Metrics, own_events: Sequence[type[Event]] = (),
                  clock: Clock = utc_now, deps: Any = None, publish_timeout: float = 10.0,
-                 graceful_timeout: float = 30.0, prefetch: int = 16) -> None:
+                 graceful_timeout: float = 30.0, prefetch: int = 16,
+                 retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+        self.retry_delays = tuple(retry_delays)
         self.service, self.names, self.pool, self.store = service, names, pool, store
         self.metrics, self.clock, self.deps = metrics, clock, deps
         self.publish_timeout = publish_timeout
@@ -87,7 +91,7 @@ class RabbitTransport:
         except ValueError as exc:
             await self._dead_letter(spec, msg, str(exc))
             return
-        for attempt in range(IN_PROCESS_ATTEMPTS):
+        for attempt, delay in enumerate(self.retry_delays):
             try:
                 result = await handle(self.pool, spec, delivery, store=self.store, clock=self.clock,
                                       deps=self.deps, service=self.service)
@@ -96,7 +100,7 @@ class RabbitTransport:
                 self.metrics.failed.labels(spec.name).inc()
                 log.warning("message_retry", consumer=spec.name, event_id=str(delivery.event_id),
                             attempt=attempt + 1, reason=str(exc)[:300])
-                await asyncio.sleep(0.2 * 4 ** attempt)  # 0.2 s, 0.8 s, 3.2 s
+                await asyncio.sleep(delay)
         else:
             # Counted by the quorum queue's x-delivery-limit; past it, the broker dead-letters.
             await msg.reject(requeue=True)

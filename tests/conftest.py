@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
+import subprocess
 import uuid
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
@@ -81,3 +84,28 @@ async def pg_store(pg_pool: asyncpg.Pool) -> PostgresEventStore:
 def unique_prefix() -> str:
     """A name prefix for RabbitMQ exchanges and queues that no other test uses."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+_TEST_PREFIX = re.compile(r"^t[0-9a-f]{10}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def remove_test_bus_objects() -> AsyncIterator[None]:
+    """After the run, delete every queue and exchange a test created under its unique prefix."""
+    yield
+    if shutil.which("rabbitmqctl") is None:
+        return
+    import aio_pika
+
+    names = {}
+    for kind in ("queues", "exchanges"):
+        listed = subprocess.run(["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True,
+                                text=True, timeout=60).stdout.split()
+        names[kind] = [n for n in listed if _TEST_PREFIX.match(n)]
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in names["queues"]:
+            await channel.queue_delete(queue)
+        for exchange in names["exchanges"]:
+            await channel.exchange_delete(exchange)

@@ -83,6 +83,8 @@ SLOW_STARTED = asyncio.Event()
 async def record_thing(ctx: HandlerContext, event: ThingRegistered) -> None:
     if event.name == "reject-in-consumer":
         raise DomainError("the consumer refuses this one")
+    if event.name == "always-fails":
+        raise RuntimeError("a bug that no retry will fix")
     if event.name.startswith("slow"):
         SLOW_STARTED.set()
         await asyncio.sleep(1.0)  # long enough for a shutdown to begin meanwhile

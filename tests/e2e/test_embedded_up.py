@@ -1,6 +1,7 @@
 """`lookback up` as a newcomer runs it: a real process, the embedded PostgreSQL, four services."""
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tests.conftest import AMQP_URL
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -26,9 +29,10 @@ def free_port_base() -> int:
     return base if base < 60000 else 20000
 
 
-def start(data_dir: Path, port_base: int) -> tuple[subprocess.Popen, str]:
+def start(data_dir: Path, port_base: int, **settings: str) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
     env["LOOKBACK_LOG_JSON"] = "true"
+    env.update({f"LOOKBACK_{k.upper()}": v for k, v in settings.items()})
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     # A reader thread, not select(): the text wrapper buffers lines select() cannot see.
@@ -80,3 +84,18 @@ def test_lookback_up_runs_all_four_services_on_the_embedded_database(tmp_path):
     # The data folder survives a restart: a second start reuses it.
     proc, _ = start(tmp_path / "var", base)
     assert stop(proc) == 0
+
+
+def test_lookback_up_with_urls_runs_on_postgresql_and_rabbitmq(tmp_path, database, unique_prefix):
+    base = free_port_base()
+    proc, _ = start(tmp_path / "var", base, database_url=database, amqp_url=AMQP_URL,
+                    bus_prefix=unique_prefix + ".", tokens_json="{}")
+    try:
+        for i, service in enumerate(("registry", "rectification", "inspection", "notifier")):
+            url = f"http://127.0.0.1:{base + i}"
+            ready = httpx.get(f"{url}/readyz", timeout=5)
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"]["transport"] == "ok"
+    finally:
+        assert stop(proc) == 0
+    assert not (tmp_path / "var" / "pgdata").exists()  # no embedded database in this mode

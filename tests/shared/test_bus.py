@@ -316,3 +316,38 @@ async def test_graceful_shutdown_finishes_the_message_in_flight(database, unique
     finally:
         await consumer_pool.close()
         await delete_bus_objects(unique_prefix)
+
+
+async def test_a_message_that_keeps_failing_is_retried_a_bounded_number_of_times_then_dead_lettered(
+        database, unique_prefix):
+    admin = await asyncpg.connect(database)
+    await admin.execute(SEEN_TABLE)
+    await admin.close()
+    consumer_pool = await create_pool(database, role="lookback_example")
+    producer = create_service_app(EXAMPLE, settings_for(database, unique_prefix, AMQP_URL))
+    consumer = create_service_app(
+        consumer_spec(), settings_for(database, unique_prefix, AMQP_URL, run_sequencer=False,
+                                      retry_delays=(0.01, 0.01)), pool=consumer_pool)
+    try:
+        with capture_logs() as logs:
+            async with running(producer) as p, running(consumer) as c:
+                await register(p, "always-fails")
+                await register(p, "fine")
+                await eventually(lambda: _has(c, "fine"), timeout=30)
+                connection = await aio_pika.connect(AMQP_URL)
+                async with connection:
+                    channel = await connection.channel()
+                    dlq = await channel.declare_queue(f"{unique_prefix}exampleconsumer.dlq", passive=True)
+                    message = await eventually(lambda: dlq.get(fail=False, no_ack=True), timeout=30,
+                                               what="the poison message in the DLQ")
+                    assert json.loads(message.body)["name"] == "always-fails"
+                    death = message.headers["x-death"][0]
+                    assert death["reason"] == "delivery_limit"
+        attempts = [line for line in logs if line.get("event") == "message_retry"]
+        # 2 in-process attempts per delivery, deliveries bounded by x-delivery-limit (5) + 1
+        assert 2 <= len(attempts) <= 2 * 6
+        rows = await consumer_pool.fetch("SELECT name FROM public.example_seen")
+        assert [r["name"] for r in rows] == ["fine"]
+    finally:
+        await consumer_pool.close()
+        await delete_bus_objects(unique_prefix)
