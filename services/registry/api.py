@@ -1,0 +1,573 @@
+"""HTTP routes of the registry: commands (the frozen commands are the request bodies) and queries.
+
+Every command passes the principal check before anything is read or written: leader and auditor
+are refused (403) before the body is even validated; the domain then checks role and unit (a
+district role acts only in its own unit) before any event exists. Bad input gets 422 with each
+field's reason (the shell maps ValidationFailed), and nothing is written.
+
+Queries read the projections (eventually consistent), except one project's history, which reads
+the project's stream from the event store: every event, who and when. A district role sees only
+its own unit; asking for another one is 403.
+
+Who sees officials' phones in clear (DOMAIN.md §8)
+--------------------------------------------------
+The liaison list (附件1) shows phones masked (`138****0001`) to everyone by default: it is a list
+people open, print and screenshot, and most readers need to know *who*, not the number.
+A clear number is shown only on an explicit `?reveal=true`, and only to the roles whose work is
+to call these people: `city_admin` (runs the campaign, chases deadlines and escalations) and the
+unit's own district roles (they filed the list and keep it right). Inspectors go through the
+task force, leaders and auditors oversee, and the notifier reaches liaisons service-to-service,
+so none of them reads numbers off this list; they get 403 for `reveal=true` rather than a silently
+masked answer that could be mistaken for the real thing. Each reveal is recorded before the
+answer leaves, in `registry.personal_data_access` (append-only for the service, readable by the
+auditor) and as a `personal_data_revealed` log line: who, when, which unit and subjects, which
+fields, never the values. Older people's households are always shown masked (name `王*`, phone
+`138****0001`, no address); their clear data stays in the sealed store.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any, Mapping
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from services.registry import commands as c
+from services.registry import domain as d
+from services.registry import events as e
+from services.registry.events import OperatingStatus, describe_reason
+from services.registry.handlers import EVENTS, CommandOutcome, RegistryDeps, RegistryHandlers
+from services.registry.importing import (
+    HOUSEHOLDS,
+    PROJECTS,
+    ImportRefused,
+    ImportRejected,
+    RowError,
+    build_template,
+    parse_csv,
+    parse_xlsx,
+)
+from shared.auth import authorize_read
+from shared.errors import ForbiddenError, NotFoundError
+from shared.logging import get_logger
+from shared.messages import Actor, Role
+from shared.personal_data import ERASED, mask_name, mask_phone
+from shared.service import Runtime, new_correlation_id
+
+log = get_logger()
+
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+REVEALING_ROLES = frozenset({Role.CITY_ADMIN, Role.DISTRICT_REPORTER, Role.DISTRICT_REVIEWER})
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+# ----- plumbing ---------------------------------------------------------------------------------
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _deps(request: Request) -> RegistryDeps:
+    return _runtime(request).deps
+
+
+def _handlers(request: Request) -> RegistryHandlers:
+    runtime = _runtime(request)
+    return RegistryHandlers(runtime.store, runtime.deps)
+
+
+async def reader(request: Request) -> Actor:
+    """Any authenticated principal (401 otherwise)."""
+    return _runtime(request).authenticate(request)
+
+
+async def commander(request: Request) -> Actor:
+    """A principal that may send commands at all. As a dependency it runs before the body is
+    validated, so a leader or auditor gets 403 whatever they send."""
+    actor = _runtime(request).authenticate(request)
+    if not actor.role.may_command:
+        raise ForbiddenError(f"{actor.role.value} may read the registry but not change it")
+    return actor
+
+
+def _scope(actor: Actor, unit: str | None) -> str | None:
+    """The unit a query may show: a district role's own unit whatever it asked, else the asked one."""
+    authorize_read(actor, unit=unit)
+    return actor.unit if actor.role.is_district else unit
+
+
+def _same_id(field: str, in_body: str, in_path: str) -> None:
+    if in_body != in_path:
+        raise RequestValidationError([{"loc": ("body", field), "type": "value_error",
+                                       "msg": f"{in_body!r} differs from the path's {in_path!r}"}])
+
+
+def _check_code(field: str, value: str | None, known: bool) -> None:
+    if value is not None and not known:
+        raise RequestValidationError([{"loc": ("query", field), "type": "value_error",
+                                       "msg": f"unknown {field} {value!r}"}])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _row(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in dict(record).items()}
+
+
+def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+async def _run(request: Request, response: Response, cmd: c.RegistryCommand, actor: Actor
+               ) -> CommandOutcome:
+    runtime = _runtime(request)
+    outcome = await _handlers(request).handle(cmd, actor=actor, now=runtime.clock(),
+                                              correlation_id=new_correlation_id(request))
+    if not outcome.changed:
+        response.status_code = 200  # an identical resubmission: nothing new was recorded
+    return outcome
+
+
+# ----- views (the same shape from the folded stream and from the read model) ----------------------
+
+
+def project_view(state: d.ProjectState, version: int, deps: RegistryDeps) -> dict[str, Any]:
+    registration = state.registration
+    assert registration is not None and state.status is not None
+    operator = state.operator or registration.operator
+    retirement = state.retirement
+    return {
+        "project_id": state.project_id, "project_type": registration.project_type,
+        "name": registration.name, "unit": registration.unit, "township": registration.township,
+        "township_code": registration.township_code, "village": registration.village,
+        "project_year": registration.project_year, "provincial_key": registration.provincial_key,
+        "operator": operator.model_dump(mode="json"), "services": list(state.services),
+        "meets_service_rule": deps.campaign.meets_service_rule(state.services),
+        "status": state.status.value, "status_reasons": list(state.status_reasons),
+        "status_reason_text": [describe_reason(r, deps.campaign) for r in state.status_reasons],
+        "on_ledger": state.on_ledger, "assessments": state.assessments,
+        "last_assessed_on": _plain(state.last_assessed_on),
+        "retirement": None if retirement is None else {
+            "reason_code": retirement.reason_code.value, "reason": retirement.reason,
+            "retired_on": retirement.retired_on.isoformat()},
+        "version": version,
+    }
+
+
+def project_row_view(row: Mapping[str, Any], deps: RegistryDeps) -> dict[str, Any]:
+    r = _row(row)
+    return {
+        "project_id": r["project_id"], "project_type": r["project_type"], "name": r["name"],
+        "unit": r["unit"], "township": r["township"], "township_code": r["township_code"],
+        "village": r["village"], "project_year": r["project_year"],
+        "provincial_key": r["provincial_key"],
+        "operator": {"kind": r["operator_kind"], "name": r["operator_name"],
+                     "contract_start": r["contract_start"], "contract_end": r["contract_end"]},
+        "services": r["services"], "meets_service_rule": r["meets_service_rule"],
+        "status": r["status"], "status_reasons": r["status_reasons"],
+        "status_reason_text": [describe_reason(x, deps.campaign) for x in r["status_reasons"]],
+        "on_ledger": r["on_ledger"], "assessments": r["assessments"],
+        "last_assessed_on": r["last_assessed_on"],
+        "retirement": None if r["retired_on"] is None else {
+            "reason_code": r["retired_reason_code"], "reason": r["retired_reason"],
+            "retired_on": r["retired_on"]},
+        "version": r["version"],
+    }
+
+
+def programme_view(state: d.ProgrammeState, version: int) -> dict[str, Any]:
+    registration = state.registration
+    assert registration is not None
+    return {"programme_id": state.programme_id, "project_type": registration.project_type,
+            "name": registration.name, "unit": registration.unit,
+            "township": registration.township, "township_code": registration.township_code,
+            "year": registration.year, "households": len(state.households), "version": version}
+
+
+def liaison_view(event: e.LiaisonRegistered) -> dict[str, Any]:
+    """附件1 row as everyone sees it: phones masked."""
+    return {"unit": event.unit, "role": event.role.value, "version": event.version,
+            "name": event.name, "gender": event.gender.value, "position": event.position,
+            "mobile": event.mobile_masked, "office_phone": event.office_phone_masked,
+            "submitted_late": event.submitted_late, "revealed": False}
+
+
+def _history_entry(recorded: Any) -> dict[str, Any]:
+    meta = recorded.metadata
+    return {"version": recorded.stream_version, "event_id": str(recorded.event_id),
+            "event_type": recorded.event_type, "occurred_at": meta.get("occurred_at"),
+            "actor": meta.get("actor"), "correlation_id": meta.get("correlation_id"),
+            "data": recorded.payload}
+
+
+# ----- import upload ------------------------------------------------------------------------------
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, bytes]:
+    """Form fields of a multipart/form-data body, by name (a small parser: the project ships no
+    multipart dependency, and uploads here are a few files of a few MB)."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not match:
+        raise _UploadError("multipart body without a boundary")
+    delimiter = b"--" + match.group(1).encode("latin-1")
+    fields: dict[str, bytes] = {}
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, content = part.partition(b"\r\n\r\n")
+        if not separator:
+            continue
+        name = re.search(rb'[\s;]name="([^"]*)"', head)
+        if name is None:
+            continue
+        fields[name.group(1).decode("utf-8", "replace")] = content.removesuffix(b"\r\n")
+    return fields
+
+
+class _UploadError(ValueError):
+    pass
+
+
+def _import_refused(errors: tuple[RowError, ...] | list[RowError]) -> JSONResponse:
+    """422: every refused row with its sheet, row number, column and reason; nothing written."""
+    rows = [err.as_dict() for err in errors]
+    detail = [{"field": f"{r['sheet']}[{r['row']}].{r['column']}" if r["sheet"] else r["column"],
+               "reason": r["reason"]} for r in rows]
+    return JSONResponse({"error": "import_refused", "detail": detail, "rows": rows},
+                        status_code=422)
+
+
+def _parse_upload(request: Request, body: bytes, sheet: str | None, deps: RegistryDeps,
+                  today: date) -> Any:
+    content_type = request.headers.get("content-type", "").lower()
+    campaign = deps.campaign
+    if content_type.startswith("multipart/form-data"):
+        fields = _multipart(request.headers.get("content-type", ""), body)
+        if "file" in fields:
+            data = fields["file"]
+            if data.startswith(_ZIP_MAGIC):
+                return parse_xlsx(data, campaign, today=today)
+            if sheet not in (PROJECTS, HOUSEHOLDS):
+                raise _UploadError("a CSV in `file` needs ?sheet=projects or ?sheet=households; "
+                                   "or send fields `projects` and/or `households`")
+            return parse_csv(**{sheet: data}, campaign=campaign, today=today)
+        if PROJECTS in fields or HOUSEHOLDS in fields:
+            return parse_csv(projects=fields.get(PROJECTS), households=fields.get(HOUSEHOLDS),
+                             campaign=campaign, today=today)
+        raise _UploadError("send the workbook as field `file`, or CSV files as fields "
+                           "`projects` and/or `households`")
+    if body.startswith(_ZIP_MAGIC):
+        return parse_xlsx(body, campaign, today=today)
+    if content_type.startswith(("text/csv", "text/plain", "application/csv")):
+        if sheet not in (PROJECTS, HOUSEHOLDS):
+            raise _UploadError("a CSV body needs ?sheet=projects or ?sheet=households")
+        return parse_csv(**{sheet: body}, campaign=campaign, today=today)
+    raise _UploadError(f"send an .xlsx workbook ({XLSX_MEDIA_TYPE}), a CSV (text/csv with "
+                       "?sheet=…), or multipart/form-data")
+
+
+_UPLOAD_OPENAPI = {"requestBody": {"required": True, "content": {
+    XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+    "text/csv": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary", "description": ".xlsx workbook"},
+        "projects": {"type": "string", "format": "binary", "description": "projects CSV"},
+        "households": {"type": "string", "format": "binary", "description": "households CSV"},
+    }}}}}}
+
+
+# ----- routes -------------------------------------------------------------------------------------
+
+
+def routes() -> APIRouter:
+    router = APIRouter(tags=["registry"])
+
+    # ----- commands -------------------------------------------------------------------------
+
+    @router.post("/projects", status_code=201)
+    async def register_project(cmd: c.RegisterProject, request: Request, response: Response,
+                               actor: Actor = Depends(commander)) -> dict[str, Any]:
+        """Register a facility project (complex, community/rural centre, canteen)."""
+        outcome = await _run(request, response, cmd, actor)
+        return project_view(outcome.state, outcome.version, _deps(request))
+
+    @router.post("/projects/{project_id}/operator")
+    async def change_operator(project_id: str, cmd: c.ChangeOperator, request: Request,
+                              response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+        """Change the operator (运营主体)."""
+        _same_id("project_id", cmd.project_id, project_id)
+        outcome = await _run(request, response, cmd, actor)
+        return project_view(outcome.state, outcome.version, _deps(request))
+
+    @router.post("/projects/{project_id}/services")
+    async def change_services(project_id: str, cmd: c.ChangeServices, request: Request,
+                              response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+        """Change the elderly services provided (fewer than 3 or no 助餐: underperforming)."""
+        _same_id("project_id", cmd.project_id, project_id)
+        outcome = await _run(request, response, cmd, actor)
+        return project_view(outcome.state, outcome.version, _deps(request))
+
+    @router.post("/projects/{project_id}/assessments", status_code=201)
+    async def assess_project(project_id: str, cmd: c.AssessProject, request: Request,
+                             response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+        """Record an operating-status assessment (status, assessor, date, evidence, attachments)."""
+        _same_id("project_id", cmd.project_id, project_id)
+        outcome = await _run(request, response, cmd, actor)
+        return project_view(outcome.state, outcome.version, _deps(request))
+
+    @router.post("/projects/{project_id}/retirement", status_code=201)
+    async def retire_project(project_id: str, cmd: c.RetireProject, request: Request,
+                             response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+        """Retire a project (改作他用 / 撤并 / 拆除) with its reason."""
+        _same_id("project_id", cmd.project_id, project_id)
+        outcome = await _run(request, response, cmd, actor)
+        return project_view(outcome.state, outcome.version, _deps(request))
+
+    @router.post("/programmes", status_code=201)
+    async def register_programme(cmd: c.RegisterAdaptationProgramme, request: Request,
+                                 response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+        """Register a home-adaptation programme (one per unit, township and year)."""
+        outcome = await _run(request, response, cmd, actor)
+        return programme_view(outcome.state, outcome.version)
+
+    @router.post("/programmes/{programme_id}/households", status_code=201)
+    async def register_households(programme_id: str, cmd: c.RegisterHouseholds, request: Request,
+                                  response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+        """Register adapted households; names, addresses and phones are sealed, never stored clear."""
+        _same_id("programme_id", cmd.programme_id, programme_id)
+        outcome = await _run(request, response, cmd, actor)
+        registered = [h.household_code for event in outcome.events
+                      if isinstance(event, e.HouseholdsRegistered) for h in event.households]
+        return {**programme_view(outcome.state, outcome.version),
+                "households_registered": len(registered), "household_codes": registered}
+
+    @router.post("/liaisons", status_code=201)
+    async def register_liaison(cmd: c.RegisterLiaison, request: Request, response: Response,
+                               actor: Actor = Depends(commander)) -> dict[str, Any]:
+        """附件1: register a unit's responsible leader or liaison (a new version each change)."""
+        outcome = await _run(request, response, cmd, actor)
+        state = outcome.state
+        assert isinstance(state, d.LiaisonState)
+        return liaison_view(state.current[cmd.role.value])
+
+    @router.post("/imports", status_code=201, openapi_extra=_UPLOAD_OPENAPI)
+    async def import_file(request: Request, response: Response,
+                          sheet: str | None = Query(None, description="projects | households, "
+                                                    "for a single CSV"),
+                          actor: Actor = Depends(commander)) -> Any:
+        """Bulk import from .xlsx (sheets projects/项目 and households/改造户) or CSV: every
+        valid row or none. 422 lists every refused row with its row number and reason.
+        Importing the same file again registers nothing new (200)."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+            return JSONResponse({"error": "too_large", "detail": f"at most {MAX_UPLOAD_BYTES} bytes"},
+                                status_code=413)
+        body = await request.body()
+        if len(body) > MAX_UPLOAD_BYTES:
+            return JSONResponse({"error": "too_large", "detail": f"at most {MAX_UPLOAD_BYTES} bytes"},
+                                status_code=413)
+        runtime, deps = _runtime(request), _deps(request)
+        now = runtime.clock()
+        try:
+            parsed = _parse_upload(request, body, sheet, deps, deps.campaign.local_date(now))
+        except _UploadError as exc:
+            return JSONResponse({"error": "unsupported_upload", "detail": str(exc)}, status_code=415)
+        if isinstance(parsed, ImportRejected):
+            return _import_refused(parsed.errors)
+        try:
+            outcome = await _handlers(request).import_plan(
+                parsed, actor=actor, now=now, correlation_id=new_correlation_id(request))
+        except ImportRefused as exc:
+            return _import_refused(exc.errors)
+        if outcome.events_appended == 0:
+            response.status_code = 200
+        return outcome.as_dict()
+
+    @router.get("/imports/template")
+    async def import_template(request: Request, actor: Actor = Depends(reader)) -> Response:
+        """The import workbook: both sheets with bilingual headers, choices and a guide sheet."""
+        return Response(build_template(_deps(request).campaign), media_type=XLSX_MEDIA_TYPE,
+                        headers={"Content-Disposition":
+                                 'attachment; filename="registry-import-template.xlsx"'})
+
+    # ----- queries --------------------------------------------------------------------------
+
+    @router.get("/projects")
+    async def list_projects(request: Request, actor: Actor = Depends(reader),
+                            unit: str | None = None, project_type: str | None = None,
+                            status: OperatingStatus | None = None,
+                            provincial_key: bool | None = None,
+                            limit: int = Query(50, ge=1, le=500),
+                            offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """Facility projects by unit, type, status and provincial key flag, a page at a time."""
+        deps = _deps(request)
+        _check_code("project_type", project_type,
+                    project_type is None or deps.campaign.has_project_type(project_type))
+        _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+        unit = _scope(actor, unit)
+        where, args = ["TRUE"], []
+        for column, value in (("unit", unit), ("project_type", project_type),
+                              ("status", status.value if status else None),
+                              ("provincial_key", provincial_key)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        condition = " AND ".join(where)
+        pool = _runtime(request).pool
+        total = await pool.fetchval(f"SELECT count(*) FROM registry.projects WHERE {condition}", *args)
+        rows = await pool.fetch(
+            f"SELECT * FROM registry.projects WHERE {condition} "
+            f"ORDER BY unit, project_type, name, project_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+            *args, limit, offset)
+        return _page([project_row_view(r, deps) for r in rows], total, limit, offset)
+
+    @router.get("/projects/{project_id}")
+    async def get_project(project_id: str, request: Request,
+                          actor: Actor = Depends(reader)) -> dict[str, Any]:
+        """One project as its stream says now, with its full history: every event, who and when."""
+        runtime = _runtime(request)
+        recorded = await runtime.store.read_stream(e.project_stream(project_id))
+        if not recorded:
+            raise NotFoundError(f"project {project_id} is not registered")
+        state: d.RegistryState = d.initial_state(e.project_stream(project_id))
+        for item in recorded:
+            state = d.evolve(state, EVENTS.load_recorded(item))
+        assert isinstance(state, d.ProjectState)
+        authorize_read(actor, unit=state.unit)
+        return {"project": project_view(state, recorded[-1].stream_version, runtime.deps),
+                "history": [_history_entry(item) for item in recorded]}
+
+    @router.get("/ledger")
+    async def ledger(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
+                     include_cleared: bool = False, limit: int = Query(100, ge=1, le=1000),
+                     offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """The 台账: projects not operating or underperforming, with the reason, until cleared."""
+        deps = _deps(request)
+        _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+        unit = _scope(actor, unit)
+        where, args = ["TRUE"], []
+        if unit is not None:
+            args.append(unit)
+            where.append(f"l.unit = ${len(args)}")
+        if not include_cleared:
+            where.append("l.cleared_on IS NULL")
+        condition = " AND ".join(where)
+        pool = _runtime(request).pool
+        total = await pool.fetchval(f"SELECT count(*) FROM registry.ledger l WHERE {condition}", *args)
+        rows = await pool.fetch(
+            f"""SELECT l.*, p.status AS current_status, p.retired_on IS NOT NULL AS retired
+                FROM registry.ledger l LEFT JOIN registry.projects p USING (project_id)
+                WHERE {condition} ORDER BY l.unit, l.listed_on, l.project_name, l.entry_id
+                LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""", *args, limit, offset)
+        items = []
+        for row in rows:
+            item = _row(row)
+            item["reason_text"] = describe_reason(item["reason"], deps.campaign)
+            item["reason_details_text"] = [describe_reason(x, deps.campaign)
+                                           for x in item["reason_details"]]
+            item["open"] = item["cleared_on"] is None
+            items.append(item)
+        return _page(items, total, limit, offset)
+
+    @router.get("/liaisons")
+    async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
+                       reveal: bool = Query(False, description="show phones in clear (city_admin "
+                                            "and the unit's own district roles; logged)")
+                       ) -> dict[str, Any]:
+        """附件1: each unit's responsible leader and liaison; phones masked unless revealed."""
+        deps = _deps(request)
+        _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+        unit = _scope(actor, unit)
+        if reveal and actor.role not in REVEALING_ROLES:
+            raise ForbiddenError(f"{actor.role.value} may not see liaison phones in clear")
+        runtime = _runtime(request)
+        rows = await runtime.pool.fetch(
+            "SELECT * FROM registry.liaisons WHERE ($1::text IS NULL OR unit = $1) "
+            "ORDER BY unit, role", unit)
+        items = []
+        for row in rows:
+            items.append({"unit": row["unit"], "role": row["role"], "version": row["version"],
+                          "name": row["name"], "gender": row["gender"], "position": row["position"],
+                          "mobile": row["mobile_masked"], "office_phone": row["office_phone_masked"],
+                          "submitted_late": row["submitted_late"],
+                          "registered_at": _plain(row["registered_at"]), "revealed": False})
+        if reveal:
+            subjects = [row["subject_id"] for row in rows]
+            fields = ["mobile", "office_phone"]
+            # Recorded first: if the record cannot be written, nothing is revealed.
+            correlation = new_correlation_id(request)
+            await runtime.pool.execute(
+                """INSERT INTO registry.personal_data_access (actor_id, actor_name, actor_role,
+                          actor_unit, what, unit, subject_ids, fields, correlation_id)
+                   VALUES ($1, $2, $3, $4, 'liaison_phones', $5, $6, $7, $8)""",
+                actor.id, actor.name, actor.role.value, actor.unit, unit, subjects, fields,
+                correlation)
+            log.info("personal_data_revealed", service="registry", what="liaison_phones",
+                     actor=actor.id, role=actor.role.value, unit=unit, subjects=len(subjects),
+                     fields=fields, correlation_id=str(correlation))
+            ring = await deps.vault.keyring(subjects)
+            for item, row in zip(items, rows):
+                item["mobile"] = ring.reveal(row["subject_id"], "mobile", row["mobile_sealed"])
+                if row["office_phone_sealed"] is not None:
+                    item["office_phone"] = ring.reveal(row["subject_id"], "office_phone",
+                                                       row["office_phone_sealed"])
+                item["revealed"] = True
+        return {"items": items}
+
+    @router.get("/programmes")
+    async def list_programmes(request: Request, actor: Actor = Depends(reader),
+                              unit: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                              offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """Home-adaptation programmes with their household counts."""
+        deps = _deps(request)
+        _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+        unit = _scope(actor, unit)
+        pool = _runtime(request).pool
+        total = await pool.fetchval(
+            "SELECT count(*) FROM registry.programmes WHERE ($1::text IS NULL OR unit = $1)", unit)
+        rows = await pool.fetch(
+            "SELECT * FROM registry.programmes WHERE ($1::text IS NULL OR unit = $1) "
+            "ORDER BY unit, township, year LIMIT $2 OFFSET $3", unit, limit, offset)
+        return _page([_row(r) for r in rows], total, limit, offset)
+
+    @router.get("/programmes/{programme_id}/households")
+    async def list_households(programme_id: str, request: Request, actor: Actor = Depends(reader),
+                              limit: int = Query(100, ge=1, le=1000),
+                              offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """A programme's adapted households, masked: name `王*`, phone `138****0001`, no address."""
+        runtime, deps = _runtime(request), _deps(request)
+        programme = await runtime.pool.fetchrow(
+            "SELECT * FROM registry.programmes WHERE programme_id = $1", programme_id)
+        if programme is None:
+            raise NotFoundError(f"adaptation programme {programme_id} is not registered")
+        authorize_read(actor, unit=programme["unit"])
+        rows = await runtime.pool.fetch(
+            "SELECT * FROM registry.households WHERE programme_id = $1 "
+            "ORDER BY household_code LIMIT $2 OFFSET $3", programme_id, limit, offset)
+        ring = await deps.vault.keyring([r["subject_id"] for r in rows])
+        items = []
+        for row in rows:
+            subject = row["subject_id"]
+            name = ring.open(subject, "name", row["name_sealed"])
+            phone = ring.open(subject, "phone", row["phone_sealed"])
+            items.append({
+                "household_id": row["household_id"], "household_code": row["household_code"],
+                "village": row["village"], "adaptation_year": row["adaptation_year"],
+                "items": list(row["items"]), "acceptance_date": row["acceptance_date"].isoformat(),
+                "name": ERASED if name is None else mask_name(name),
+                "phone": (None if row["phone_sealed"] is None
+                          else ERASED if phone is None else mask_phone(phone)),
+            })
+        return {"programme": _row(programme), **_page(items, programme["households"], limit, offset)}
+
+    return router
