@@ -67,6 +67,27 @@ def migrate_command() -> None:
     typer.echo(f"applied {len(applied)} migrations: {', '.join(applied) or 'none needed'}")
 
 
+@app.command("seed")
+def seed_command(data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)")) -> None:
+    """Load the sample registry data (all five units) into an empty registry; else do nothing."""
+    from services.registry.seeding import seed_if_empty
+    from shared.runner import migrate_database, start_embedded_database
+    from shared.settings import Settings
+
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    if settings.database_url is None:  # the embedded default, as `lookback up` uses it
+        settings = settings.model_copy(
+            update={"database_url": start_embedded_database(settings.data_dir)})
+    asyncio.run(migrate_database(settings.database_url))
+    report = asyncio.run(seed_if_empty(settings))
+    if report is None:
+        typer.echo("the registry already has data: the sample was not loaded")
+    else:
+        typer.echo(f"sample data loaded: {report.commands} commands, {report.events} events")
+
+
 @app.command("token")
 def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
                   role: str = typer.Option(...), unit: str = typer.Option(None)) -> None:

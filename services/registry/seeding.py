@@ -1,0 +1,79 @@
+"""Loading the sample data (seed.py) through the registry's own handlers.
+
+`lookback up` calls `seed_if_empty` on every start, and `lookback seed` does the same on demand:
+the sample goes in only while the registry has no event at all, so real data is never mixed with
+examples (and seed commands such as an assessment are facts that must not be repeated).
+
+The whole sample is ONE atomic multi-stream append (`RegistryHandlers.handle_batch`): a crash can
+never leave half a sample that "is not empty" and so would never be completed. Two processes
+seeding at once both find the registry empty; the second append then fails on the expected
+versions and that process simply reports that the sample is already there.
+
+The commands run as SEED_ACTOR (`示例数据`) at the seed's own moment (`SeedPlan.as_of`, inside the
+campaign), so the sample reads as it would have been filed and every event says it is a sample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.registry.handlers import RegistryDeps, RegistryHandlers
+from services.registry.seed import build_seed
+from shared.campaign import load_campaign
+from shared.errors import ConcurrencyError
+from shared.logging import get_logger
+from shared.messages import deterministic_id
+from shared.personal_data import PostgresPersonalDataVault
+from shared.settings import Settings
+from shared.store import PostgresEventStore, create_pool
+from shared.transport import CATEGORIES
+
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    commands: int
+    events: int
+    streams: int
+
+
+async def registry_is_empty(pool: asyncpg.Pool) -> bool:
+    return not await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM es.events WHERE category = ANY($1::text[]))",
+        list(CATEGORIES["registry"]))
+
+
+async def seed_with(handlers: RegistryHandlers) -> SeedReport | None:
+    """Run every sample command through the registry's handler as one atomic append; None if
+    another process got there first."""
+    plan = build_seed(handlers.campaign)
+    try:
+        outcome = await handlers.handle_batch(
+            plan.commands, actor=plan.actor, now=plan.as_of, retry_on_conflict=False,
+            # one correlation id for the whole sample: its events can be found together
+            correlation_id=deterministic_id("registry", "seed", handlers.campaign.id))
+    except ConcurrencyError:
+        log.info("registry_seed_skipped", service="registry", reason="seeded concurrently")
+        return None
+    report = SeedReport(commands=outcome.commands, events=outcome.events, streams=outcome.streams)
+    log.info("registry_seeded", service="registry", commands=report.commands,
+             events=report.events, streams=report.streams)
+    return report
+
+
+async def seed_if_empty(settings: Settings) -> SeedReport | None:
+    """Load the sample into a registry that has no event yet; None if it had some."""
+    if settings.database_url is None:
+        raise ValueError("seeding needs settings.database_url")
+    pool = await create_pool(settings.database_url, role="lookback_registry", max_size=4)
+    try:
+        if not await registry_is_empty(pool):
+            log.info("registry_seed_skipped", service="registry", reason="the registry has events")
+            return None
+        deps = RegistryDeps(campaign=load_campaign(settings.campaign_file),
+                            vault=PostgresPersonalDataVault(pool))
+        return await seed_with(RegistryHandlers(PostgresEventStore(pool), deps))
+    finally:
+        await pool.close()
