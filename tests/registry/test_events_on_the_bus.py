@@ -1,0 +1,155 @@
+"""Registry events reach RabbitMQ in the shape the service's AsyncAPI document promises: CloudEvents
+`ce-` headers, and a JSON body valid against the message's payload schema."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+import pytest
+
+from shared.store import PostgresEventStore, create_pool
+from tests.conftest import AMQP_URL
+from tests.faults import eventually
+from tests.registry.support import as_, project_body, registry_client
+
+pytestmark = pytest.mark.integration
+
+_JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict,
+               "null": type(None), "number": (int, float)}
+
+
+def schema_problems(value: Any, schema: dict[str, Any], document: dict[str, Any], path: str = "$") -> list[str]:
+    """Required fields, types, enums and no undeclared fields (the parts of JSON Schema the
+    AsyncAPI document uses for these messages)."""
+    if "$ref" in schema:
+        target: Any = document
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return schema_problems(value, target, document, path)
+    if "anyOf" in schema:
+        options = [schema_problems(value, option, document, path) for option in schema["anyOf"]]
+        return [] if any(not o for o in options) else [f"{path}: matches no option ({options})"]
+    problems = []
+    expected = schema.get("type")
+    if expected is not None:
+        python_type = _JSON_TYPES[expected]
+        if not isinstance(value, python_type) or (expected == "integer" and isinstance(value, bool)):
+            return [f"{path}: {value!r} is not {expected}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{path}: {value!r} not in {schema['enum']}")
+    if schema.get("format") == "date" and isinstance(value, str):
+        try:
+            datetime.strptime(value, "%Y-%m-%d")
+        except ValueError:
+            problems.append(f"{path}: {value!r} is not a date")
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                problems.append(f"{path}.{name}: required but missing")
+        for name, item in value.items():
+            if name in properties:
+                problems += schema_problems(item, properties[name], document, f"{path}.{name}")
+            elif schema.get("additionalProperties") is False:
+                problems.append(f"{path}.{name}: not declared")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            problems += schema_problems(item, schema["items"], document, f"{path}[{index}]")
+    return problems
+
+
+def payload_schema(document: dict[str, Any], event_type: str) -> dict[str, Any]:
+    [channel] = [c for c in document["channels"].values() if c["address"] == event_type]
+    [message_ref] = channel["messages"].values()
+    message: Any = document
+    for part in message_ref["$ref"].removeprefix("#/").split("/"):
+        message = message[part]
+    return message["payload"]
+
+
+async def delete_bus_objects(prefix: str, tap: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (tap, f"{prefix}registry.events.archive", f"{prefix}registry.dlq"):
+            try:
+                await channel.queue_delete(queue)
+            except Exception:
+                channel = await connection.channel()
+        for exchange in (f"{prefix}registry.events", f"{prefix}registry.dlx"):
+            try:
+                await channel.exchange_delete(exchange)
+            except Exception:
+                channel = await connection.channel()
+
+
+async def test_registry_events_on_rabbitmq_match_the_asyncapi_document(database, unique_prefix):
+    tap = f"{unique_prefix}test.registry-tap"
+    received: list[aio_pika.abc.AbstractIncomingMessage] = []
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        async with registry_client(database, amqp_url=AMQP_URL, prefix=unique_prefix) as client:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(f"{unique_prefix}registry.events")  # declared at start
+            queue = await channel.declare_queue(tap, auto_delete=True)
+            await queue.bind(exchange, routing_key="#")
+
+            # Operating except for 助餐: ProjectRegistered and LedgerEntryAdded.
+            response = await client.post("/projects", headers=as_("admin"), json=project_body(
+                services=["day_care", "cleaning_assistance", "health_management"]))
+            assert response.status_code == 201, response.text
+            project_id = response.json()["project_id"]
+
+            async def two_messages() -> bool:
+                message = await queue.get(fail=False, no_ack=True)
+                if message is not None:
+                    received.append(message)
+                return len(received) >= 2
+
+            await eventually(two_messages, timeout=20, what="two registry events on the bus")
+            document = (await client.get("/asyncapi.json")).json()
+            stored = {str(r.event_id): r for r in await _stream(database, project_id)}
+    finally:
+        await connection.close()
+        await delete_bus_objects(unique_prefix, tap)
+
+    assert [m.routing_key for m in received] == ["registry.ProjectRegistered", "registry.LedgerEntryAdded"]
+    for message in received:
+        headers = message.headers
+        event_type = message.routing_key
+        assert headers["ce-specversion"] == "1.0"
+        assert headers["ce-id"] == message.message_id and message.message_id in stored
+        recorded = stored[message.message_id]
+        assert (headers["ce-type"], headers["ce-source"], headers["ce-subject"]) == (
+            event_type, "registry", f"project-{project_id}")
+        assert headers["ce-schemaversion"] == 1
+        assert headers["ce-streamversion"] == recorded.stream_version
+        assert headers["ce-correlationid"] == recorded.metadata["correlation_id"]
+        assert datetime.fromisoformat(headers["ce-time"]) == datetime.fromisoformat(recorded.metadata["occurred_at"])
+        assert message.content_type == "application/json"
+        body = json.loads(message.body)
+        assert schema_problems(body, payload_schema(document, event_type), document) == []
+        assert body == recorded.payload
+    registered = json.loads(received[0].body)
+    assert (registered["status"], registered["status_reasons"]) == ("underperforming", ["no_meal_assistance"])
+
+
+async def _stream(dsn: str, project_id: str):
+    pool = await create_pool(dsn, max_size=1)
+    try:
+        return await PostgresEventStore(pool).read_stream(f"project-{project_id}")
+    finally:
+        await pool.close()
+
+
+def test_the_schema_check_catches_a_missing_field_a_wrong_type_and_an_undeclared_field():
+    document = {"components": {"schemas": {"E": {
+        "type": "object", "additionalProperties": False, "required": ["a", "b"],
+        "properties": {"a": {"type": "integer"}, "b": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}}}}
+    schema = {"$ref": "#/components/schemas/E"}
+    assert schema_problems({"a": 1, "b": None}, schema, document) == []
+    assert schema_problems({"a": True, "b": "x"}, schema, document) == ["$.a: True is not integer"]
+    assert schema_problems({"a": 1}, schema, document) == ["$.b: required but missing"]
+    assert schema_problems({"a": 1, "b": 2, "c": 3}, schema, document)[1] == "$.c: not declared"
