@@ -221,6 +221,20 @@ async def sequencer_case(dsn: str, seconds: float, key_text: str, folder: str) -
         figures.append(Figure("sequencer catch-up", backlog / elapsed,
                               note=f"{backlog} events of backlog from the cases above, incl. start-up"))
         before = await ledger_size(conn)
+        samples: list[tuple[int, float]] = []
+        sampling = asyncio.Event()
+
+        async def sample() -> None:  # the lag every 100 ms while the writers run
+            probe = await asyncpg.connect(dsn)
+            try:
+                while not sampling.is_set():
+                    samples.append((await unsequenced_count(probe),
+                                    await unsequenced_age_seconds(probe)))
+                    await asyncio.sleep(0.1)
+            finally:
+                await probe.close()
+
+        sampler = asyncio.create_task(sample())
         started = time.perf_counter()
         writers = await append_case(dsn, 8, seconds, tag="s")
         window = time.perf_counter() - started
@@ -230,12 +244,18 @@ async def sequencer_case(dsn: str, seconds: float, key_text: str, folder: str) -
         while await unsequenced_count(conn):
             await asyncio.sleep(0.005)
         drain = time.perf_counter() - stopped
+        sampling.set()
+        await sampler
         sequenced = await ledger_size(conn) - before
         figures.append(Figure("sequencer under 8 writers", sequenced / (window + drain),
                               note=f"writers appended {writers.rate:,.0f}/s meanwhile"))
         figures.append(Figure("sequencer lag at the end", lag_age, unit="s",
                               note=f"{lag_events} unsequenced when the writers stopped, "
                                    f"drained in {drain * 1000:.0f} ms"))
+        worst = max(samples, key=lambda s: s[1], default=(0, 0.0))
+        figures.append(Figure("sequencer lag, worst sample", worst[1], unit="s",
+                              note=f"{worst[0]} unsequenced then; sampled every 100 ms while "
+                                   "the 8 writers ran"))
     finally:
         stop.set()
         await asyncio.get_running_loop().run_in_executor(None, process.join, 30)
@@ -336,7 +356,7 @@ async def drop_database(admin: asyncpg.Connection, name: str) -> None:
 
 
 def fmt_rate(value: float, unit: str) -> str:
-    return f"{value:.3f} s" if unit == "s" else f"{value:,.0f}"
+    return f"{value:.3f}" if unit == "s" else f"{value:,.0f}"
 
 
 def print_table(figures: dict[str, Figure], extra: list[Figure]) -> None:
@@ -358,7 +378,7 @@ def print_table(figures: dict[str, Figure], extra: list[Figure]) -> None:
     rows = [("case", "rate", "p50 ms", "p99 ms", "ratio", "target", "met", "note")]
     for figure in list(figures.values()) + extra:
         rel, target, check = targets.get(figure.case, ("", "", None))
-        if figure.case == "sequencer lag at the end":
+        if figure.case.startswith("sequencer lag"):
             target, check = "< 1 s", (lambda f=figure: f.rate < 1.0)
         if figure.case.startswith("verify"):
             target, check = ">= 40,000 events/s", (lambda f=figure: f.rate >= 40_000)
@@ -380,6 +400,10 @@ def print_table(figures: dict[str, Figure], extra: list[Figure]) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    import logging
+
+    import structlog
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     admin = await asyncpg.connect(args.dsn)
     name = f"lookback_bench_{os.getpid()}"
     figures: dict[str, Figure] = {}
@@ -387,8 +411,10 @@ async def main(args: argparse.Namespace) -> None:
     cases = args.cases or ALL_CASES
     try:
         dsn = await create_database(admin, args.dsn, name)
-        print(f"# PostgreSQL {admin.get_server_version()}, {os.cpu_count()} CPUs, "
-              f"{args.seconds:g} s per timed case", flush=True)
+        version = admin.get_server_version()
+        print(f"# PostgreSQL {version.major}.{version.micro}, {os.cpu_count()} CPUs, "
+              f"{args.seconds:g} s per timed case, load average before: "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         for case in cases:
             print(f"# running {case} ...", file=sys.stderr, flush=True)
             if case == "raw-1":
@@ -413,6 +439,8 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await drop_database(admin, name)
         await admin.close()
+    print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          "(other work on the machine slows every figure)")
     print_table(figures, extra)
 
 
