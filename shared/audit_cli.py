@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared.audit import (VerifyResult, count_ledger, export_database, read_checkpoint_dir,
                           verify_database, verify_file)
-from shared.signing import (generate_private_key, key_id, load_public_key, private_key_to_text,
+from shared.signing import (PUBLIC_KEY_ENV, generate_private_key, key_id, load_public_key, private_key_to_text,
                             public_key_to_text, public_keys_by_id)
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -62,7 +62,7 @@ def verify(
     source: Optional[Path] = typer.Argument(None, help="An export file (or use --database-url)."),
     database_url: Optional[str] = typer.Option(None, "--database-url"),
     public_key: list[str] = typer.Option(
-        [], "--public-key", "-k", envvar="LOOKBACK_LEDGER_PUBLIC_KEY",
+        [], "--public-key", "-k", envvar=PUBLIC_KEY_ENV,
         help="Checkpoint public key: base64 of 32 bytes, PEM, or a file of either. Repeatable."),
     checkpoint_dir: Optional[Path] = typer.Option(
         None, help="Also verify the checkpoint files the sequencer wrote outside the database."),
@@ -110,7 +110,7 @@ def keygen(
     output: Path = typer.Option(..., "--output", "-o",
                                 help="Where to write the private key (base64 seed, mode 0600)."),
 ) -> None:
-    """Make an Ed25519 checkpoint key; point LOOKBACK_LEDGER_KEY_FILE at the file."""
+    """Make an Ed25519 checkpoint key; point LOOKBACK_SIGNING_KEY_FILE at the file."""
     if output.exists():
         raise typer.BadParameter(f"{output} exists; not overwriting a key", param_hint="--output")
     key = generate_private_key()

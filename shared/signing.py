@@ -12,8 +12,9 @@ The signature is over the *body*: the first three lines including their newlines
 first 8 bytes of SHA-256 of the raw 32-byte public key (C2SP uses 4 bytes of another hash; ours is
 not meant to interoperate with C2SP tooling, only to read like it).
 
-The private key comes from configuration: `LOOKBACK_LEDGER_KEY` (base64 of the 32-byte seed, or PEM
-text) or `LOOKBACK_LEDGER_KEY_FILE` (a file holding either). `generate_private_key()` makes one.
+The private key comes from configuration (shared/settings.py): `LOOKBACK_SIGNING_KEY` (base64 of the
+32-byte seed, or PEM text) or `LOOKBACK_SIGNING_KEY_FILE` (a file holding either); the origin from
+`LOOKBACK_CHECKPOINT_ORIGIN`. `generate_private_key()` makes a key (`lookback audit keygen`).
 """
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 DEFAULT_ORIGIN = "lookback/ledger"
-KEY_ENV = "LOOKBACK_LEDGER_KEY"
-KEY_FILE_ENV = "LOOKBACK_LEDGER_KEY_FILE"
-ORIGIN_ENV = "LOOKBACK_LEDGER_ORIGIN"
+KEY_ENV = "LOOKBACK_SIGNING_KEY"
+KEY_FILE_ENV = "LOOKBACK_SIGNING_KEY_FILE"
+ORIGIN_ENV = "LOOKBACK_CHECKPOINT_ORIGIN"
+PUBLIC_KEY_ENV = "LOOKBACK_CHECKPOINT_PUBLIC_KEY"
 SIGNATURE_PREFIX = "\u2014 "  # EM DASH and a space, as in C2SP signed notes
 KEY_ID_BYTES = 8
 _ORIGIN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: it also names the key
@@ -58,7 +60,7 @@ def generate_private_key() -> Ed25519PrivateKey:
 
 
 def private_key_to_text(key: Ed25519PrivateKey) -> str:
-    """Base64 of the 32-byte seed: what `LOOKBACK_LEDGER_KEY` (or its file) holds."""
+    """Base64 of the 32-byte seed: what `LOOKBACK_SIGNING_KEY` (or its file) holds."""
     raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                             serialization.NoEncryption())
     return base64.b64encode(raw).decode()

@@ -116,6 +116,7 @@ def translate_error(exc: BaseException) -> BaseException:
 
 
 _APPEND = "SELECT * FROM es.append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+_APPEND_ONE = "SELECT * FROM es.append_one($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 
 def _event_columns(alias: str = "") -> str:
@@ -159,6 +160,8 @@ class PostgresEventStore:
         if not events:
             return []
         streams = _expected_for(events, expected)
+        if len(events) == 1:
+            return [await self._append_one(events[0], streams[events[0].stream_id], conn)]
         ids, types, versions, payloads, metadata, phashes, mhashes, stream_ids = ([] for _ in range(8))
         for event in events:
             payload, meta, phash, mhash = _hashes(event)
@@ -180,6 +183,22 @@ class PostgresEventStore:
                     raise
                 raise translated from exc
         return [Appended(r["stream_id"], r["stream_version"], r["event_id"]) for r in rows]
+
+    async def _append_one(self, event: NewEvent, expected: int, conn: Any) -> Appended:
+        """The commonest call, with scalar arguments: the same contract, a third less work
+        (sql/0005_append_one.sql)."""
+        payload, meta, phash, mhash = _hashes(event)
+        async with self._conn(conn) as c:
+            try:
+                row = await c.fetchrow(_APPEND_ONE, event.stream_id, expected, event.event_id,
+                                       event.event_type, event.schema_version, payload.decode(),
+                                       meta.decode(), phash, mhash)
+            except asyncpg.PostgresError as exc:
+                translated = translate_error(exc)
+                if translated is exc:
+                    raise
+                raise translated from exc
+        return Appended(event.stream_id, row["stream_version"], event.event_id)
 
     async def read_stream(self, stream_id: str, after_version: int = 0, *,
                           conn: Any = None) -> list[RecordedEvent]:

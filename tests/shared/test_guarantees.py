@@ -234,3 +234,21 @@ async def test_an_event_stored_at_an_old_schema_version_loads_through_its_upcast
 
     loaded = registry.load_recorded(recorded)
     assert loaded == PlaceRegistered(name="幸福里养老驿站", district="unknown")
+
+
+# --------------------------------------------------------------------------------------------
+# One event (es.append_one): the same idempotency as es.append
+
+
+async def test_a_single_event_retried_returns_its_original_position_even_concurrently(pg_store):
+    first = event("example-one")
+    original = await pg_store.append([first], {"example-one": 0})
+    await pg_store.append([event("example-one", 1)])
+    for expected in (0, -1):  # the stream moved on, yet a retry is not a conflict
+        assert await pg_store.append([first], {"example-one": expected}) == original
+    assert await pg_store.stream_version("example-one") == 2
+
+    twin = event("example-twin")
+    both = await asyncio.gather(*(pg_store.append([twin], {"example-twin": 0}) for _ in range(2)))
+    assert both[0] == both[1] and both[0][0].stream_version == 1
+    assert await pg_store.stream_version("example-twin") == 1
