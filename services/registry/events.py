@@ -109,6 +109,9 @@ class RegistryEvent(Event):
 
 
 class ProjectRegistered(RegistryEvent):
+    """A facility project entered the registry, with its effective status (the service rule
+    applied to what was claimed). A status other than operating comes with a LedgerEntryAdded."""
+
     type_name: ClassVar[str] = "registry.ProjectRegistered"
 
     project_id: str
@@ -128,6 +131,8 @@ class ProjectRegistered(RegistryEvent):
 
 
 class OperatorChanged(RegistryEvent):
+    """The project's operator (运营主体) changed; the status changes only through an assessment."""
+
     type_name: ClassVar[str] = "registry.OperatorChanged"
 
     project_id: str
@@ -265,6 +270,8 @@ class HouseholdRecord(_Record):
 
 
 class HouseholdsRegistered(RegistryEvent):
+    """Adapted households of a programme; names, addresses and phones only sealed per subject."""
+
     type_name: ClassVar[str] = "registry.HouseholdsRegistered"
 
     programme_id: str
