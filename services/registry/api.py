@@ -26,10 +26,10 @@ fields, never the values. Older people's households are always shown masked (nam
 """
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Any, Mapping
 
+from starlette.datastructures import UploadFile as StarletteUploadFile
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -213,25 +213,14 @@ def _history_entry(recorded: Any) -> dict[str, Any]:
 # ----- import upload ------------------------------------------------------------------------------
 
 
-def _multipart(content_type: str, body: bytes) -> dict[str, bytes]:
-    """Form fields of a multipart/form-data body, by name (a small parser: the project ships no
-    multipart dependency, and uploads here are a few files of a few MB)."""
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not match:
-        raise _UploadError("multipart body without a boundary")
-    delimiter = b"--" + match.group(1).encode("latin-1")
-    fields: dict[str, bytes] = {}
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break  # the closing delimiter
-        head, separator, content = part.partition(b"\r\n\r\n")
-        if not separator:
-            continue
-        name = re.search(rb'[\s;]name="([^"]*)"', head)
-        if name is None:
-            continue
-        fields[name.group(1).decode("utf-8", "replace")] = content.removesuffix(b"\r\n")
-    return fields
+async def _form_files(request: Request) -> dict[str, bytes]:
+    """The uploaded files of a multipart/form-data body, by field name (python-multipart)."""
+    try:
+        form = await request.form()
+    except Exception as exc:  # malformed multipart: say so, write nothing
+        raise _UploadError(f"unreadable multipart body: {exc}") from exc
+    return {name: await value.read() for name, value in form.multi_items()
+            if isinstance(value, StarletteUploadFile)}
 
 
 class _UploadError(ValueError):
@@ -247,12 +236,12 @@ def _import_refused(errors: tuple[RowError, ...] | list[RowError]) -> JSONRespon
                         status_code=422)
 
 
-def _parse_upload(request: Request, body: bytes, sheet: str | None, deps: RegistryDeps,
-                  today: date) -> Any:
+async def _parse_upload(request: Request, body: bytes, sheet: str | None, deps: RegistryDeps,
+                        today: date) -> Any:
     content_type = request.headers.get("content-type", "").lower()
     campaign = deps.campaign
     if content_type.startswith("multipart/form-data"):
-        fields = _multipart(request.headers.get("content-type", ""), body)
+        fields = await _form_files(request)
         if "file" in fields:
             data = fields["file"]
             if data.startswith(_ZIP_MAGIC):
@@ -379,7 +368,7 @@ def routes() -> APIRouter:
         runtime, deps = _runtime(request), _deps(request)
         now = runtime.clock()
         try:
-            parsed = _parse_upload(request, body, sheet, deps, deps.campaign.local_date(now))
+            parsed = await _parse_upload(request, body, sheet, deps, deps.campaign.local_date(now))
         except _UploadError as exc:
             return JSONResponse({"error": "unsupported_upload", "detail": str(exc)}, status_code=415)
         if isinstance(parsed, ImportRejected):

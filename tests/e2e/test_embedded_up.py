@@ -1,7 +1,6 @@
 """`lookback up` as a newcomer runs it: a real process, the embedded PostgreSQL, four services."""
 from __future__ import annotations
 
-import asyncio
 import os
 import queue
 import signal
