@@ -85,11 +85,15 @@ def checkpoint_file_name(tree_size: int) -> str:
 
 def write_checkpoint_file(folder: Path, checkpoint: Checkpoint) -> Path:
     """Write the signed note atomically (temp file, fsync, rename); the folder lives off the DB."""
+    return _write_note(folder, checkpoint.tree_size, checkpoint.note)
+
+
+def _write_note(folder: Path, tree_size: int, note: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / checkpoint_file_name(checkpoint.tree_size)
+    path = folder / checkpoint_file_name(tree_size)
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w", encoding="utf-8", newline="") as handle:
-        handle.write(checkpoint.note)
+        handle.write(note)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
@@ -172,11 +176,21 @@ class Sequencer:
     async def _load_state(self, conn: asyncpg.Connection) -> None:
         row = await conn.fetchrow(
             "SELECT last_tx_id, last_tx_seq, tree_size, frontier FROM es.sequencer_state")
-        checkpoint_size = await conn.fetchval(
-            "SELECT coalesce(max(tree_size), 0) FROM es.checkpoints")
+        latest = await conn.fetchrow(
+            "SELECT tree_size, note FROM es.checkpoints ORDER BY tree_size DESC LIMIT 1")
         self._state = _State(row["last_tx_id"], row["last_tx_seq"],
                              Frontier(row["tree_size"], list(row["frontier"])),
-                             checkpoint_size, self.clock())
+                             latest["tree_size"] if latest else 0, self.clock())
+        # A leader that died between its commit and its file write left the file missing: the
+        # note is signed, so copying it from the database is as good as the original.
+        if latest is not None and latest["note"] and self.checkpoint_dir is not None:
+            path = self.checkpoint_dir / checkpoint_file_name(latest["tree_size"])
+            if not path.exists():
+                try:
+                    _write_note(self.checkpoint_dir, latest["tree_size"], latest["note"])
+                except OSError as exc:
+                    log.error("checkpoint_file_not_written", folder=str(self.checkpoint_dir),
+                              tree_size=latest["tree_size"], error=str(exc))
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

@@ -234,3 +234,37 @@ async def test_lag_counts_committed_events_not_yet_sequenced(database, pg_store)
         assert await seq.lag() == 0
     finally:
         await seq.close()
+
+
+async def test_a_new_leader_rewrites_a_checkpoint_file_its_predecessor_did_not_write(
+        database, pg_store, signer, tmp_path):
+    first = sequencer(database, signer, tmp_path, checkpoint_every_events=1)
+    await pg_store.append([event("example-a")])
+    await sequence_until(first, 1)
+    await first.close()
+    path = tmp_path / checkpoint_file_name(1)
+    written = path.read_text(encoding="utf-8")
+    path.unlink()  # as if the leader died between its commit and its file write
+    second = sequencer(database, signer, tmp_path)
+    try:
+        assert await second.try_acquire()
+        assert path.read_text(encoding="utf-8") == written
+    finally:
+        await second.close()
+
+
+async def test_readers_are_woken_by_a_notification_after_each_sequenced_batch(database, pg_store):
+    listener = await asyncpg.connect(database)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener("es_ledger", lambda *args: heard.put_nowait(args[-1]))
+    seq = sequencer(database)
+    try:
+        await pg_store.append([event("example-a", i) for i in range(3)])
+        await sequence_until(seq, 3)
+        payloads = [await asyncio.wait_for(heard.get(), 5)]
+        while payloads[-1] != "3":  # the new tree size, sent once each batch has committed
+            payloads.append(await asyncio.wait_for(heard.get(), 5))
+        assert [int(p) for p in payloads] == sorted(int(p) for p in payloads)
+    finally:
+        await seq.close()
+        await listener.close()
