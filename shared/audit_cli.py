@@ -81,7 +81,9 @@ def verify(
     extra = read_checkpoint_dir(checkpoint_dir) if checkpoint_dir is not None else []
 
     if source is not None:
-        result = verify_file(source, keys, extra)
+        with _progress(progress) as bar:
+            task = bar.add_task("verifying", total=None)
+            result = verify_file(source, keys, extra, on_progress=lambda n: bar.advance(task, n))
         unsequenced = None
     else:
         async def run() -> tuple[VerifyResult, int]:
@@ -90,8 +92,11 @@ def verify(
                 total = await count_ledger(conn)
                 with _progress(progress) as bar:
                     task = bar.add_task("verifying", total=total)
+                    # Worker processes read ranges of the same snapshot through their own
+                    # connections, so they get the URL and role too.
                     result, facts = await verify_database(
-                        conn, keys, extra_checkpoints=extra, on_page=lambda n: bar.advance(task, n))
+                        conn, keys, extra_checkpoints=extra, on_page=lambda n: bar.advance(task, n),
+                        dsn=database_url, server_settings={"role": role} if role else None)
                 return result, facts.events - facts.ledger_rows
             finally:
                 await conn.close()
