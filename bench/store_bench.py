@@ -26,7 +26,7 @@ import asyncio
 import json
 import multiprocessing
 import os
-import statistics
+import shutil
 import sys
 import tempfile
 import time
@@ -292,13 +292,13 @@ async def verify_case(admin: asyncpg.Connection, base_dsn: str, name: str, event
     signer = CheckpointSigner(key)
     keys = public_keys_by_id([key.public_key()])
     figures = []
+    folder = tempfile.mkdtemp(prefix="lookback-bench-checkpoints-")
     dsn = await create_database(admin, base_dsn, name)
     try:
         started = time.perf_counter()
         await fill(dsn, events)
         figures.append(Figure("fill (batch-100, 4 writers)", events / (time.perf_counter() - started),
                               note="set-up of the verify data"))
-        folder = tempfile.mkdtemp(prefix="lookback-bench-checkpoints-")
         sequencer = Sequencer(dsn, signer, folder, checkpoint_every_events=1000, batch_size=5000,
                               role="lookback_sequencer")
         started = time.perf_counter()
@@ -330,8 +330,8 @@ async def verify_case(admin: asyncpg.Connection, base_dsn: str, name: str, event
             elapsed = time.perf_counter() - started
             assert result.ok and result.entries == events, result.summary()
             figures.append(Figure(label, events / elapsed))
-        path.unlink()
     finally:
+        shutil.rmtree(folder, ignore_errors=True)
         await drop_database(admin, name)
     return figures
 
@@ -440,7 +440,10 @@ async def main(args: argparse.Namespace) -> None:
             if case == "sequencer":
                 key_text = private_key_to_text(generate_private_key())
                 folder = tempfile.mkdtemp(prefix="lookback-bench-checkpoints-")
-                extra.extend(await sequencer_case(dsn, args.seconds, key_text, folder))
+                try:
+                    extra.extend(await sequencer_case(dsn, args.seconds, key_text, folder))
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
             elif case == "verify":
                 extra.extend(await verify_case(admin, args.dsn, name + "_verify", args.verify_events,
                                                args.workers))
