@@ -12,7 +12,6 @@ from shared.merkle import leaf_hash, ledger_entry, root_of_leaf_hashes
 from shared.messages import NewEvent
 from shared.sequencer import NotLeaderError, Sequencer, checkpoint_file_name
 from shared.signing import CheckpointSigner, generate_private_key, verify_note
-from shared.store import PostgresEventStore
 
 pytestmark = pytest.mark.integration
 
