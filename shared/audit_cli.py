@@ -65,7 +65,8 @@ def verify(
         [], "--public-key", "-k", envvar=PUBLIC_KEY_ENV,
         help="Checkpoint public key: base64 of 32 bytes, PEM, or a file of either. Repeatable."),
     checkpoint_dir: Optional[Path] = typer.Option(
-        None, help="Also verify the checkpoint files the sequencer wrote outside the database."),
+        None, help="Also verify the checkpoint files the sequencer wrote outside the database.",
+        exists=True, file_okay=False, dir_okay=True, readable=True),
     role: Optional[str] = typer.Option(None, help="Database role to read as (lookback_auditor)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
