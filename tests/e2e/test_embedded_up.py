@@ -34,6 +34,10 @@ def start(data_dir: Path, port_base: int, **settings: str) -> tuple[subprocess.P
     env.update({f"LOOKBACK_{k.upper()}": v for k, v in settings.items()})
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    return _await_ready(proc)
+
+
+def _await_ready(proc: subprocess.Popen) -> tuple[subprocess.Popen, str]:
     # A reader thread, not select(): the text wrapper buffers lines select() cannot see.
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
@@ -98,3 +102,22 @@ def test_lookback_up_with_urls_runs_on_postgresql_and_rabbitmq(tmp_path, databas
     finally:
         assert stop(proc) == 0
     assert not (tmp_path / "var" / "pgdata").exists()  # no embedded database in this mode
+
+
+def test_lookback_serve_runs_one_service_process_and_stops_gracefully(tmp_path, database, unique_prefix):
+    port = free_port_base()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env.update({"LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
+                "LOOKBACK_BUS_PREFIX": unique_prefix + ".", "LOOKBACK_HTTP_PORT": str(port),
+                "LOOKBACK_TOKENS_JSON": "{}", "LOOKBACK_LOG_JSON": "true",
+                "LOOKBACK_DATA_DIR": str(tmp_path / "var")})
+    proc = subprocess.Popen([LOOKBACK, "serve", "rectification"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, text=True)
+    proc, ready_line = _await_ready(proc)
+    try:
+        assert f"rectification=127.0.0.1:{port}" in ready_line
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert httpx.get(f"http://127.0.0.1:{port}/problems", timeout=5).status_code == 401
+    finally:
+        assert stop(proc) == 0
