@@ -211,6 +211,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
         await runtime.transport.start()
         if runtime.relay is not None:
             runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="relay"))
+        for task in runtime.tasks:
+            task.add_done_callback(_report_task_end)
         log.info("service_started", service=spec.name,
                  transport="local" if settings.local_transport else "rabbitmq")
         try:
@@ -258,6 +260,9 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
         for label, part in (("transport", runtime.transport), ("projections", runtime.projections)):
             ok, why = await part.ready() if part is not None else (False, "missing")
             checks[label] = "ok" if ok else why
+        for task in runtime.tasks:
+            if task.done() and not runtime.shutting_down:
+                checks[task.get_name()] = "stopped"  # a relay or sequencer that died is not ready
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
@@ -292,6 +297,13 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
     if spec.routes is not None:
         app.include_router(spec.routes())
     return app
+
+
+def _report_task_end(task: asyncio.Task[Any]) -> None:
+    """A background loop should only end at shutdown; if it died, say so at once."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("background_task_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}")
 
 
 def new_correlation_id(request: Request) -> uuid.UUID:

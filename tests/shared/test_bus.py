@@ -351,3 +351,23 @@ async def test_a_message_that_keeps_failing_is_retried_a_bounded_number_of_times
     finally:
         await consumer_pool.close()
         await delete_bus_objects(unique_prefix)
+
+
+async def test_a_dead_background_task_is_logged_and_makes_the_service_unready(database, unique_prefix):
+    class BrokenSequencer:
+        async def run(self, stop):
+            raise RuntimeError("sequencer bug")
+
+    app = create_service_app(EXAMPLE, settings_for(database, unique_prefix, None),
+                             sequencer_factory=lambda settings: BrokenSequencer())
+    with capture_logs() as logs:
+        async with running(app) as client:
+            response = await eventually(lambda: _not_ready_response(client), what="unready")
+    assert response.json()["checks"]["sequencer"] == "stopped"
+    failed = [line for line in logs if line.get("event") == "background_task_failed"]
+    assert failed and "sequencer bug" in failed[0]["error"]
+
+
+async def _not_ready_response(client: httpx.AsyncClient):
+    response = await client.get("/readyz")
+    return response if response.status_code == 503 else None
