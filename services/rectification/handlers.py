@@ -2,7 +2,7 @@
 
 One decision may touch several streams (registering writes `problem-<id>` AND the unit's 序号
 counter `unit-<code>`; a 反弹 writes the original, the counter and the new item), so the
-`execute_streams` below is the multi-stream sibling of `shared.handling.execute`: it loads every
+`shared.handling.execute_streams` is the multi-stream sibling of `shared.handling.execute`: it loads every
 stream the decision may write, calls the pure `decide`, routes each event to its stream with
 `domain.stream_id_for`, and appends them all in ONE `store.append` with an expected version per
 stream. A concurrent writer of any of them makes the whole append fail before anything is written;
@@ -13,21 +13,19 @@ knows about HTTP or the bus.
 """
 from __future__ import annotations
 
-import asyncio
-import random
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
 import asyncpg
 
+from shared import handling
 from shared.consuming import HandlerContext
-from shared.errors import ConcurrencyError, DomainError, NotFoundError
-from shared.handling import load
+from shared.errors import DomainError, NotFoundError
+from shared.handling import MultiOutcome, StreamSpec, load
 from shared.logging import get_logger
-from shared.messages import SYSTEM_ACTOR, Actor, Event, deterministic_id, new_event
-from shared.store import Appended, EventStore
+from shared.messages import SYSTEM_ACTOR, Actor, Event, deterministic_id
+from shared.store import EventStore
 
 from . import commands as c
 from . import domain as d
@@ -40,25 +38,6 @@ log = get_logger()
 
 # ------------------------------------------------------------------------------------------
 # Several streams, one atomic append
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """A stream a decision reads and may write: its id and how to fold it."""
-
-    stream_id: str
-    evolve: Callable[[Any, Event], Any]
-    initial: Any
-
-
-@dataclass(frozen=True)
-class MultiOutcome:
-    states: dict[str, Any]          # every loaded stream's state, after the new events
-    events: list[Event]
-    appended: list[Appended]
-
-    def state(self, stream_id: str) -> Any:
-        return self.states[stream_id]
 
 
 EventIds = Callable[[int, Event], uuid.UUID]
@@ -75,50 +54,11 @@ async def execute_streams(store: EventStore, streams: Sequence[StreamSpec], *,
                           correlation_id: uuid.UUID | None = None,
                           causation_id: uuid.UUID | None = None, conn: Any = None,
                           event_ids: EventIds | None = None) -> MultiOutcome:
-    """Load every stream → decide → append all events atomically, each stream at the version read.
-
-    `decide` gets {stream id: state}; every event it returns must belong to one of the loaded
-    streams (a stream never written has version 0 = "no stream yet", so a new item's stream is
-    created exactly once). `event_ids(i, event)` gives deterministic ids (reactions, deductions)
-    so a repeated append is recognised by the store. Inside a caller's transaction (`conn`) each
-    attempt runs in a savepoint, so a conflict rolls back only that attempt and the retry (READ
-    COMMITTED: each statement sees the latest commits) can still succeed.
-    """
-    for attempt in range(CONCURRENCY_RETRIES):
-        states: dict[str, Any] = {}
-        versions: dict[str, int] = {}
-        for spec in streams:
-            states[spec.stream_id], versions[spec.stream_id] = await load(
-                store, REGISTRY, spec.stream_id, spec.evolve, spec.initial, conn=conn)
-        events = list(decide(states))
-        if not events:
-            return MultiOutcome(states, [], [])
-        correlation = correlation_id or uuid.uuid4()
-        batch = []
-        for i, event in enumerate(events):
-            stream_id = route(event)
-            if stream_id not in states:
-                raise ValueError(f"{event.type_name} goes to {stream_id}, which was not loaded")
-            batch.append(new_event(stream_id, event, actor=actor, occurred_at=now,
-                                   correlation_id=correlation, causation_id=causation_id,
-                                   event_id=event_ids(i, event) if event_ids else None))
-        expected = {stream_id: versions[stream_id] for stream_id in {n.stream_id for n in batch}}
-        try:
-            if conn is not None:
-                async with conn.transaction():
-                    appended = await store.append(batch, expected, conn=conn)
-            else:
-                appended = await store.append(batch, expected)
-        except ConcurrencyError:
-            if attempt == CONCURRENCY_RETRIES - 1:
-                raise
-            await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # de-synchronise racers
-            continue
-        spec_by_id = {spec.stream_id: spec for spec in streams}
-        for new, event in zip(batch, events):
-            states[new.stream_id] = spec_by_id[new.stream_id].evolve(states[new.stream_id], event)
-        return MultiOutcome(states, events, appended)
-    raise AssertionError("unreachable")
+    """shared.handling.execute_streams with this service's event registry, routing and retries."""
+    return await handling.execute_streams(
+        store, REGISTRY, streams, decide=decide, route=route, actor=actor, now=now,
+        correlation_id=correlation_id, causation_id=causation_id, conn=conn,
+        event_ids=event_ids, retries=CONCURRENCY_RETRIES)
 
 
 def reaction_event_ids(ctx: HandlerContext) -> EventIds:
