@@ -108,6 +108,9 @@ def translate_error(exc: BaseException) -> BaseException:
         return IdempotencyConflictError(str(exc))
     if state == "42501":
         return StreamPermissionError(str(exc))
+    if state == "23505" and getattr(exc, "constraint_name", None) == "events_event_id_key":
+        # An id reused for another event on the exact-version path (es.append_one, 0007).
+        return IdempotencyConflictError(f"event id already used elsewhere: {exc}")
     if isinstance(exc, (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
                         asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError,
                         asyncio.TimeoutError)):

@@ -110,6 +110,10 @@ async def test_same_ids_at_other_positions_is_a_conflict(store):
     other = sid()
     with pytest.raises(IdempotencyConflictError):
         await store.append([make_event(other, event_id=e1.event_id)])
+    # the exact-version path (no id probe when the version matches) refuses it all the same
+    with pytest.raises(IdempotencyConflictError):
+        await store.append([make_event(other, event_id=e1.event_id)], {other: NO_STREAM})
+    assert await store.stream_version(other) == 0
 
 
 async def test_floats_are_refused_before_anything_is_written(store):
