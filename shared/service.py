@@ -80,8 +80,10 @@ class Runtime:
 def default_sequencer(settings: Settings) -> Sequencer:
     """A sequencer candidate; the advisory lock elects one across every process of the system."""
     assert settings.database_url is not None
+    checkpoint_dir = settings.resolved_checkpoint_dir()
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)  # an auditor can point at it from the start
     return Sequencer(settings.database_url, signer=load_signer(settings),
-                     checkpoint_dir=settings.resolved_checkpoint_dir(),
+                     checkpoint_dir=checkpoint_dir,
                      checkpoint_every_events=settings.checkpoint_every_events,
                      checkpoint_every_seconds=settings.checkpoint_every_seconds,
                      role="lookback_sequencer", poll_interval=settings.sequencer_poll_interval)
