@@ -109,7 +109,13 @@ def decode(spec: ConsumerSpec, delivery: Delivery) -> tuple[Reaction, Event] | R
         return Result(Outcome.DEAD, f"unknown event type {delivery.event_type!r} for {spec.name}")
     try:
         event = spec.registry.load(delivery.event_type, delivery.schema_version, delivery.payload)
-    except (ValidationError, KeyError, ValueError) as exc:
+    except ValidationError as exc:
+        # Field paths and messages only: pydantic's own text quotes the input values, and a
+        # payload may carry personal data that must not reach the logs or the DLQ headers.
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}"
+                             for e in exc.errors(include_input=False, include_url=False))
+        return Result(Outcome.DEAD, f"invalid {delivery.event_type} payload: {_short(problems)}")
+    except (KeyError, ValueError) as exc:
         return Result(Outcome.DEAD, f"invalid {delivery.event_type} payload: {_short(exc)}")
     return reaction, event
 

@@ -371,3 +371,19 @@ async def test_a_dead_background_task_is_logged_and_makes_the_service_unready(da
 async def _not_ready_response(client: httpx.AsyncClient):
     response = await client.get("/readyz")
     return response if response.status_code == 503 else None
+
+
+def test_dead_letter_reasons_name_fields_but_never_quote_their_values():
+    from shared.consuming import ConsumerSpec, Outcome, decode
+    from shared.envelope import Delivery
+    from tests.example_services import ThingRegistered, record_thing
+
+    spec = ConsumerSpec(name="x.on-example", producer="example", reactions={ThingRegistered: record_thing})
+    delivery = Delivery(event_id=uuid.uuid4(), event_type="example.ThingRegistered", schema_version=1,
+                        source="example", stream_id="example-1", stream_version=1,
+                        payload={"thing_id": 7, "name": ["王某某", "13812345678"]})
+    result = decode(spec, delivery)
+    assert result.outcome is Outcome.DEAD
+    assert "thing_id: Input should be a valid string" in result.reason
+    assert "unit: Field required" in result.reason and "name: Input should be a valid string" in result.reason
+    assert "13812345678" not in result.reason and "王某某" not in result.reason
