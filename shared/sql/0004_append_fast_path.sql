@@ -1,12 +1,16 @@
--- es.append, same contract, faster (measured in bench/store_bench.py, docs/benchmarks.md).
+-- es.append: append one or many events to one or several streams, atomically, in one round trip.
+-- p_expected per stream: -1 any, -2 exists, 0 no stream, n > 0 exactly version n. Raises LB001
+-- (version mismatch) before writing anything, LB002 (ids that exist already, but not as a retry).
+-- Measured in bench/store_bench.py (docs/benchmarks.md).
 --
 -- Most appends write to one stream. For those, three plain statements do the work: an UPDATE that
 -- locks the stream row and bumps its version (RETURNING the old one), the look for existing ids,
 -- and the INSERT. A check that fails raises and the whole call rolls back: nothing is written,
 -- nothing is burned. (ON CONFLICT DO NOTHING instead of the look-up measured slower.)
--- The general path of 0001 (several streams) is unchanged, and the retry check it used moves to
--- es.append_retry, shared by both. Plans are generic: PL/pgSQL re-planned the statements that take
--- arrays on every call, which was most of the old function's time.
+-- Several streams take the general path (stream rows locked in sorted order, so multi-stream
+-- appends cannot deadlock); the retry check, es.append_retry, is shared by both. Plans are
+-- generic: PL/pgSQL re-planned the statements that take arrays on every call (a first version
+-- written as one multi-CTE statement spent most of its time there).
 
 -- Every id exists already: a retry is the same ids, in the same streams, at consecutive versions
 -- starting where the original append started (the exact expected version, if one was given). A
@@ -45,7 +49,7 @@ BEGIN
         v_existing, v_total USING ERRCODE = 'LB002';
 END $$;
 
-CREATE OR REPLACE FUNCTION es.append(
+CREATE FUNCTION es.append(
     p_streams        text[],
     p_expected       bigint[],
     p_event_streams  text[],

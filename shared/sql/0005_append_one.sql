@@ -61,5 +61,5 @@ BEGIN
         RETURNING e.stream_version, e.tx_id, e.tx_seq;
 END $$;
 
-ALTER FUNCTION es.append_one(text, bigint, uuid, text, integer, jsonb, jsonb, bytea, bytea)
-    SET plan_cache_mode = force_generic_plan;
+-- Scalars only: PostgreSQL's plan cache settles on generic plans by itself, and a function-level
+-- `SET plan_cache_mode` (saved and restored on every call) measured ~5 % slower than none.
