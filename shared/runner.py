@@ -38,6 +38,30 @@ def service_app(name: str, settings: Settings, **kwargs: Any) -> Any:
     return module.create_app(settings, **kwargs)
 
 
+async def declare_bus(settings: Settings) -> None:
+    """Declare every service's consumer queues before any relay publishes (RabbitMQ mode only).
+
+    Each service declares its own queues too; doing all of them here first means the order in
+    which processes start can never make an event miss a queue that did not exist yet.
+    """
+    if settings.amqp_url is None:
+        return
+    from faststream.rabbit import RabbitBroker
+
+    from shared.topology import Names, declare_consumer_queues
+
+    consumers = []
+    for name in SERVICES:
+        spec = importlib.import_module(f"services.{name}.app").SPEC
+        consumers.extend((name, consumer) for consumer in spec.consumers)
+    broker = RabbitBroker(settings.amqp_url, logger=None)
+    await broker.connect()
+    try:
+        await declare_consumer_queues(broker, Names(settings.bus_prefix), consumers)
+    finally:
+        await broker.stop()
+
+
 def start_embedded_database(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL whose data survives restarts in `data_dir`."""
     import pgserver  # imported here: only the embedded mode needs it
@@ -179,6 +203,7 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
     applied = await migrate_database(settings.database_url)  # type: ignore[arg-type]
     if applied:
         log.info("migrations_applied", names=applied)
+    await declare_bus(settings)
     if seed:
         await seed_if_empty(settings)
     ports = {name: (port_base + i if port_base is not None else DEFAULT_PORTS[name])
@@ -205,6 +230,7 @@ async def serve(name: str, settings: Settings) -> None:
                          "everything on the embedded default)")
     if os.environ.get("LOOKBACK_MIGRATE_ON_START", "true").lower() == "true":
         await migrate_database(settings.database_url)
+    await declare_bus(settings)
     port = settings.http_port or DEFAULT_PORTS[name]
     app = service_app(name, settings)
     await serve_apps({name: app}, settings, {name: port},

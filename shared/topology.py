@@ -10,8 +10,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+if TYPE_CHECKING:
+    from faststream.rabbit import RabbitBroker
+
+    from shared.consuming import ConsumerSpec
 
 DELIVERY_LIMIT = 5
 
@@ -62,3 +68,19 @@ def consumer_queue(names: Names, consumer: str, service: str, first_routing_key:
             "x-dead-letter-strategy": "at-least-once",
             "x-overflow": "reject-publish",
         })
+
+
+async def declare_consumer_queues(broker: "RabbitBroker", names: Names,
+                                  consumers: "list[tuple[str, ConsumerSpec]]") -> None:
+    """Declare every consumer queue of the system and its bindings, idempotently.
+
+    Whichever process starts first declares them all, so a producer's relay can never publish an
+    event before the queue that should receive it exists (it would reach only the archive). The
+    objects are the very ones each consumer declares, so the arguments always match.
+    """
+    for service, spec in consumers:
+        exchange = await broker.declare_exchange(events_exchange(names, spec.producer))
+        queue = await broker.declare_queue(
+            consumer_queue(names, spec.name, service, spec.event_types[0]))
+        for event_type in spec.event_types:
+            await queue.bind(exchange, routing_key=event_type)

@@ -163,12 +163,8 @@ class RabbitTransport:
         own = self._exchange_obj = await self.broker.declare_exchange(self._exchange)
         archive = await self.broker.declare_queue(topology.archive_queue(names, service))
         await archive.bind(own, routing_key="#")
-        for spec, _ in self._consumers:
-            exchange = await self.broker.declare_exchange(topology.events_exchange(names, spec.producer))
-            queue = await self.broker.declare_queue(
-                topology.consumer_queue(names, spec.name, service, spec.event_types[0]))
-            for event_type in spec.event_types:
-                await queue.bind(exchange, routing_key=event_type)
+        await topology.declare_consumer_queues(
+            self.broker, names, [(service, spec) for spec, _ in self._consumers])
         await self.broker.start()
         self._started = True
 
