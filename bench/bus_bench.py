@@ -25,16 +25,17 @@ from datetime import datetime, timezone
 import aio_pika
 import asyncpg
 
-from shared.consuming import ConsumerSpec, HandlerContext
+from shared.consuming import ConsumerRuntime, ConsumerSpec, HandlerContext
 from shared.messages import SYSTEM_ACTOR, new_event
 from shared.metrics import Metrics
 from shared.migrations import migrate
 from shared.sequencer import Sequencer
-from shared.service_migrations import all_migration_folders
+from services.system import migration_folders as all_migration_folders
 from shared.store import PostgresEventStore, create_pool
 from shared.topology import Names
 from shared.transport import LedgerWaker, RabbitTransport, Relay
-from tests.example_services import SEEN_TABLE, ThingRegistered
+from tests.conftest import EXAMPLE_SQL
+from tests.example_services import CONTRACT, SEEN_TABLE, ThingRegistered
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -51,7 +52,7 @@ async def make_database() -> tuple[str, str]:
     await admin.close()
     dsn = ADMIN.rsplit("/", 1)[0] + "/" + name
     conn = await asyncpg.connect(dsn)
-    await migrate(conn, *all_migration_folders())
+    await migrate(conn, *all_migration_folders(), EXAMPLE_SQL)
     await conn.execute(SEEN_TABLE)
     await conn.close()
     return name, dsn
@@ -110,7 +111,8 @@ async def relay_throughput(dsn: str, names: Names, n: int) -> tuple[float, float
         pass
     await sequencer.close()
     metrics = Metrics("example")
-    transport = RabbitTransport(service="example", amqp_url=AMQP, names=names, pool=pool, store=store,
+    transport = RabbitTransport(service="example", amqp_url=AMQP, names=names, pool=pool,
+                                runtime=ConsumerRuntime("example", store, None),
                                 metrics=metrics, own_events=[ThingRegistered])
     await transport.start()
     # the same payloads, for the raw baseline, through the same exchange and queues
@@ -123,8 +125,8 @@ async def relay_throughput(dsn: str, names: Names, n: int) -> tuple[float, float
     bodies = [(d.amqp_body(), d.amqp_headers())
               for d in (Delivery.from_recorded(e, "example") for e in events)]
     raw = await raw_publish(names.events_exchange("example"), bodies)
-    relay = Relay(service="example", pool=pool, store=store, publish=transport.publish,
-                  metrics=metrics, batch=500)
+    relay = Relay(service="example", categories=CONTRACT.categories, pool=pool,
+                  publish=transport.publish, metrics=metrics, batch=500)
     start = time.perf_counter()
     while await relay.run_once():
         pass
@@ -140,7 +142,8 @@ async def end_to_end(dsn: str, names: Names, n: int, rate: float) -> list[float]
     store = PostgresEventStore(producer_pool)
     metrics = Metrics("example")
     producer = RabbitTransport(service="example", amqp_url=AMQP, names=names, pool=producer_pool,
-                               store=store, metrics=metrics, own_events=[ThingRegistered])
+                               runtime=ConsumerRuntime("example", store, None), metrics=metrics,
+                               own_events=[ThingRegistered])
 
     async def record(ctx: HandlerContext, event: ThingRegistered) -> None:
         await ctx.conn.execute(
@@ -148,9 +151,11 @@ async def end_to_end(dsn: str, names: Names, n: int, rate: float) -> list[float]
             ctx.delivery.event_id, event.thing_id, event.name)
 
     consumer = RabbitTransport(service="exampleconsumer", amqp_url=AMQP, names=names,
-                               pool=consumer_pool, store=PostgresEventStore(consumer_pool),
+                               pool=consumer_pool,
+                               runtime=ConsumerRuntime("exampleconsumer",
+                                                       PostgresEventStore(consumer_pool), None),
                                metrics=Metrics("exampleconsumer"))
-    consumer.add_consumer(ConsumerSpec(name="exampleconsumer.on-example", producer="example",
+    consumer.add_consumer(ConsumerSpec(name="exampleconsumer.on-example", source=CONTRACT,
                                        reactions={ThingRegistered: record}))
     await producer.start()
     await consumer.start()
@@ -161,8 +166,8 @@ async def end_to_end(dsn: str, names: Names, n: int, rate: float) -> list[float]
         "ON CONFLICT (name) DO UPDATE SET global_position = EXCLUDED.global_position", relay_pos)
     waker = LedgerWaker(producer_pool)
     await waker.start()
-    relay = Relay(service="example", pool=producer_pool, store=store, publish=producer.publish,
-                  metrics=metrics, waker=waker, poll_interval=0.1)
+    relay = Relay(service="example", categories=CONTRACT.categories, pool=producer_pool,
+                  publish=producer.publish, metrics=metrics, waker=waker, poll_interval=0.1)
     stop = asyncio.Event()
     sequencer = Sequencer(dsn, poll_interval=0.02)
     tasks = [asyncio.create_task(sequencer.run(stop)), asyncio.create_task(relay.run())]

@@ -8,7 +8,7 @@ Per run, in a fresh database this script creates (migrated) and drops:
 
   parse       the .xlsx workbook → an ImportPlan (openpyxl read + row checks)
   decide      decide_import alone, in memory, with throw-away keys (the pure part)
-  import      RegistryHandlers.import_plan against PostgreSQL as `lookback_registry`: load every
+  import      the ImportRegistry command through the pipeline against PostgreSQL as `lookback_registry`: load every
               touched stream, fetch/create the subjects' keys (AES-GCM sealing of name, address,
               phone), decide, ONE append with an expected version per stream
   re-import   the same plan again: loads, decides "identical", appends nothing
@@ -37,13 +37,17 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.registry.handlers import RegistryDeps, RegistryHandlers  # noqa: E402
-from services.registry.importing import ImportPlan, decide_import, parse_xlsx, rows_to_xlsx  # noqa: E402
+from services.registry.api import import_summary  # noqa: E402
+from services.registry.events import CONTRACT  # noqa: E402
+from services.registry.handlers import COMMANDS, RegistryDeps, import_decision  # noqa: E402
+from services.registry.importing import ImportPlan, parse_xlsx, rows_to_xlsx  # noqa: E402
+from shared.personal_data import InMemoryPersonalDataVault  # noqa: E402
+from shared.pipeline import CommandPipeline, Decision  # noqa: E402
 from shared.campaign import Campaign, load_campaign  # noqa: E402
 from shared.messages import Actor, Role  # noqa: E402
 from shared.migrations import migrate  # noqa: E402
 from shared.personal_data import Keyring, PostgresPersonalDataVault  # noqa: E402
-from shared.service_migrations import all_migration_folders  # noqa: E402
+from services.system import migration_folders as all_migration_folders  # noqa: E402
 from shared.store import PostgresEventStore, create_pool  # noqa: E402
 
 NOW = datetime(2024, 4, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -117,28 +121,31 @@ async def one_run(admin_dsn: str, campaign: Campaign, workbook: bytes, household
     assert isinstance(plan, ImportPlan), plan.errors[:3]
 
     started = time.perf_counter()
-    decision = decide_import(plan, {}, actor=ADMIN, now=NOW, campaign=campaign,
-                             seal=Keyring(generate_missing=True))
+    decision = import_decision(Decision(
+        command=plan, states={}, inputs=Keyring(generate_missing=True), actor=ADMIN, now=NOW,
+        deps=RegistryDeps(campaign, InMemoryPersonalDataVault())))
     figures["decide"] = time.perf_counter() - started
 
     async with fresh_database(admin_dsn) as dsn:
         pool = await create_pool(dsn, role="lookback_registry", max_size=10)
         try:
-            handlers = RegistryHandlers(PostgresEventStore(pool),
-                                        RegistryDeps(campaign, PostgresPersonalDataVault(pool)))
+            commands = CommandPipeline(
+                service="registry", table=COMMANDS, events=CONTRACT.registry(),
+                store=PostgresEventStore(pool),
+                deps=RegistryDeps(campaign, PostgresPersonalDataVault(pool)))
             started = time.perf_counter()
-            outcome = await handlers.import_plan(plan, actor=ADMIN, now=NOW)
+            outcome = import_summary(await commands.run(plan, actor=ADMIN, now=NOW))
             figures["import"] = time.perf_counter() - started
-            assert outcome.households_registered == households, outcome
-            assert outcome.events_appended == decision.event_count
-            figures["events"] = outcome.events_appended
-            figures["streams"] = outcome.streams_written
+            assert outcome["households_registered"] == households, outcome
+            assert outcome["events_appended"] == decision.event_count
+            figures["events"] = outcome["events_appended"]
+            figures["streams"] = outcome["streams_written"]
             figures["payload_mb"] = await pool.fetchval(
                 "SELECT sum(octet_length(payload::text)) FROM es.events") / 1e6
             started = time.perf_counter()
-            again = await handlers.import_plan(plan, actor=ADMIN, now=NOW)
+            again = import_summary(await commands.run(plan, actor=ADMIN, now=NOW))
             figures["reimport"] = time.perf_counter() - started
-            assert again.events_appended == 0
+            assert again["events_appended"] == 0
         finally:
             await pool.close()
         if projection:

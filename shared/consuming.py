@@ -7,7 +7,7 @@ duplicate finds the inbox row and does nothing. Errors are classified here, in o
 - the delivery cannot be parsed, its type is unknown, or its payload fails validation: DEAD, the
   transport dead-letters it with the reason (nothing is silently dropped);
 - the handler raises a DomainError: REJECTED, the inbox row commits (redelivery cannot help) and a
-  `command_rejected` line is logged;
+  `message_rejected` line is logged (a reaction's command logs its own `command_rejected` too);
 - the database or broker is unavailable, or the handler fails unexpectedly: TransientError
   propagates, the transport retries with a bound and backoff, then dead-letters.
 """
@@ -17,7 +17,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Mapping, TypeVar
 
 import asyncpg
 from pydantic import ValidationError
@@ -25,8 +25,14 @@ from pydantic import ValidationError
 from shared.envelope import Delivery
 from shared.errors import DomainError, TransientError
 from shared.logging import get_logger
-from shared.messages import SYSTEM_ACTOR, Actor, Event, EventRegistry, NewEvent
-from shared.store import Appended, PostgresEventStore
+from shared.messages import SYSTEM_ACTOR, Actor, Command, Event, EventContract, EventRegistry
+from shared.pipeline import reaction_event_ids
+from shared.store import PostgresEventStore
+
+if TYPE_CHECKING:
+    from shared.pipeline import CommandPipeline, CommandResult
+
+D = TypeVar("D")
 
 log = get_logger()
 Clock = Callable[[], datetime]
@@ -43,20 +49,34 @@ class Outcome(enum.StrEnum):
     DEAD = "dead_lettered"
 
 
+@dataclass(frozen=True)
+class ConsumerRuntime(Generic[D]):
+    """What every delivery of one service process shares: its store, deps and command pipeline."""
+
+    service: str
+    store: PostgresEventStore
+    deps: D
+    commands: "CommandPipeline[D] | None" = None
+
+
 @dataclass
-class HandlerContext:
-    """What a reaction gets: the transaction's connection and the means to append in it."""
+class HandlerContext(Generic[D]):
+    """What a reaction or projection gets: the transaction's connection, the delivery, the time
+    it is handled, and the service's deps; `run` sends a command through the service's pipeline
+    inside this same transaction (a reaction's events commit with its inbox row)."""
 
     conn: asyncpg.Connection
-    store: PostgresEventStore
     delivery: Delivery
     now: datetime
-    deps: Any = None
-    actor: Actor = SYSTEM_ACTOR
+    runtime: ConsumerRuntime[D]
 
-    async def append(self, events: list[NewEvent], expected: Mapping[str, int] | None = None
-                     ) -> list[Appended]:
-        return await self.store.append(events, expected, conn=self.conn)
+    @property
+    def deps(self) -> D:
+        return self.runtime.deps
+
+    @property
+    def store(self) -> PostgresEventStore:
+        return self.runtime.store
 
     @property
     def correlation_id(self) -> uuid.UUID:
@@ -66,22 +86,47 @@ class HandlerContext:
     def causation_id(self) -> uuid.UUID:
         return self.delivery.event_id
 
+    async def run(self, command: Command, *, actor: Actor = SYSTEM_ACTOR) -> "CommandResult":
+        """A reaction is a command: through the pipeline, as the system, caused by this event,
+        with event ids derived from it (a redelivery appends nothing new)."""
+        if self.runtime.commands is None:
+            raise RuntimeError(f"{self.runtime.service} has no command pipeline")
+        return await self.runtime.commands.run(
+            command, actor=actor, now=self.now, correlation_id=self.correlation_id,
+            causation_id=self.causation_id, conn=self.conn,
+            event_ids=reaction_event_ids(self.runtime.service, self.causation_id))
 
-Reaction = Callable[[HandlerContext, Event], Awaitable[None]]
+
+Reaction = Callable[[HandlerContext[Any], Any], Awaitable[None]]
 
 
 @dataclass
 class ConsumerSpec:
-    """A named consumer of one producer's events: which types, and what to do with each."""
+    """A named consumer of one producer's events: which types, and what to do with each.
+
+    `source` is the producer's published contract (its `events.py`): the kernel learns the
+    producer's name and stream categories from it, never from a list of services of its own.
+    """
 
     name: str                      # queue name without prefix, e.g. "rectification.on-registry"
-    producer: str                  # the producing service, e.g. "registry"
-    reactions: dict[type[Event], Reaction]
+    source: EventContract
+    reactions: Mapping[type[Event], Reaction]
     registry: EventRegistry = field(default_factory=EventRegistry)
 
     def __post_init__(self) -> None:
+        unknown = [cls.type_name for cls in self.reactions if cls not in self.source.events]
+        if unknown:
+            raise ValueError(f"{self.name}: {', '.join(unknown)} not in {self.source.service}'s contract")
         self.registry.register(*self.reactions)
         self._by_type = {cls.type_name: fn for cls, fn in self.reactions.items()}
+
+    @property
+    def producer(self) -> str:
+        return self.source.service
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.source.categories
 
     @property
     def event_types(self) -> list[str]:
@@ -121,7 +166,7 @@ def decode(spec: ConsumerSpec, delivery: Delivery) -> tuple[Reaction, Event] | R
 
 
 async def handle_in_transaction(conn: asyncpg.Connection, spec: ConsumerSpec, delivery: Delivery, *,
-                                store: PostgresEventStore, now: datetime, deps: Any) -> Result:
+                                runtime: ConsumerRuntime[Any], now: datetime) -> Result:
     """Run inside the caller's transaction; the caller commits (with its position, if any)."""
     decoded = decode(spec, delivery)
     if isinstance(decoded, Result):
@@ -132,7 +177,7 @@ async def handle_in_transaction(conn: asyncpg.Connection, spec: ConsumerSpec, de
         spec.name, delivery.event_id)
     if not first:
         return Result(Outcome.DUPLICATE)
-    ctx = HandlerContext(conn=conn, store=store, delivery=delivery, now=now, deps=deps)
+    ctx = HandlerContext(conn=conn, delivery=delivery, now=now, runtime=runtime)
     try:
         # A savepoint, so a rejection keeps the inbox row but none of the reaction's writes.
         async with conn.transaction():
@@ -143,20 +188,18 @@ async def handle_in_transaction(conn: asyncpg.Connection, spec: ConsumerSpec, de
 
 
 async def handle(pool: asyncpg.Pool, spec: ConsumerSpec, delivery: Delivery, *,
-                 store: PostgresEventStore, clock: Clock = utc_now, deps: Any = None,
-                 service: str = "") -> Result:
+                 runtime: ConsumerRuntime[Any], clock: Clock = utc_now) -> Result:
     """Handle one delivery exactly once in effect. Raises TransientError when a retry may help."""
     try:
         async with pool.acquire() as conn, conn.transaction():
-            result = await handle_in_transaction(conn, spec, delivery, store=store, now=clock(),
-                                                 deps=deps)
+            result = await handle_in_transaction(conn, spec, delivery, runtime=runtime, now=clock())
     except _TRANSIENT_DB as exc:
         raise TransientError(f"database unavailable: {_short(exc)}") from exc
     except TransientError:
         raise
     except Exception as exc:  # a bug or an unforeseen failure: retried, then dead-lettered
         raise TransientError(f"handler failed: {_short(exc)}") from exc
-    log_outcome(service, spec.name, delivery, result)
+    log_outcome(runtime.service, spec.name, delivery, result)
     return result
 
 
@@ -165,7 +208,7 @@ def log_outcome(service: str, consumer: str, delivery: Delivery, result: Result)
                   event_type=delivery.event_type, correlation_id=str(delivery.correlation_id or ""),
                   outcome=result.outcome.value)
     if result.outcome is Outcome.REJECTED:
-        log.warning("command_rejected", reason=result.reason, **fields)
+        log.warning("message_rejected", reason=result.reason, **fields)
     elif result.outcome is Outcome.DEAD:
         log.error("message_dead_lettered", reason=result.reason, **fields)
     else:

@@ -157,6 +157,31 @@ class EventRegistry:
         return self.load(recorded.event_type, recorded.schema_version, recorded.payload)
 
 
+@dataclass(frozen=True)
+class EventContract:
+    """What a producing service publishes: its name, the stream categories it alone writes, and
+    its event classes. Declared once in the producer's `events.py` (its public contract); the
+    kernel takes categories and types from here and names no service itself."""
+
+    service: str
+    categories: tuple[str, ...]
+    events: tuple[type[Event], ...]
+
+    def __post_init__(self) -> None:
+        for event in self.events:
+            if not event.type_name.startswith(f"{self.service}."):
+                raise ValueError(f"{event.type_name} is not named after its service {self.service}")
+
+    def registry(self) -> EventRegistry:
+        """An EventRegistry knowing every event of this contract."""
+        registry = EventRegistry()
+        registry.register(*self.events)
+        return registry
+
+    def owns(self, stream_id: str) -> bool:
+        return stream_id.split("-", 1)[0] in self.categories
+
+
 def new_event(
     stream_id: str,
     event: Event,

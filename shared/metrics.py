@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from shared.pipeline import CommandMetrics
+
 
 class Metrics:
     def __init__(self, service: str) -> None:
@@ -22,8 +24,7 @@ class Metrics:
                                        registry=self.registry)
         self.sequencer_lag = Gauge("lookback_sequencer_lag_events",
                                    "Appended events not yet sequenced", registry=self.registry)
-        self.commands = Counter("lookback_commands_total", "HTTP commands, by outcome",
-                                ["command", "outcome"], registry=self.registry)
+        self.pipeline = CommandMetrics(self.registry)
         self.info = Gauge("lookback_service_info", "Service identity", ["service"],
                           registry=self.registry)
         self.info.labels(**labels).set(1)

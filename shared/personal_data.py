@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import os
 import re
-from typing import Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -221,9 +221,11 @@ def is_sealed(value: str) -> bool:
 class PersonalDataVault(Protocol):
     """Where subject keys live. Erasing a subject destroys its key for good."""
 
-    async def keyring(self, subject_ids: Iterable[str], *, create: bool = False) -> Keyring:
+    async def keyring(self, subject_ids: Iterable[str], *, create: bool = False,
+                      conn: Any = None) -> Keyring:
         """Keys of these subjects (None for erased ones). With `create`, missing subjects get a
-        new key first; an erased subject is never given a new one."""
+        new key first; an erased subject is never given a new one. With `conn`, inside that
+        connection's transaction (a command's: its refusal leaves no key behind)."""
         ...
 
     async def erase(self, subject_id: str) -> bool:
@@ -238,7 +240,8 @@ class PersonalDataVault(Protocol):
 
 
 class _VaultConveniences:
-    async def keyring(self, subject_ids: Iterable[str], *, create: bool = False) -> Keyring:
+    async def keyring(self, subject_ids: Iterable[str], *, create: bool = False,
+                      conn: Any = None) -> Keyring:
         raise NotImplementedError
 
     async def seal(self, subject_id: str, field: str, plaintext: str) -> str:
@@ -260,7 +263,8 @@ class InMemoryPersonalDataVault(_VaultConveniences):
     def __init__(self) -> None:
         self._keys: dict[str, bytes | None] = {}
 
-    async def keyring(self, subject_ids: Iterable[str], *, create: bool = False) -> Keyring:
+    async def keyring(self, subject_ids: Iterable[str], *, create: bool = False,
+                      conn: Any = None) -> Keyring:
         wanted = list(dict.fromkeys(subject_ids))
         if create:
             for subject in wanted:
@@ -282,19 +286,22 @@ class PostgresPersonalDataVault(_VaultConveniences):
     def __init__(self, pool: object) -> None:
         self.pool = pool  # asyncpg.Pool; typed loosely so this module imports without asyncpg
 
-    async def keyring(self, subject_ids: Iterable[str], *, create: bool = False) -> Keyring:
+    async def keyring(self, subject_ids: Iterable[str], *, create: bool = False,
+                      conn: Any = None) -> Keyring:
         wanted = list(dict.fromkeys(subject_ids))
         if not wanted:
             return Keyring()
-        async with self.pool.acquire() as conn:  # type: ignore[attr-defined]
-            if create:
-                # ON CONFLICT DO NOTHING: an existing key (or an erasure) always wins.
-                await conn.execute(
-                    "INSERT INTO pii.subject_keys (subject_id, key) "
-                    "SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (subject_id) DO NOTHING",
-                    wanted, [new_subject_key() for _ in wanted])
-            rows = await conn.fetch(
-                "SELECT subject_id, key FROM pii.subject_keys WHERE subject_id = ANY($1::text[])", wanted)
+        if conn is None:
+            async with self.pool.acquire() as acquired:  # type: ignore[attr-defined]
+                return await self.keyring(wanted, create=create, conn=acquired)
+        if create:
+            # ON CONFLICT DO NOTHING: an existing key (or an erasure) always wins.
+            await conn.execute(
+                "INSERT INTO pii.subject_keys (subject_id, key) "
+                "SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (subject_id) DO NOTHING",
+                wanted, [new_subject_key() for _ in wanted])
+        rows = await conn.fetch(
+            "SELECT subject_id, key FROM pii.subject_keys WHERE subject_id = ANY($1::text[])", wanted)
         return Keyring({row["subject_id"]: (bytes(row["key"]) if row["key"] is not None else None)
                         for row in rows})
 

@@ -11,7 +11,8 @@ import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Sequence, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
@@ -23,48 +24,64 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
 from shared.auth import TokenStore
-from shared.consuming import Clock, ConsumerSpec, utc_now
-from shared.errors import (ConcurrencyError, DomainError, ForbiddenError, IdempotencyConflictError,
-                           NotFoundError, StreamPermissionError, TransientError, UnauthenticatedError,
-                           ValidationFailed)
+from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
+from shared.errors import LookbackError, UnauthenticatedError, ValidationFailed
 from shared.logging import get_logger
-from shared.messages import Actor, Event
+from shared.messages import Actor, Command, EventContract
 from shared.metrics import Metrics
+from shared.pipeline import CommandPipeline, CommandResult, CommandTable
 from shared.sequencer import Sequencer
 from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool
-from shared.transport import CATEGORIES, LedgerWaker, LocalTransport, RabbitTransport, Relay
+from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
 
 log = get_logger()
+D = TypeVar("D")
 
 
-@dataclass
-class ServiceSpec:
-    """What makes a service itself; everything else is the shell."""
+@dataclass(frozen=True)
+class ServiceSpec(Generic[D]):
+    """What makes a service itself; everything else is the shell.
 
-    name: str
+    - `contract`: its name, the stream categories it alone writes, its events (events.py);
+    - `commands`: its command table (handlers.py), run by the kernel's pipeline;
+    - `router`: its HTTP routes (api.py); `consumers`: what it consumes from other services
+      over the bus; `projections`: read models of its own events (always tailing the ledger);
+    - `build_deps(settings, pool)`: its typed dependencies (campaign rules, key vault, …);
+    - `background`: long-running loops of its own (a periodic check), started and stopped with
+      the process; `migrations`: the folder of its SQL (roles, categories, read models).
+    """
+
+    contract: EventContract
     description: str
-    events: Sequence[type[Event]]
-    routes: Callable[[], APIRouter] | None = None
+    commands: CommandTable = field(default_factory=dict)
+    router: APIRouter | None = None
     consumers: Sequence[ConsumerSpec] = ()
     projections: Sequence[ConsumerSpec] = ()
-    build_deps: Callable[["Runtime"], Any] | None = None
+    build_deps: Callable[[Settings, asyncpg.Pool], D] | None = None
+    background: Sequence[Callable[["Runtime[D]"], Awaitable[None]]] = ()
+    migrations: Path | None = None
     version: str = "0.1.0"
+
+    @property
+    def name(self) -> str:
+        return self.contract.service
 
 
 @dataclass
-class Runtime:
+class Runtime(Generic[D]):
     """The service's resources, reachable from routes as `request.app.state.runtime`."""
 
-    spec: ServiceSpec
+    spec: ServiceSpec[D]
     settings: Settings
     pool: asyncpg.Pool
     store: PostgresEventStore
     metrics: Metrics
     tokens: TokenStore
     clock: Clock
-    deps: Any = None
+    deps: D
+    commands: CommandPipeline[D]
     transport: RabbitTransport | LocalTransport | None = None
     projections: LocalTransport | None = None
     relay: Relay | None = None
@@ -75,6 +92,18 @@ class Runtime:
 
     def authenticate(self, request: Request) -> Actor:
         return self.tokens.authenticate(request.headers.get("authorization"))
+
+    async def run(self, command: Command, actor: Actor, request: Request | None = None
+                  ) -> CommandResult:
+        """A command from the HTTP edge: now, the caller's correlation id, the pipeline."""
+        return await self.commands.run(
+            command, actor=actor, now=self.clock(),
+            correlation_id=new_correlation_id(request) if request is not None else None)
+
+
+def runtime_of(request: Request) -> Runtime[Any]:
+    runtime: Runtime[Any] = request.app.state.runtime
+    return runtime
 
 
 def default_sequencer(settings: Settings) -> Sequencer:
@@ -105,43 +134,15 @@ def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None =
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Errors become HTTP answers here, in one place, each with a JSON body."""
+    """Errors become HTTP answers here, in one place: each error class carries its status and
+    code (shared/errors.py), so a rule has one status wherever it is broken."""
 
-    @app.exception_handler(UnauthenticatedError)
-    async def _401(_: Request, exc: UnauthenticatedError) -> JSONResponse:
-        return _error(401, "unauthenticated", str(exc), {"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(ForbiddenError)
-    async def _403(_: Request, exc: ForbiddenError) -> JSONResponse:
-        return _error(403, "forbidden", str(exc))
-
-    @app.exception_handler(StreamPermissionError)
-    async def _403_stream(_: Request, exc: StreamPermissionError) -> JSONResponse:
-        return _error(403, "stream_forbidden", str(exc))
-
-    @app.exception_handler(NotFoundError)
-    async def _404(_: Request, exc: NotFoundError) -> JSONResponse:
-        return _error(404, exc.code, str(exc))
-
-    @app.exception_handler(ValidationFailed)
-    async def _422_fields(_: Request, exc: ValidationFailed) -> JSONResponse:
-        return _error(422, exc.code, [p.as_dict() for p in exc.problems])
-
-    @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return _error(409, exc.code, str(exc))
-
-    @app.exception_handler(ConcurrencyError)
-    async def _409(_: Request, exc: ConcurrencyError) -> JSONResponse:
-        return _error(409, "concurrent_change", str(exc))
-
-    @app.exception_handler(IdempotencyConflictError)
-    async def _409_ids(_: Request, exc: IdempotencyConflictError) -> JSONResponse:
-        return _error(409, "idempotency_conflict", str(exc))
-
-    @app.exception_handler(TransientError)
-    async def _503(_: Request, exc: TransientError) -> JSONResponse:
-        return _error(503, "unavailable", str(exc))
+    @app.exception_handler(LookbackError)
+    async def _lookback(_: Request, exc: LookbackError) -> JSONResponse:
+        if isinstance(exc, ValidationFailed):
+            return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems])
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
+        return _error(exc.status, exc.code, str(exc), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -150,11 +151,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid_request", fields)
 
 
-def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
+def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None, *,
                        pool: asyncpg.Pool | None = None, clock: Clock | None = None,
                        tokens: TokenStore | None = None,
                        sequencer_factory: Callable[[Settings], Any] | None = None) -> FastAPI:
-    """The one composition root of a service process."""
+    """The one composition root of a service process (each service's `create_app` calls it)."""
     settings = settings or Settings()
     clock = clock or utc_now
     tokens = tokens or TokenStore.from_sources(file=settings.tokens_file,
@@ -163,7 +164,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
     names = topology.Names(settings.bus_prefix)
     docs_transport = RabbitTransport(  # never started: it only describes the channels for AsyncAPI
         service=spec.name, amqp_url=settings.amqp_url or "amqp://localhost", names=names,
-        pool=None, store=None, metrics=metrics, own_events=spec.events)  # type: ignore[arg-type]
+        pool=None, runtime=None, metrics=metrics,  # type: ignore[arg-type]
+        own_events=spec.contract.events)
     for consumer in spec.consumers:
         docs_transport.add_consumer(consumer)
 
@@ -175,32 +177,39 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
         the_pool = pool or await create_pool(settings.database_url, role=f"lookback_{spec.name}",
                                              max_size=settings.db_pool_size)
         store = PostgresEventStore(the_pool)
+        deps = spec.build_deps(settings, the_pool) if spec.build_deps else None
+        commands = CommandPipeline(service=spec.name, table=spec.commands,
+                                   events=spec.contract.registry(), store=store, deps=deps,
+                                   metrics=metrics.pipeline, clock=clock)
         runtime = Runtime(spec=spec, settings=settings, pool=the_pool, store=store,
-                          metrics=metrics, tokens=tokens, clock=clock)
-        runtime.deps = spec.build_deps(runtime) if spec.build_deps else None
+                          metrics=metrics, tokens=tokens, clock=clock, deps=deps,
+                          commands=commands)
+        consumer_runtime = ConsumerRuntime(service=spec.name, store=store, deps=deps,
+                                           commands=commands)
         app.state.runtime = runtime
         runtime.waker = LedgerWaker(the_pool)
         await runtime.waker.start()
         if settings.local_transport:
-            runtime.transport = LocalTransport(service=spec.name, pool=the_pool, store=store,
-                                               metrics=metrics, clock=clock, deps=runtime.deps,
-                                               poll_interval=settings.poll_interval,
+            runtime.transport = LocalTransport(service=spec.name, pool=the_pool,
+                                               runtime=consumer_runtime, metrics=metrics,
+                                               clock=clock, poll_interval=settings.poll_interval,
                                                waker=runtime.waker)
         else:
             runtime.transport = RabbitTransport(
                 service=spec.name, amqp_url=settings.amqp_url, names=names, pool=the_pool,
-                store=store, metrics=metrics, own_events=spec.events, clock=clock,
-                deps=runtime.deps, publish_timeout=settings.publish_timeout,
+                runtime=consumer_runtime, metrics=metrics, own_events=spec.contract.events,
+                clock=clock, publish_timeout=settings.publish_timeout,
                 graceful_timeout=settings.graceful_timeout, retry_delays=settings.retry_delays)
-            if CATEGORIES.get(spec.name):
-                runtime.relay = Relay(service=spec.name, pool=the_pool, store=store,
-                                      publish=runtime.transport.publish, metrics=metrics,
-                                      poll_interval=settings.poll_interval, waker=runtime.waker)
+            if spec.contract.categories:
+                runtime.relay = Relay(service=spec.name, categories=spec.contract.categories,
+                                      pool=the_pool, publish=runtime.transport.publish,
+                                      metrics=metrics, poll_interval=settings.poll_interval,
+                                      waker=runtime.waker)
         for consumer in spec.consumers:
             runtime.transport.add_consumer(consumer)
-        runtime.projections = LocalTransport(service=spec.name, pool=the_pool, store=store,
-                                             metrics=metrics, clock=clock, deps=runtime.deps,
-                                             poll_interval=settings.poll_interval,
+        runtime.projections = LocalTransport(service=spec.name, pool=the_pool,
+                                             runtime=consumer_runtime, metrics=metrics,
+                                             clock=clock, poll_interval=settings.poll_interval,
                                              waker=runtime.waker)
         for projection in spec.projections:
             runtime.projections.add_consumer(projection)
@@ -213,6 +222,9 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
         await runtime.transport.start()
         if runtime.relay is not None:
             runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="relay"))
+        for loop in spec.background:
+            runtime.tasks.append(asyncio.create_task(loop(runtime),
+                                                     name=f"{spec.name}:{loop.__name__}"))
         for task in runtime.tasks:
             task.add_done_callback(_report_task_end)
         log.info("service_started", service=spec.name,
@@ -296,8 +308,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings | None = None, *,
         # try_it_out_path=None: the default route would let anyone publish onto the real broker.
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
-    if spec.routes is not None:
-        app.include_router(spec.routes())
+    if spec.router is not None:
+        app.include_router(spec.router)
     return app
 
 

@@ -17,25 +17,16 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import topology
-from shared.consuming import Clock, ConsumerSpec, Outcome, Result, handle, handle_in_transaction, log_outcome, utc_now
+from shared.consuming import (Clock, ConsumerRuntime, ConsumerSpec, Outcome, Result, handle,
+                              handle_in_transaction, log_outcome, utc_now)
 from shared.envelope import Delivery, Outgoing, cloud_event_headers
 from shared.errors import TransientError
 from shared.logging import get_logger
 from shared.messages import Event
 from shared.metrics import Metrics
 from shared.positions import advance_position, get_position
-from shared.store import PostgresEventStore
 
 log = get_logger()
-
-# Which stream categories each service owns (mirrors es.category_owners in the database).
-CATEGORIES: dict[str, tuple[str, ...]] = {
-    "registry": ("project", "adaptation", "liaison", "registryimport"),
-    "rectification": ("problem", "unit", "report", "score"),
-    "inspection": ("frame", "draw", "visit"),
-    "notifier": ("notice", "reminder"),
-    "example": ("example",),
-}
 
 # Transient failures: retried in process after these pauses, then requeued so the quorum queue's
 # delivery limit counts them, then dead-lettered by the broker. Bounded at every level.
@@ -44,13 +35,13 @@ RETRY_DELAYS = (0.2, 0.8, 3.2)
 
 class RabbitTransport:
     def __init__(self, *, service: str, amqp_url: str, names: topology.Names, pool: asyncpg.Pool,
-                 store: PostgresEventStore, metrics: Metrics, own_events: Sequence[type[Event]] = (),
-                 clock: Clock = utc_now, deps: Any = None, publish_timeout: float = 10.0,
-                 graceful_timeout: float = 30.0, prefetch: int = 16,
+                 runtime: ConsumerRuntime[Any], metrics: Metrics,
+                 own_events: Sequence[type[Event]] = (), clock: Clock = utc_now,
+                 publish_timeout: float = 10.0, graceful_timeout: float = 30.0, prefetch: int = 16,
                  retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         self.retry_delays = tuple(retry_delays)
-        self.service, self.names, self.pool, self.store = service, names, pool, store
-        self.metrics, self.clock, self.deps = metrics, clock, deps
+        self.service, self.names, self.pool, self.runtime = service, names, pool, runtime
+        self.metrics, self.clock = metrics, clock
         self.publish_timeout = publish_timeout
         self.broker = RabbitBroker(
             amqp_url,
@@ -95,8 +86,8 @@ class RabbitTransport:
             return
         for attempt, delay in enumerate(self.retry_delays):
             try:
-                result = await handle(self.pool, spec, delivery, store=self.store, clock=self.clock,
-                                      deps=self.deps, service=self.service)
+                result = await handle(self.pool, spec, delivery, runtime=self.runtime,
+                                      clock=self.clock)
                 break
             except TransientError as exc:
                 self.metrics.failed.labels(spec.name).inc()
@@ -240,13 +231,13 @@ async def idle(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) 
 class LocalTransport:
     """The embedded mode's bus: consumers read the sequenced ledger, no broker needed."""
 
-    def __init__(self, *, service: str, pool: asyncpg.Pool, store: PostgresEventStore,
-                 metrics: Metrics, clock: Clock = utc_now, deps: Any = None,
-                 poll_interval: float = 0.05, batch: int = 200,
-                 waker: LedgerWaker | None = None) -> None:
-        self.service, self.pool, self.store, self.metrics = service, pool, store, metrics
+    def __init__(self, *, service: str, pool: asyncpg.Pool, runtime: ConsumerRuntime[Any],
+                 metrics: Metrics, clock: Clock = utc_now, poll_interval: float = 0.05,
+                 batch: int = 200, waker: LedgerWaker | None = None) -> None:
+        self.service, self.pool, self.runtime, self.metrics = service, pool, runtime, metrics
+        self.store = runtime.store
         self.waker = waker
-        self.clock, self.deps, self.poll_interval, self.batch = clock, deps, poll_interval, batch
+        self.clock, self.poll_interval, self.batch = clock, poll_interval, batch
         self._consumers: list[ConsumerSpec] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -296,15 +287,15 @@ class LocalTransport:
         """Handle what is sequenced after this consumer's position; return how many it passed."""
         name = f"local:{spec.name}"
         position = await get_position(self.pool, name)
-        events = await self.store.read_all(position, self.batch, CATEGORIES[spec.producer])
+        events = await self.store.read_all(position, self.batch, spec.categories)
         wanted = set(spec.event_types)
         for event in events:
             delivery = Delivery.from_recorded(event, source=spec.producer)
             async with self.pool.acquire() as conn, conn.transaction():
                 result = Result(Outcome.DUPLICATE)
                 if event.event_type in wanted:
-                    result = await handle_in_transaction(conn, spec, delivery, store=self.store,
-                                                         now=self.clock(), deps=self.deps)
+                    result = await handle_in_transaction(conn, spec, delivery, runtime=self.runtime,
+                                                         now=self.clock())
                     if result.outcome is Outcome.DEAD:
                         await conn.execute(
                             "INSERT INTO es.dead_letters (consumer, event_id, event_type, "
@@ -324,11 +315,12 @@ class LocalTransport:
 class Relay:
     """Publishes a service's sequenced events in global order; advances only after confirms."""
 
-    def __init__(self, *, service: str, pool: asyncpg.Pool, store: PostgresEventStore,
+    def __init__(self, *, service: str, categories: Sequence[str], pool: asyncpg.Pool,
                  publish: Callable[[Outgoing], Awaitable[None]], metrics: Metrics,
                  batch: int = 200, poll_interval: float = 0.05,
                  waker: LedgerWaker | None = None) -> None:
-        self.service, self.pool, self.store, self.publish = service, pool, store, publish
+        self.service, self.pool, self.publish = service, pool, publish
+        self.categories = list(categories)
         self.waker = waker
         self.metrics, self.batch, self.poll_interval = metrics, batch, poll_interval
         self.name = f"relay:{service}"
@@ -345,7 +337,7 @@ class Relay:
                  FROM es.ledger l JOIN es.events e ON e.event_id = l.event_id
                 WHERE l.global_position > $1 AND e.category = ANY($2::text[])
                 ORDER BY l.global_position LIMIT $3""",
-            position, list(CATEGORIES[self.service]), self.batch)
+            position, self.categories, self.batch)
         if not rows:
             self.metrics.relay_lag.set(0)
             return 0
@@ -367,7 +359,7 @@ class Relay:
         return await self.pool.fetchval(
             "SELECT count(*) FROM es.ledger l JOIN es.events e ON e.event_id = l.event_id "
             "WHERE l.global_position > $1 AND e.category = ANY($2::text[])",
-            position, list(CATEGORIES[self.service]))
+            position, self.categories)
 
     async def run(self) -> None:
         self._stop.clear()

@@ -7,18 +7,22 @@ import re
 import shutil
 import subprocess
 import uuid
+from pathlib import Path
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import asyncpg
 import pytest
 
+from services.system import migration_folders
 from shared.migrations import migrate
 from shared.store import PostgresEventStore, create_pool
 
 ADMIN_DSN = os.environ.get("LOOKBACK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("LOOKBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 _TEMPLATE = f"lookback_tpl_{os.getpid()}"
+# The test-only example services' role and category (tests/example_services.py).
+EXAMPLE_SQL = Path(__file__).with_name("example_sql")
 
 
 def dsn_for(database: str, user: str = "postgres") -> str:
@@ -37,8 +41,7 @@ async def template_db() -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{_TEMPLATE}"')
         conn = await asyncpg.connect(dsn_for(_TEMPLATE))
         try:
-            from shared.service_migrations import all_migration_folders
-            await migrate(conn, *all_migration_folders())
+            await migrate(conn, *migration_folders(), EXAMPLE_SQL)
         finally:
             await conn.close()
         yield _TEMPLATE

@@ -11,14 +11,14 @@ import uuid
 from typing import ClassVar
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shared.auth import authorize_command
 from shared.consuming import ConsumerSpec, HandlerContext
 from shared.errors import DomainError
-from shared.handling import execute
-from shared.messages import Event, EventRegistry
-from shared.service import Runtime, ServiceSpec, new_correlation_id
+from shared.messages import Command, Event, EventContract
+from shared.pipeline import Decision, Handler, StreamSpec
+from shared.service import Runtime, ServiceSpec, runtime_of
 
 
 class ThingRegistered(Event):
@@ -28,47 +28,48 @@ class ThingRegistered(Event):
     unit: str
 
 
-class RegisterThing(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class RegisterThing(Command):
     name: str = Field(min_length=1, max_length=50)
     unit: str
+    thing_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
 
 
-REGISTRY = EventRegistry()
-REGISTRY.register(ThingRegistered)
+CONTRACT = EventContract(service="example", categories=("example",), events=(ThingRegistered,))
+REGISTRY = CONTRACT.registry()
 
 
 def _evolve(state: dict | None, event: Event) -> dict:
     return event.model_dump()
 
 
-def example_routes() -> APIRouter:
-    router = APIRouter()
-
-    @router.post("/things", status_code=201)
-    async def register_thing(cmd: RegisterThing, request: Request) -> dict:
-        runtime: Runtime = request.app.state.runtime
-        actor = runtime.authenticate(request)
-        authorize_command(actor, unit=cmd.unit)
-        thing_id = str(uuid.uuid4())
-
-        def decide(state: dict | None) -> list[Event]:
-            if state is not None:
-                raise DomainError("thing exists")
-            if cmd.name == "refuse-me":
-                raise DomainError("names like that are refused", code="bad_name")
-            return [ThingRegistered(thing_id=thing_id, name=cmd.name, unit=cmd.unit)]
-
-        outcome = await execute(runtime.store, REGISTRY, f"example-{thing_id}", evolve=_evolve,
-                                initial=None, decide=decide, actor=actor, now=runtime.clock(),
-                                correlation_id=new_correlation_id(request))
-        return {"thing_id": thing_id, "version": outcome.version}
-
-    return router
+def _thing(cmd: RegisterThing, _deps: None) -> list[StreamSpec[dict | None]]:
+    return [StreamSpec(f"example-{cmd.thing_id}", _evolve, None)]
 
 
-EXAMPLE = ServiceSpec(name="example", description="Example producer", events=[ThingRegistered],
-                      routes=example_routes)
+def _decide(x: Decision[RegisterThing, None, None]) -> list[Event]:
+    if x.only_state is not None:
+        raise DomainError("thing exists")
+    if x.command.name == "refuse-me":
+        raise DomainError("names like that are refused", code="bad_name")
+    return [ThingRegistered(thing_id=x.command.thing_id, name=x.command.name, unit=x.command.unit)]
+
+
+COMMANDS = {RegisterThing: Handler(streams=_thing, decide=_decide)}
+
+router = APIRouter()
+
+
+@router.post("/things", status_code=201)
+async def register_thing(cmd: RegisterThing, request: Request) -> dict:
+    runtime = runtime_of(request)
+    actor = runtime.authenticate(request)
+    authorize_command(actor, unit=cmd.unit)
+    result = await runtime.run(cmd, actor, request)
+    return {"thing_id": cmd.thing_id, "version": result.version(f"example-{cmd.thing_id}")}
+
+
+EXAMPLE = ServiceSpec(contract=CONTRACT, description="Example producer", commands=COMMANDS,
+                      router=router)
 
 SEEN_TABLE = """
 CREATE TABLE IF NOT EXISTS public.example_seen (
@@ -93,21 +94,21 @@ async def record_thing(ctx: HandlerContext, event: ThingRegistered) -> None:
         ctx.delivery.event_id, event.thing_id, event.name)
 
 
-def consumer_routes() -> APIRouter:
-    router = APIRouter()
+consumer_router = APIRouter()
 
-    @router.get("/seen")
-    async def seen(request: Request) -> list[dict]:
-        runtime: Runtime = request.app.state.runtime
-        rows = await runtime.pool.fetch("SELECT thing_id, name FROM public.example_seen ORDER BY name")
-        return [dict(r) for r in rows]
 
-    return router
+@consumer_router.get("/seen")
+async def seen(request: Request) -> list[dict]:
+    runtime: Runtime = request.app.state.runtime
+    rows = await runtime.pool.fetch("SELECT thing_id, name FROM public.example_seen ORDER BY name")
+    return [dict(r) for r in rows]
+
+
+CONSUMER_CONTRACT = EventContract(service="exampleconsumer", categories=(), events=())
 
 
 def consumer_spec() -> ServiceSpec:
     return ServiceSpec(
-        name="exampleconsumer", description="Example consumer", events=[],
-        routes=consumer_routes,
-        consumers=[ConsumerSpec(name="exampleconsumer.on-example", producer="example",
+        contract=CONSUMER_CONTRACT, description="Example consumer", router=consumer_router,
+        consumers=[ConsumerSpec(name="exampleconsumer.on-example", source=CONTRACT,
                                 reactions={ThingRegistered: record_thing})])

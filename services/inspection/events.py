@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.messages import Event
+from shared.messages import Event, EventContract
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 Sha256Hex = Annotated[str, Field(pattern=SHA256_HEX)]
@@ -220,3 +220,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     FrameFrozen, EntropyCommitted, EntropyRevealed, SampleDrawn, DiscretionaryPickAdded,
     HouseholdReplaced, VisitScheduled, VisitRecorded, FindingRecorded,
 )
+
+# The inspection service's published contract: its name, the categories only it writes, its events.
+CONTRACT = EventContract(service="inspection", categories=("frame", "draw", "visit"),
+                         events=ALL_EVENTS)

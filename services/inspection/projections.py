@@ -12,6 +12,7 @@ from typing import Any
 
 from services.inspection import sampling
 from services.inspection.events import (
+    CONTRACT,
     DiscretionaryPickAdded, EntropyCommitted, EntropyRevealed, FindingRecorded, FrameFrozen,
     HouseholdReplaced, SampleDrawn, TargetKind, VisitOutcome, VisitRecorded, VisitScheduled,
 )
@@ -210,7 +211,7 @@ async def on_finding_recorded(ctx: HandlerContext, event: FindingRecorded) -> No
 
 
 def draw_projection() -> ConsumerSpec:
-    return ConsumerSpec(name=PROJECTION_NAME, producer="inspection", reactions={
+    return ConsumerSpec(name=PROJECTION_NAME, source=CONTRACT, reactions={
         FrameFrozen: on_frame_frozen,
         EntropyCommitted: on_entropy_committed,
         EntropyRevealed: on_entropy_revealed,

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from services.inspection.domain import HouseholdView, ProjectView
+from services.registry.events import CONTRACT as REGISTRY_CONTRACT
 from services.registry.events import (
     AdaptationProgrammeRegistered, HouseholdsRegistered, ProjectAssessed, ProjectRegistered,
     ProjectRetired,
@@ -101,7 +102,7 @@ async def on_households_registered(ctx: HandlerContext, event: HouseholdsRegiste
 
 
 def registry_consumer() -> ConsumerSpec:
-    return ConsumerSpec(name=CONSUMER_NAME, producer="registry", reactions={
+    return ConsumerSpec(name=CONSUMER_NAME, source=REGISTRY_CONTRACT, reactions={
         ProjectRegistered: on_project_registered,
         ProjectAssessed: on_project_assessed,
         ProjectRetired: on_project_retired,

@@ -1,14 +1,17 @@
 """The notifier service's composition root."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
+from services.notifier.events import CONTRACT
 from shared.service import ServiceSpec, create_service_app
 from shared.settings import Settings
 
-SPEC = ServiceSpec(name="notifier", description="Lookback notifier service", events=[])
+SPEC: ServiceSpec[None] = ServiceSpec(contract=CONTRACT, description="Lookback notifier service",
+                                      migrations=Path(__file__).with_name("sql"))
 
 
 def create_app(settings: Settings | None = None, **kwargs: Any) -> FastAPI:

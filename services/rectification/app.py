@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI
 
 from shared.campaign import Campaign, load_campaign
@@ -21,7 +23,7 @@ from shared.settings import Settings
 
 from .api import routes
 from .config import DEFAULT_SCORE_CHECK_INTERVAL, RectificationConfig, rectification_config
-from .events import ALL_EVENTS
+from .events import CONTRACT
 from .handlers import check_deductions
 from .projections import PROJECTIONS
 from .subscribers import CONSUMERS
@@ -29,9 +31,12 @@ from .subscribers import CONSUMERS
 log = get_logger()
 
 
-async def run_scorekeeper(runtime: Runtime, config: RectificationConfig) -> None:
+async def run_scorekeeper(runtime: Runtime[RectificationConfig]) -> None:
     """Check the deduction rules every `score_check_interval` seconds until shutdown. A failed
     check is logged and tried again next time (each check is idempotent)."""
+    config = runtime.deps
+    if config.score_check_interval is None:
+        return
     interval = config.score_check_interval or DEFAULT_SCORE_CHECK_INTERVAL
     while not runtime.shutting_down:
         try:
@@ -47,25 +52,22 @@ async def run_scorekeeper(runtime: Runtime, config: RectificationConfig) -> None
             await asyncio.sleep(min(0.1, max(wake_at - loop.time(), 0)))
 
 
-def build_deps(runtime: Runtime, *, campaign: Campaign | None = None,
+def build_deps(settings: Settings, pool: asyncpg.Pool, *, campaign: Campaign | None = None,
                score_check_interval: float | None = DEFAULT_SCORE_CHECK_INTERVAL,
                ) -> RectificationConfig:
-    config = rectification_config(campaign or load_campaign(runtime.settings.campaign_file),
+    config = rectification_config(campaign or load_campaign(settings.campaign_file),
                                   score_check_interval=score_check_interval)
     for rule_id, why in config.not_applied:
         log.warning("deduction_rule_not_applied", rule=rule_id, reason=why)
-    if config.score_check_interval is not None:
-        runtime.tasks.append(asyncio.create_task(run_scorekeeper(runtime, config),
-                                                 name="rectification-scorekeeper"))
     return config
 
 
-SPEC = ServiceSpec(
-    name="rectification",
+SPEC: ServiceSpec[RectificationConfig] = ServiceSpec(
+    contract=CONTRACT,
     description="Problem items and their 销号 life cycle, monthly lists, self-inspection reports, "
                 "typical cases, progress and scores",
-    events=list(ALL_EVENTS), routes=routes, consumers=CONSUMERS, projections=PROJECTIONS,
-    build_deps=build_deps)
+    router=routes(), consumers=CONSUMERS, projections=PROJECTIONS, build_deps=build_deps,
+    background=[run_scorekeeper], migrations=Path(__file__).with_name("sql"))
 
 
 def create_app(settings: Settings | None = None, *, campaign: Campaign | None = None,
@@ -75,6 +77,6 @@ def create_app(settings: Settings | None = None, *, campaign: Campaign | None = 
     deduction check off (tests run it on demand through `POST /scores/check`)."""
     spec = SPEC
     if campaign is not None or score_check_interval != DEFAULT_SCORE_CHECK_INTERVAL:
-        spec = dataclasses.replace(SPEC, build_deps=lambda runtime: build_deps(
-            runtime, campaign=campaign, score_check_interval=score_check_interval))
+        spec = dataclasses.replace(SPEC, build_deps=lambda settings, pool: build_deps(
+            settings, pool, campaign=campaign, score_check_interval=score_check_interval))
     return create_service_app(spec, settings, **kwargs)

@@ -25,7 +25,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.messages import Event, EventRegistry
+from shared.messages import Event, EventContract
 
 CONTENT_HASH_PATTERN = r"^[0-9a-f]{64}$"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
@@ -340,5 +340,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     *PROBLEM_EVENTS, SeqNoAllocated, *REPORT_EVENTS, PointsDeducted,
 )
 
-REGISTRY = EventRegistry()
-REGISTRY.register(*ALL_EVENTS)
+# The rectification service's published contract: its name, the categories only it writes, its
+# events.
+CONTRACT = EventContract(service="rectification", categories=("problem", "unit", "report", "score"),
+                         events=ALL_EVENTS)
+REGISTRY = CONTRACT.registry()

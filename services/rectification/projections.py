@@ -232,11 +232,11 @@ def points_deducted(row: Mapping[str, Any]) -> e.PointsDeducted:
 
 
 PROJECTIONS = [
-    ConsumerSpec(name="rectification.projection-problems", producer="rectification",
+    ConsumerSpec(name="rectification.projection-problems", source=e.CONTRACT,
                  reactions={**{cls: project_problem_event for cls in e.PROBLEM_EVENTS},
                             e.SeqNoAllocated: project_seq_no}),
-    ConsumerSpec(name="rectification.projection-reports", producer="rectification",
+    ConsumerSpec(name="rectification.projection-reports", source=e.CONTRACT,
                  reactions={cls: project_report_event for cls in e.REPORT_EVENTS}),
-    ConsumerSpec(name="rectification.projection-scores", producer="rectification",
+    ConsumerSpec(name="rectification.projection-scores", source=e.CONTRACT,
                  reactions={e.PointsDeducted: project_deduction}),
 ]

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import uuid
 
+from services.inspection.events import CONTRACT as INSPECTION_CONTRACT
 from services.inspection.events import FindingRecorded
+from services.registry.events import CONTRACT as REGISTRY_CONTRACT
 from services.registry.events import (AdaptationProgrammeRegistered, LedgerEntryAdded,
                                       LedgerEntryCleared, ProjectAssessed, ProjectRegistered,
                                       ProjectRetired, ServicesChanged)
@@ -170,7 +172,7 @@ async def on_finding_recorded(ctx: HandlerContext, event: FindingRecorded) -> No
 
 
 CONSUMERS = [
-    ConsumerSpec(name="rectification.on-registry", producer="registry", reactions={
+    ConsumerSpec(name="rectification.on-registry", source=REGISTRY_CONTRACT, reactions={
         ProjectRegistered: on_project_registered,
         AdaptationProgrammeRegistered: on_programme_registered,
         ServicesChanged: on_status_changed,
@@ -179,7 +181,7 @@ CONSUMERS = [
         LedgerEntryAdded: on_ledger_entry_added,
         LedgerEntryCleared: on_ledger_entry_cleared,
     }),
-    ConsumerSpec(name="rectification.on-inspection", producer="inspection", reactions={
+    ConsumerSpec(name="rectification.on-inspection", source=INSPECTION_CONTRACT, reactions={
         FindingRecorded: on_finding_recorded,
     }),
 ]

@@ -29,16 +29,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Mapping
 
-from starlette.datastructures import UploadFile as StarletteUploadFile
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from services.registry import commands as c
 from services.registry import domain as d
 from services.registry import events as e
-from services.registry.events import OperatingStatus, describe_reason
-from services.registry.handlers import EVENTS, CommandOutcome, RegistryDeps, RegistryHandlers
+from services.registry import queries as q
+from services.registry.events import CONTRACT, OperatingStatus, describe_reason
+from services.registry.handlers import RegistryDeps
 from services.registry.importing import (
     HOUSEHOLDS,
     PROJECTS,
@@ -54,7 +55,8 @@ from shared.errors import ForbiddenError, NotFoundError
 from shared.logging import get_logger
 from shared.messages import Actor, Role
 from shared.personal_data import ERASED, mask_name, mask_phone
-from shared.service import Runtime, new_correlation_id
+from shared.pipeline import CommandResult
+from shared.service import Runtime, new_correlation_id, runtime_of
 
 log = get_logger()
 
@@ -67,17 +69,15 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # ----- plumbing ---------------------------------------------------------------------------------
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+EVENTS = CONTRACT.registry()
+
+
+def _runtime(request: Request) -> Runtime[RegistryDeps]:
+    return runtime_of(request)
 
 
 def _deps(request: Request) -> RegistryDeps:
     return _runtime(request).deps
-
-
-def _handlers(request: Request) -> RegistryHandlers:
-    runtime = _runtime(request)
-    return RegistryHandlers(runtime.store, runtime.deps)
 
 
 async def reader(request: Request) -> Actor:
@@ -129,13 +129,13 @@ def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> d
 
 
 async def _run(request: Request, response: Response, cmd: c.RegistryCommand, actor: Actor
-               ) -> CommandOutcome:
-    runtime = _runtime(request)
-    outcome = await _handlers(request).handle(cmd, actor=actor, now=runtime.clock(),
-                                              correlation_id=new_correlation_id(request))
-    if not outcome.changed:
+               ) -> tuple[Any, int, CommandResult]:
+    """Run a one-stream command; its stream's state and version afterwards, and the result."""
+    result = await _runtime(request).run(cmd, actor, request)
+    if not result.changed:
         response.status_code = 200  # an identical resubmission: nothing new was recorded
-    return outcome
+    [stream_id] = result.states
+    return result.state(stream_id), result.version(stream_id), result
 
 
 # ----- views (the same shape from the folded stream and from the read model) ----------------------
@@ -200,6 +200,25 @@ def liaison_view(event: e.LiaisonRegistered) -> dict[str, Any]:
             "name": event.name, "gender": event.gender.value, "position": event.position,
             "mobile": event.mobile_masked, "office_phone": event.office_phone_masked,
             "submitted_late": event.submitted_late, "revealed": False}
+
+
+def import_summary(result: CommandResult) -> dict[str, Any]:
+    """What an import did: rows read, records registered, events appended."""
+    plan = result.command
+    assert isinstance(plan, c.ImportRegistry)
+    projects = result.events_of(e.ProjectRegistered)
+    programmes = result.events_of(e.AdaptationProgrammeRegistered)
+    households = result.events_of(e.HouseholdsRegistered)
+    # Each row's command registers one record (a project, a programme, a batch of households)
+    # or, found identical, nothing: the rest of the items were unchanged.
+    changed = len(projects) + len(programmes) + len(households)
+    return {"source_digest": plan.source_digest, "correlation_id": str(result.correlation_id),
+            "project_rows": plan.project_rows, "household_rows": plan.household_rows,
+            "projects_registered": len(projects), "programmes_registered": len(programmes),
+            "households_registered": sum(len(x.households) for x in households),
+            "unchanged": len(plan.items) - changed,
+            "events_appended": len(result.events),
+            "streams_written": len({a.stream_id for a in result.appended})}
 
 
 def _history_entry(recorded: Any) -> dict[str, Any]:
@@ -278,285 +297,256 @@ _UPLOAD_OPENAPI = {"requestBody": {"required": True, "content": {
 # ----- routes -------------------------------------------------------------------------------------
 
 
-def routes() -> APIRouter:
-    router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"])
 
-    # ----- commands -------------------------------------------------------------------------
+# ----- commands ---------------------------------------------------------------------------------
 
-    @router.post("/projects", status_code=201)
-    async def register_project(cmd: c.RegisterProject, request: Request, response: Response,
-                               actor: Actor = Depends(commander)) -> dict[str, Any]:
-        """Register a facility project (complex, community/rural centre, canteen)."""
-        outcome = await _run(request, response, cmd, actor)
-        return project_view(outcome.state, outcome.version, _deps(request))
 
-    @router.post("/projects/{project_id}/operator")
-    async def change_operator(project_id: str, cmd: c.ChangeOperator, request: Request,
-                              response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
-        """Change the operator (运营主体)."""
-        _same_id("project_id", cmd.project_id, project_id)
-        outcome = await _run(request, response, cmd, actor)
-        return project_view(outcome.state, outcome.version, _deps(request))
+@router.post("/projects", status_code=201)
+async def register_project(cmd: c.RegisterProject, request: Request, response: Response,
+                           actor: Actor = Depends(commander)) -> dict[str, Any]:
+    """Register a facility project (complex, community/rural centre, canteen)."""
+    state, version, _ = await _run(request, response, cmd, actor)
+    return project_view(state, version, _deps(request))
 
-    @router.post("/projects/{project_id}/services")
-    async def change_services(project_id: str, cmd: c.ChangeServices, request: Request,
-                              response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
-        """Change the elderly services provided (fewer than 3 or no 助餐: underperforming)."""
-        _same_id("project_id", cmd.project_id, project_id)
-        outcome = await _run(request, response, cmd, actor)
-        return project_view(outcome.state, outcome.version, _deps(request))
 
-    @router.post("/projects/{project_id}/assessments", status_code=201)
-    async def assess_project(project_id: str, cmd: c.AssessProject, request: Request,
+@router.post("/projects/{project_id}/operator")
+async def change_operator(project_id: str, cmd: c.ChangeOperator, request: Request,
+                          response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+    """Change the operator (运营主体)."""
+    _same_id("project_id", cmd.project_id, project_id)
+    state, version, _ = await _run(request, response, cmd, actor)
+    return project_view(state, version, _deps(request))
+
+
+@router.post("/projects/{project_id}/services")
+async def change_services(project_id: str, cmd: c.ChangeServices, request: Request,
+                          response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+    """Change the elderly services provided (fewer than 3 or no 助餐: underperforming)."""
+    _same_id("project_id", cmd.project_id, project_id)
+    state, version, _ = await _run(request, response, cmd, actor)
+    return project_view(state, version, _deps(request))
+
+
+@router.post("/projects/{project_id}/assessments", status_code=201)
+async def assess_project(project_id: str, cmd: c.AssessProject, request: Request,
+                         response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+    """Record an operating-status assessment (status, assessor, date, evidence, attachments)."""
+    _same_id("project_id", cmd.project_id, project_id)
+    state, version, _ = await _run(request, response, cmd, actor)
+    return project_view(state, version, _deps(request))
+
+
+@router.post("/projects/{project_id}/retirement", status_code=201)
+async def retire_project(project_id: str, cmd: c.RetireProject, request: Request,
+                         response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+    """Retire a project (改作他用 / 撤并 / 拆除) with its reason."""
+    _same_id("project_id", cmd.project_id, project_id)
+    state, version, _ = await _run(request, response, cmd, actor)
+    return project_view(state, version, _deps(request))
+
+
+@router.post("/programmes", status_code=201)
+async def register_programme(cmd: c.RegisterAdaptationProgramme, request: Request,
                              response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
-        """Record an operating-status assessment (status, assessor, date, evidence, attachments)."""
-        _same_id("project_id", cmd.project_id, project_id)
-        outcome = await _run(request, response, cmd, actor)
-        return project_view(outcome.state, outcome.version, _deps(request))
+    """Register a home-adaptation programme (one per unit, township and year)."""
+    state, version, _ = await _run(request, response, cmd, actor)
+    return programme_view(state, version)
 
-    @router.post("/projects/{project_id}/retirement", status_code=201)
-    async def retire_project(project_id: str, cmd: c.RetireProject, request: Request,
-                             response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
-        """Retire a project (改作他用 / 撤并 / 拆除) with its reason."""
-        _same_id("project_id", cmd.project_id, project_id)
-        outcome = await _run(request, response, cmd, actor)
-        return project_view(outcome.state, outcome.version, _deps(request))
 
-    @router.post("/programmes", status_code=201)
-    async def register_programme(cmd: c.RegisterAdaptationProgramme, request: Request,
-                                 response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
-        """Register a home-adaptation programme (one per unit, township and year)."""
-        outcome = await _run(request, response, cmd, actor)
-        return programme_view(outcome.state, outcome.version)
+@router.post("/programmes/{programme_id}/households", status_code=201)
+async def register_households(programme_id: str, cmd: c.RegisterHouseholds, request: Request,
+                              response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
+    """Register adapted households; names, addresses and phones are sealed, never stored clear."""
+    _same_id("programme_id", cmd.programme_id, programme_id)
+    state, version, result = await _run(request, response, cmd, actor)
+    registered = [h.household_code for event in result.events_of(e.HouseholdsRegistered)
+                  for h in event.households]
+    return {**programme_view(state, version), "households_registered": len(registered),
+            "household_codes": registered}
 
-    @router.post("/programmes/{programme_id}/households", status_code=201)
-    async def register_households(programme_id: str, cmd: c.RegisterHouseholds, request: Request,
-                                  response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
-        """Register adapted households; names, addresses and phones are sealed, never stored clear."""
-        _same_id("programme_id", cmd.programme_id, programme_id)
-        outcome = await _run(request, response, cmd, actor)
-        registered = [h.household_code for event in outcome.events
-                      if isinstance(event, e.HouseholdsRegistered) for h in event.households]
-        return {**programme_view(outcome.state, outcome.version),
-                "households_registered": len(registered), "household_codes": registered}
 
-    @router.post("/liaisons", status_code=201)
-    async def register_liaison(cmd: c.RegisterLiaison, request: Request, response: Response,
-                               actor: Actor = Depends(commander)) -> dict[str, Any]:
-        """附件1: register a unit's responsible leader or liaison (a new version each change)."""
-        outcome = await _run(request, response, cmd, actor)
-        state = outcome.state
-        assert isinstance(state, d.LiaisonState)
-        return liaison_view(state.current[cmd.role.value])
+@router.post("/liaisons", status_code=201)
+async def register_liaison(cmd: c.RegisterLiaison, request: Request, response: Response,
+                           actor: Actor = Depends(commander)) -> dict[str, Any]:
+    """附件1: register a unit's responsible leader or liaison (a new version each change)."""
+    state, _, _ = await _run(request, response, cmd, actor)
+    assert isinstance(state, d.LiaisonState)
+    return liaison_view(state.current[cmd.role.value])
 
-    @router.post("/imports", status_code=201, openapi_extra=_UPLOAD_OPENAPI)
-    async def import_file(request: Request, response: Response,
-                          sheet: str | None = Query(None, description="projects | households, "
-                                                    "for a single CSV"),
-                          actor: Actor = Depends(commander)) -> Any:
-        """Bulk import from .xlsx (sheets projects/项目 and households/改造户) or CSV: every
-        valid row or none. 422 lists every refused row with its row number and reason.
-        Importing the same file again registers nothing new (200)."""
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-            return JSONResponse({"error": "too_large", "detail": f"at most {MAX_UPLOAD_BYTES} bytes"},
-                                status_code=413)
-        body = await request.body()
-        if len(body) > MAX_UPLOAD_BYTES:
-            return JSONResponse({"error": "too_large", "detail": f"at most {MAX_UPLOAD_BYTES} bytes"},
-                                status_code=413)
-        runtime, deps = _runtime(request), _deps(request)
-        now = runtime.clock()
-        try:
-            parsed = await _parse_upload(request, body, sheet, deps, deps.campaign.local_date(now))
-        except _UploadError as exc:
-            return JSONResponse({"error": "unsupported_upload", "detail": str(exc)}, status_code=415)
-        if isinstance(parsed, ImportRejected):
-            return _import_refused(parsed.errors)
-        try:
-            outcome = await _handlers(request).import_plan(
-                parsed, actor=actor, now=now, correlation_id=new_correlation_id(request))
-        except ImportRefused as exc:
-            return _import_refused(exc.errors)
-        if outcome.events_appended == 0:
-            response.status_code = 200
-        return outcome.as_dict()
 
-    @router.get("/imports/template")
-    async def import_template(request: Request, actor: Actor = Depends(reader)) -> Response:
-        """The import workbook: both sheets with bilingual headers, choices and a guide sheet."""
-        return Response(build_template(_deps(request).campaign), media_type=XLSX_MEDIA_TYPE,
-                        headers={"Content-Disposition":
-                                 'attachment; filename="registry-import-template.xlsx"'})
+@router.post("/imports", status_code=201, openapi_extra=_UPLOAD_OPENAPI)
+async def import_file(request: Request, response: Response,
+                      sheet: str | None = Query(None, description="projects | households, "
+                                                "for a single CSV"),
+                      actor: Actor = Depends(commander)) -> Any:
+    """Bulk import from .xlsx (sheets projects/项目 and households/改造户) or CSV: every
+    valid row or none. 422 lists every refused row with its row number and reason.
+    Importing the same file again registers nothing new (200)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+        return JSONResponse({"error": "too_large", "detail": f"at most {MAX_UPLOAD_BYTES} bytes"},
+                            status_code=413)
+    body = await request.body()
+    if len(body) > MAX_UPLOAD_BYTES:
+        return JSONResponse({"error": "too_large", "detail": f"at most {MAX_UPLOAD_BYTES} bytes"},
+                            status_code=413)
+    runtime, deps = _runtime(request), _deps(request)
+    try:
+        parsed = await _parse_upload(request, body, sheet, deps,
+                                     deps.campaign.local_date(runtime.clock()))
+    except _UploadError as exc:
+        return JSONResponse({"error": "unsupported_upload", "detail": str(exc)}, status_code=415)
+    if isinstance(parsed, ImportRejected):
+        return _import_refused(parsed.errors)
+    try:
+        result = await runtime.run(parsed, actor, request)
+    except ImportRefused as exc:
+        return _import_refused(exc.errors)
+    if not result.changed:
+        response.status_code = 200
+    return import_summary(result)
 
-    # ----- queries --------------------------------------------------------------------------
 
-    @router.get("/projects")
-    async def list_projects(request: Request, actor: Actor = Depends(reader),
-                            unit: str | None = None, project_type: str | None = None,
-                            status: OperatingStatus | None = None,
-                            provincial_key: bool | None = None,
-                            limit: int = Query(50, ge=1, le=500),
-                            offset: int = Query(0, ge=0)) -> dict[str, Any]:
-        """Facility projects by unit, type, status and provincial key flag, a page at a time."""
-        deps = _deps(request)
-        _check_code("project_type", project_type,
-                    project_type is None or deps.campaign.has_project_type(project_type))
-        _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
-        unit = _scope(actor, unit)
-        where, args = ["TRUE"], []
-        for column, value in (("unit", unit), ("project_type", project_type),
-                              ("status", status.value if status else None),
-                              ("provincial_key", provincial_key)):
-            if value is not None:
-                args.append(value)
-                where.append(f"{column} = ${len(args)}")
-        condition = " AND ".join(where)
-        pool = _runtime(request).pool
-        total = await pool.fetchval(f"SELECT count(*) FROM registry.projects WHERE {condition}", *args)
-        rows = await pool.fetch(
-            f"SELECT * FROM registry.projects WHERE {condition} "
-            f"ORDER BY unit, project_type, name, project_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
-            *args, limit, offset)
-        return _page([project_row_view(r, deps) for r in rows], total, limit, offset)
+@router.get("/imports/template")
+async def import_template(request: Request, actor: Actor = Depends(reader)) -> Response:
+    """The import workbook: both sheets with bilingual headers, choices and a guide sheet."""
+    return Response(build_template(_deps(request).campaign), media_type=XLSX_MEDIA_TYPE,
+                    headers={"Content-Disposition":
+                             'attachment; filename="registry-import-template.xlsx"'})
 
-    @router.get("/projects/{project_id}")
-    async def get_project(project_id: str, request: Request,
-                          actor: Actor = Depends(reader)) -> dict[str, Any]:
-        """One project as its stream says now, with its full history: every event, who and when."""
-        runtime = _runtime(request)
-        recorded = await runtime.store.read_stream(e.project_stream(project_id))
-        if not recorded:
-            raise NotFoundError(f"project {project_id} is not registered")
-        state: d.RegistryState = d.initial_state(e.project_stream(project_id))
-        for item in recorded:
-            state = d.evolve(state, EVENTS.load_recorded(item))
-        assert isinstance(state, d.ProjectState)
-        authorize_read(actor, unit=state.unit)
-        return {"project": project_view(state, recorded[-1].stream_version, runtime.deps),
-                "history": [_history_entry(item) for item in recorded]}
 
-    @router.get("/ledger")
-    async def ledger(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
-                     include_cleared: bool = False, limit: int = Query(100, ge=1, le=1000),
-                     offset: int = Query(0, ge=0)) -> dict[str, Any]:
-        """The 台账: projects not operating or underperforming, with the reason, until cleared."""
-        deps = _deps(request)
-        _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
-        unit = _scope(actor, unit)
-        where, args = ["TRUE"], []
-        if unit is not None:
-            args.append(unit)
-            where.append(f"l.unit = ${len(args)}")
-        if not include_cleared:
-            where.append("l.cleared_on IS NULL")
-        condition = " AND ".join(where)
-        pool = _runtime(request).pool
-        total = await pool.fetchval(f"SELECT count(*) FROM registry.ledger l WHERE {condition}", *args)
-        rows = await pool.fetch(
-            f"""SELECT l.*, p.status AS current_status, p.retired_on IS NOT NULL AS retired
-                FROM registry.ledger l LEFT JOIN registry.projects p USING (project_id)
-                WHERE {condition} ORDER BY l.unit, l.listed_on, l.project_name, l.entry_id
-                LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""", *args, limit, offset)
-        items = []
-        for row in rows:
-            item = _row(row)
-            item["reason_text"] = describe_reason(item["reason"], deps.campaign)
-            item["reason_details_text"] = [describe_reason(x, deps.campaign)
-                                           for x in item["reason_details"]]
-            item["open"] = item["cleared_on"] is None
-            items.append(item)
-        return _page(items, total, limit, offset)
+# ----- queries ----------------------------------------------------------------------------------
 
-    @router.get("/liaisons")
-    async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
-                       reveal: bool = Query(False, description="show phones in clear (city_admin "
-                                            "and the unit's own district roles; logged)")
-                       ) -> dict[str, Any]:
-        """附件1: each unit's responsible leader and liaison; phones masked unless revealed."""
-        deps = _deps(request)
-        _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
-        unit = _scope(actor, unit)
-        if reveal and actor.role not in REVEALING_ROLES:
-            raise ForbiddenError(f"{actor.role.value} may not see liaison phones in clear")
-        runtime = _runtime(request)
-        rows = await runtime.pool.fetch(
-            "SELECT * FROM registry.liaisons WHERE ($1::text IS NULL OR unit = $1) "
-            "ORDER BY unit, role", unit)
-        items = []
-        for row in rows:
-            items.append({"unit": row["unit"], "role": row["role"], "version": row["version"],
-                          "name": row["name"], "gender": row["gender"], "position": row["position"],
-                          "mobile": row["mobile_masked"], "office_phone": row["office_phone_masked"],
-                          "submitted_late": row["submitted_late"],
-                          "registered_at": _plain(row["registered_at"]), "revealed": False})
-        if reveal:
-            subjects = [row["subject_id"] for row in rows]
-            fields = ["mobile", "office_phone"]
-            # Recorded first: if the record cannot be written, nothing is revealed.
-            correlation = new_correlation_id(request)
-            await runtime.pool.execute(
-                """INSERT INTO registry.personal_data_access (actor_id, actor_name, actor_role,
-                          actor_unit, what, unit, subject_ids, fields, correlation_id)
-                   VALUES ($1, $2, $3, $4, 'liaison_phones', $5, $6, $7, $8)""",
-                actor.id, actor.name, actor.role.value, actor.unit, unit, subjects, fields,
-                correlation)
-            log.info("personal_data_revealed", service="registry", what="liaison_phones",
-                     actor=actor.id, role=actor.role.value, unit=unit, subjects=len(subjects),
-                     fields=fields, correlation_id=str(correlation))
-            ring = await deps.vault.keyring(subjects)
-            for item, row in zip(items, rows):
-                item["mobile"] = ring.reveal(row["subject_id"], "mobile", row["mobile_sealed"])
-                if row["office_phone_sealed"] is not None:
-                    item["office_phone"] = ring.reveal(row["subject_id"], "office_phone",
-                                                       row["office_phone_sealed"])
-                item["revealed"] = True
-        return {"items": items}
 
-    @router.get("/programmes")
-    async def list_programmes(request: Request, actor: Actor = Depends(reader),
-                              unit: str | None = None, limit: int = Query(100, ge=1, le=1000),
-                              offset: int = Query(0, ge=0)) -> dict[str, Any]:
-        """Home-adaptation programmes with their household counts."""
-        deps = _deps(request)
-        _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
-        unit = _scope(actor, unit)
-        pool = _runtime(request).pool
-        total = await pool.fetchval(
-            "SELECT count(*) FROM registry.programmes WHERE ($1::text IS NULL OR unit = $1)", unit)
-        rows = await pool.fetch(
-            "SELECT * FROM registry.programmes WHERE ($1::text IS NULL OR unit = $1) "
-            "ORDER BY unit, township, year LIMIT $2 OFFSET $3", unit, limit, offset)
-        return _page([_row(r) for r in rows], total, limit, offset)
+@router.get("/projects")
+async def list_projects(request: Request, actor: Actor = Depends(reader),
+                        unit: str | None = None, project_type: str | None = None,
+                        status: OperatingStatus | None = None,
+                        provincial_key: bool | None = None,
+                        limit: int = Query(50, ge=1, le=500),
+                        offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """Facility projects by unit, type, status and provincial key flag, a page at a time."""
+    deps = _deps(request)
+    _check_code("project_type", project_type,
+                project_type is None or deps.campaign.has_project_type(project_type))
+    _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+    page = await q.projects(_runtime(request).pool, unit=_scope(actor, unit),
+                            project_type=project_type, status=status.value if status else None,
+                            provincial_key=provincial_key, limit=limit, offset=offset)
+    return _page([project_row_view(r, deps) for r in page.rows], page.total, limit, offset)
 
-    @router.get("/programmes/{programme_id}/households")
-    async def list_households(programme_id: str, request: Request, actor: Actor = Depends(reader),
-                              limit: int = Query(100, ge=1, le=1000),
-                              offset: int = Query(0, ge=0)) -> dict[str, Any]:
-        """A programme's adapted households, masked: name `王*`, phone `138****0001`, no address."""
-        runtime, deps = _runtime(request), _deps(request)
-        programme = await runtime.pool.fetchrow(
-            "SELECT * FROM registry.programmes WHERE programme_id = $1", programme_id)
-        if programme is None:
-            raise NotFoundError(f"adaptation programme {programme_id} is not registered")
-        authorize_read(actor, unit=programme["unit"])
-        rows = await runtime.pool.fetch(
-            "SELECT * FROM registry.households WHERE programme_id = $1 "
-            "ORDER BY household_code LIMIT $2 OFFSET $3", programme_id, limit, offset)
-        ring = await deps.vault.keyring([r["subject_id"] for r in rows])
-        items = []
-        for row in rows:
-            subject = row["subject_id"]
-            name = ring.open(subject, "name", row["name_sealed"])
-            phone = ring.open(subject, "phone", row["phone_sealed"])
-            items.append({
-                "household_id": row["household_id"], "household_code": row["household_code"],
-                "village": row["village"], "adaptation_year": row["adaptation_year"],
-                "items": list(row["items"]), "acceptance_date": row["acceptance_date"].isoformat(),
-                "name": ERASED if name is None else mask_name(name),
-                "phone": (None if row["phone_sealed"] is None
-                          else ERASED if phone is None else mask_phone(phone)),
-            })
-        return {"programme": _row(programme), **_page(items, programme["households"], limit, offset)}
 
-    return router
+@router.get("/projects/{project_id}")
+async def get_project(project_id: str, request: Request,
+                      actor: Actor = Depends(reader)) -> dict[str, Any]:
+    """One project as its stream says now, with its full history: every event, who and when."""
+    runtime = _runtime(request)
+    spec = d.project_spec(project_id)
+    recorded = await q.project_stream(runtime.store, spec.stream_id)
+    if not recorded:
+        raise NotFoundError(f"project {project_id} is not registered")
+    state = spec.initial
+    for item in recorded:
+        state = spec.evolve(state, EVENTS.load_recorded(item))
+    authorize_read(actor, unit=state.unit)
+    return {"project": project_view(state, recorded[-1].stream_version, runtime.deps),
+            "history": [_history_entry(item) for item in recorded]}
+
+
+@router.get("/ledger")
+async def ledger(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
+                 include_cleared: bool = False, limit: int = Query(100, ge=1, le=1000),
+                 offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """The 台账: projects not operating or underperforming, with the reason, until cleared."""
+    deps = _deps(request)
+    _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+    page = await q.ledger(_runtime(request).pool, unit=_scope(actor, unit),
+                          include_cleared=include_cleared, limit=limit, offset=offset)
+    items = []
+    for row in page.rows:
+        item = _row(row)
+        item["reason_text"] = describe_reason(item["reason"], deps.campaign)
+        item["reason_details_text"] = [describe_reason(x, deps.campaign)
+                                       for x in item["reason_details"]]
+        item["open"] = item["cleared_on"] is None
+        items.append(item)
+    return _page(items, page.total, limit, offset)
+
+
+@router.get("/liaisons")
+async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
+                   reveal: bool = Query(False, description="show phones in clear (city_admin "
+                                        "and the unit's own district roles; logged)")
+                   ) -> dict[str, Any]:
+    """附件1: each unit's responsible leader and liaison; phones masked unless revealed."""
+    deps = _deps(request)
+    _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+    unit = _scope(actor, unit)
+    if reveal and actor.role not in REVEALING_ROLES:
+        raise ForbiddenError(f"{actor.role.value} may not see liaison phones in clear")
+    runtime = _runtime(request)
+    rows = await q.liaisons(runtime.pool, unit=unit)
+    items = [{"unit": row["unit"], "role": row["role"], "version": row["version"],
+              "name": row["name"], "gender": row["gender"], "position": row["position"],
+              "mobile": row["mobile_masked"], "office_phone": row["office_phone_masked"],
+              "submitted_late": row["submitted_late"],
+              "registered_at": _plain(row["registered_at"]), "revealed": False} for row in rows]
+    if reveal:
+        subjects = [row["subject_id"] for row in rows]
+        fields = ["mobile", "office_phone"]
+        # Recorded first: if the record cannot be written, nothing is revealed.
+        correlation = new_correlation_id(request)
+        await q.record_reveal(runtime.pool, actor=actor, what="liaison_phones", unit=unit,
+                              subjects=subjects, fields=fields, correlation_id=correlation)
+        log.info("personal_data_revealed", service="registry", what="liaison_phones",
+                 actor=actor.id, role=actor.role.value, unit=unit, subjects=len(subjects),
+                 fields=fields, correlation_id=str(correlation))
+        ring = await deps.vault.keyring(subjects)
+        for item, row in zip(items, rows):
+            item["mobile"] = ring.reveal(row["subject_id"], "mobile", row["mobile_sealed"])
+            if row["office_phone_sealed"] is not None:
+                item["office_phone"] = ring.reveal(row["subject_id"], "office_phone",
+                                                   row["office_phone_sealed"])
+            item["revealed"] = True
+    return {"items": items}
+
+
+@router.get("/programmes")
+async def list_programmes(request: Request, actor: Actor = Depends(reader),
+                          unit: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                          offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """Home-adaptation programmes with their household counts."""
+    deps = _deps(request)
+    _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+    page = await q.programmes(_runtime(request).pool, unit=_scope(actor, unit), limit=limit,
+                              offset=offset)
+    return _page([_row(r) for r in page.rows], page.total, limit, offset)
+
+
+@router.get("/programmes/{programme_id}/households")
+async def list_households(programme_id: str, request: Request, actor: Actor = Depends(reader),
+                          limit: int = Query(100, ge=1, le=1000),
+                          offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """A programme's adapted households, masked: name `王*`, phone `138****0001`, no address."""
+    runtime, deps = _runtime(request), _deps(request)
+    programme = await q.programme(runtime.pool, programme_id)
+    if programme is None:
+        raise NotFoundError(f"adaptation programme {programme_id} is not registered")
+    authorize_read(actor, unit=programme["unit"])
+    rows = await q.households(runtime.pool, programme_id, limit=limit, offset=offset)
+    ring = await deps.vault.keyring([r["subject_id"] for r in rows])
+    items = []
+    for row in rows:
+        subject = row["subject_id"]
+        name = ring.open(subject, "name", row["name_sealed"])
+        phone = ring.open(subject, "phone", row["phone_sealed"])
+        items.append({
+            "household_id": row["household_id"], "household_code": row["household_code"],
+            "village": row["village"], "adaptation_year": row["adaptation_year"],
+            "items": list(row["items"]), "acceptance_date": row["acceptance_date"].isoformat(),
+            "name": ERASED if name is None else mask_name(name),
+            "phone": (None if row["phone_sealed"] is None
+                      else ERASED if phone is None else mask_phone(phone)),
+        })
+    return {"programme": _row(programme), **_page(items, programme["households"], limit, offset)}

@@ -113,3 +113,34 @@ class RegisterLiaison(Command):
 
 RegistryCommand = (RegisterProject | ChangeOperator | ChangeServices | AssessProject | RetireProject
                    | RegisterAdaptationProgramme | RegisterHouseholds | RegisterLiaison)
+
+
+class ImportItem(BaseModel):
+    """A command and the spreadsheet rows it came from (one per household for household commands)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sheet: str
+    rows: tuple[int, ...]
+    command: RegistryCommand
+
+
+class ImportRegistry(Command):
+    """A parsed spreadsheet (importing/parsing.py): every row decided as one, all or none, in ONE
+    atomic multi-stream append. A refused row refuses the import and names sheet, row, column."""
+
+    items: tuple[ImportItem, ...]
+    source_digest: str  # SHA-256 of the uploaded bytes: names the import for its record
+    project_rows: int
+    household_rows: int
+
+    @property
+    def commands(self) -> tuple[RegistryCommand, ...]:
+        return tuple(item.command for item in self.items)
+
+
+class RegisterSample(Command):
+    """The sample data (seed.py): its commands in order, as ONE atomic append, so a crash never
+    leaves half a sample that "is not empty" and so would never be completed."""
+
+    commands: tuple[RegistryCommand, ...]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.messages import Event, EventRegistry
+from shared.messages import Event, EventContract
 
 if TYPE_CHECKING:
     from shared.campaign import Campaign
@@ -311,11 +311,10 @@ ALL_EVENTS: tuple[type[RegistryEvent], ...] = (
 )
 
 
-def registry_events() -> EventRegistry:
-    """An EventRegistry knowing every registry event (consumers may register these into theirs)."""
-    registry = EventRegistry()
-    registry.register(*ALL_EVENTS)
-    return registry
+# The registry's published contract: its name, the stream categories only it writes, its events.
+CONTRACT = EventContract(service="registry",
+                         categories=("project", "adaptation", "liaison", "registryimport"),
+                         events=ALL_EVENTS)
 
 
 def project_stream(project_id: str) -> str:

@@ -1,44 +1,30 @@
-"""The registry's use cases: load the stream(s) → decide (pure) → append with the expected version(s).
+"""The registry's command table: for each command, the streams it decides on and the pure decision.
 
-Two scripts, both short:
+The kernel's pipeline (shared/pipeline.py) runs every row the same way: authorize, prepare, load,
+decide, append with the expected versions, retry a conflict, envelope, log, count.
 
-- `handle(cmd)`: one command, one stream, one append with the version read as the expected one;
-- `import_plan(plan)`: a whole spreadsheet, every stream it touches, ONE atomic multi-stream append
-  with an expected version per stream. All rows or none; a concurrent change to any of those
-  streams refuses the append before anything is written, and we decide again from fresh state.
+Personal fields are sealed per subject (shared/personal_data.py), and `decide` is pure, so the
+subjects' keys are fetched in `prepare`, inside the command's transaction: keys a decision needs
+but that do not exist yet are created there, and a refused command rolls them back with
+everything else. Which subjects a decision seals is learnt by running it once with throw-away
+keys (`sealing`), so the rule "who is sealed under which subject" lives in the domain only.
 
-Personal fields are sealed per subject (shared/personal_data.py). `decide` is pure and needs the
-subjects' keys in hand, so keys are fetched first. Keys for subjects that do not exist yet are
-created only once `decide` has accepted the command: a first pass seals with throw-away keys (it
-only validates), and only if it produced events do we create the real keys and decide again. A
-refused command (422) therefore leaves no trace at all, not even a key row. (Keys are written
-outside the append's transaction: if the append itself then loses a race, the keys stay behind,
-naming no one and reused when those subjects are registered; no ciphertext under them exists.)
+Two rows decide several commands at once, in order, against one working state, as one append:
+a spreadsheet import (all rows or none) and the sample data.
 """
 from __future__ import annotations
 
-import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Sequence
 
 from services.registry import commands as c
 from services.registry import domain as d
-from services.registry.events import registry_events
-from services.registry.importing import ImportDecision, ImportPlan, decide_import
+from services.registry.importing.deciding import ImportDecision, decide_import
 from shared.campaign import Campaign
-from shared.errors import ConcurrencyError
-from shared.handling import CONCURRENCY_RETRIES, load
-from shared.logging import get_logger
-from shared.messages import Actor, Event, new_event
+from shared.messages import Actor, Event
 from shared.personal_data import Keyring, PersonalDataVault
-from shared.store import NO_STREAM, EventStore
-
-log = get_logger()
-
-EVENTS = registry_events()
-T = TypeVar("T")
+from shared.pipeline import CommandTable, Decision, Handler, Preparation, StreamSpec
 
 
 @dataclass(frozen=True)
@@ -49,194 +35,164 @@ class RegistryDeps:
     vault: PersonalDataVault
 
 
-@dataclass(frozen=True)
-class CommandOutcome:
-    stream_id: str
-    state: d.RegistryState
-    events: list[Event]
-    version: int  # the stream's version after the command
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.events)
+RegistryDecision = Decision[Any, Keyring | None, RegistryDeps]
 
 
-@dataclass(frozen=True)
-class BatchOutcome:
-    commands: int
-    events: int
-    streams: int
-    correlation_id: uuid.UUID
+# ----- which streams ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ImportOutcome:
-    source_digest: str
-    correlation_id: uuid.UUID
-    project_rows: int
-    household_rows: int
-    projects_registered: int
-    programmes_registered: int
-    households_registered: int
-    unchanged: int
-    events_appended: int
-    streams_written: int
-
-    def as_dict(self) -> dict[str, object]:
-        return {"source_digest": self.source_digest, "correlation_id": str(self.correlation_id),
-                "project_rows": self.project_rows, "household_rows": self.household_rows,
-                "projects_registered": self.projects_registered,
-                "programmes_registered": self.programmes_registered,
-                "households_registered": self.households_registered, "unchanged": self.unchanged,
-                "events_appended": self.events_appended, "streams_written": self.streams_written}
+def new_project(cmd: c.RegisterProject, _: RegistryDeps) -> list[StreamSpec[Any]]:
+    return [d.project_spec(d.project_id_for(cmd.unit, cmd.project_type, cmd.name))]
 
 
-def _known_keys(ring: Keyring) -> dict[str, bytes | None]:
+def the_project(cmd: c.ChangeOperator | c.ChangeServices | c.AssessProject | c.RetireProject,
+                _: RegistryDeps) -> list[StreamSpec[Any]]:
+    return [d.project_spec(cmd.project_id)]
+
+
+def new_programme(cmd: c.RegisterAdaptationProgramme, deps: RegistryDeps) -> list[StreamSpec[Any]]:
+    return [d.spec_for_stream(d.programme_stream_for(cmd, deps.campaign))]
+
+
+def the_programme(cmd: c.RegisterHouseholds, _: RegistryDeps) -> list[StreamSpec[Any]]:
+    return [d.programme_spec(cmd.programme_id)]
+
+
+def unit_liaisons(cmd: c.RegisterLiaison, _: RegistryDeps) -> list[StreamSpec[Any]]:
+    return [d.liaison_spec(cmd.unit)]
+
+
+def stream_spec(cmd: c.RegistryCommand, deps: RegistryDeps) -> StreamSpec[Any]:
+    """The one stream a single registry command decides on (its own row of the table says)."""
+    [spec] = COMMANDS[type(cmd)].streams(cmd, deps)
+    return spec
+
+
+def every_stream(cmd: c.ImportRegistry | c.RegisterSample, deps: RegistryDeps
+                 ) -> list[StreamSpec[Any]]:
+    specs = (stream_spec(command, deps) for command in cmd.commands)
+    return list({spec.stream_id: spec for spec in specs}.values())
+
+
+# ----- decisions --------------------------------------------------------------------------------
+
+
+def campaign_rule(decide: Callable[..., list[Event]]) -> Callable[[RegistryDecision], list[Event]]:
+    """A one-stream decision that needs the campaign's rules."""
+    return lambda x: decide(x.only_state, x.command, actor=x.actor, now=x.now,
+                            campaign=x.deps.campaign)
+
+
+def sealed_rule(decide: Callable[..., list[Event]]) -> Callable[[RegistryDecision], list[Event]]:
+    """A one-stream decision that seals personal fields with the prepared keys."""
+    return lambda x: decide(x.only_state, x.command, actor=x.actor, now=x.now,
+                            campaign=x.deps.campaign, seal=x.inputs)
+
+
+def decide_alone(cmd: c.RegistryCommand, state: d.RegistryState, *, actor: Actor, now: datetime,
+                 deps: RegistryDeps, seal: Keyring | None = None) -> list[Event]:
+    """One command decided by its own row of the table against a given state (pure)."""
+    handler = COMMANDS[type(cmd)]
+    return list(handler.decide(Decision(command=cmd, states={"": state}, inputs=seal,
+                                        actor=actor, now=now, deps=deps)))
+
+
+def decide_one(x: RegistryDecision, cmd: c.RegistryCommand, state: d.RegistryState) -> list[Event]:
+    """One command of a batch, against the batch's working state."""
+    return decide_alone(cmd, state, actor=x.actor, now=x.now, deps=x.deps, seal=x.inputs)
+
+
+def decide_batch(x: Decision[c.RegisterSample, Keyring | None, RegistryDeps]) -> list[Event]:
+    """Every command in order against the working states; the first refusal refuses them all."""
+    working = dict(x.states)
+    decided: list[Event] = []
+    for cmd in x.command.commands:
+        stream = stream_spec(cmd, x.deps).stream_id
+        events = decide_one(x, cmd, working[stream])
+        working[stream] = d.fold(working[stream], events)
+        decided.extend(events)
+    return decided
+
+
+def decide_rows(x: Decision[c.ImportRegistry, Keyring | None, RegistryDeps]) -> list[Event]:
+    return list(import_decision(x).events)
+
+
+def import_decision(x: Decision[c.ImportRegistry, Keyring | None, RegistryDeps]) -> ImportDecision:
+    return decide_import(x.command, x.states, actor=x.actor,
+                         stream_of=lambda cmd: stream_spec(cmd, x.deps).stream_id,
+                         decide=lambda cmd, state: decide_one(x, cmd, state))
+
+
+# ----- personal-data keys ---------------------------------------------------------------------------
+
+
+def sealing(subjects: Callable[[Preparation[Any, RegistryDeps]], Sequence[str]]
+            ) -> Callable[[Preparation[Any, RegistryDeps]], Awaitable[Keyring]]:
+    """A `prepare` that hands the decision the keys of every subject it seals.
+
+    The keys of the subjects the command names are fetched first; the decision then runs once
+    with those and throw-away keys for any other subject (it only tells which subjects it
+    seals); the keys it was missing are created, in the command's transaction, so a refusal
+    (which raises here or in the real decision) leaves no key row behind.
+    """
+
+    async def prepare(p: Preparation[Any, RegistryDeps]) -> Keyring:
+        vault = p.deps.vault
+        known = _live_keys(await vault.keyring(subjects(p), conn=p.conn))
+        trial = Keyring(known, generate_missing=True)
+        handler = COMMANDS[type(p.command)]
+        events = handler.decide(Decision(command=p.command, states=dict(p.states), inputs=trial,
+                                         actor=p.actor, now=p.now, deps=p.deps))
+        missing = sorted(trial.subject_ids - set(known))
+        if not events or not missing:
+            return Keyring(known)
+        created = await vault.keyring(missing, create=True, conn=p.conn)
+        return Keyring({**known, **_live_keys(created)})
+
+    return prepare
+
+
+def _live_keys(ring: Keyring) -> dict[str, bytes | None]:
     """The ring's keys, erased subjects as None (so sealing for them still refuses)."""
     live = ring.generated_keys()
     return {subject: live.get(subject) for subject in ring.subject_ids}
 
 
-class RegistryHandlers:
-    def __init__(self, store: EventStore, deps: RegistryDeps) -> None:
-        self.store, self.deps = store, deps
+# The personal-data subjects a command names, from its fields and its stream's state.
+SUBJECTS: dict[type, Callable[[Any, Any], list[str]]] = {
+    c.RegisterHouseholds: lambda cmd, _state: d.household_subjects(cmd),
+    c.RegisterLiaison: lambda cmd, state: d.liaison_subjects(state, cmd),
+}
 
-    @property
-    def campaign(self) -> Campaign:
-        return self.deps.campaign
 
-    async def _decide_sealed(self, decide: Callable[[Keyring], T], subjects: Iterable[str],
-                             produced: Callable[[T], bool]) -> T:
-        """Run `decide` with the subjects' keys; create missing keys only for an accepted command."""
-        wanted = list(dict.fromkeys(subjects))
-        stored = await self.deps.vault.keyring(wanted) if wanted else Keyring()
-        known = _known_keys(stored)
-        trial = Keyring(known, generate_missing=True)
-        result = decide(trial)  # raises (422/403/404/409) with nothing written anywhere
-        missing = trial.subject_ids - stored.subject_ids
-        if not produced(result) or not missing:
-            return result
-        created = await self.deps.vault.keyring(sorted(missing), create=True)
-        return decide(Keyring({**known, **_known_keys(created)}))
+def named_subjects(p: Preparation[Any, RegistryDeps]) -> list[str]:
+    """The subjects the command (or each command of a batch) names."""
+    found: list[str] = []
+    for cmd in getattr(p.command, "commands", (p.command,)):
+        subjects = SUBJECTS.get(type(cmd))
+        if subjects is not None:
+            spec = stream_spec(cmd, p.deps)
+            found += subjects(cmd, p.states.get(spec.stream_id, spec.initial))
+    return found
 
-    async def handle(self, cmd: c.RegistryCommand, *, actor: Actor, now: datetime,
-                     correlation_id: uuid.UUID | None = None) -> CommandOutcome:
-        """One command: load its stream, decide, append with the expected version."""
-        stream_id = d.stream_for(cmd, self.campaign)
-        correlation = correlation_id or uuid.uuid4()
-        for attempt in range(CONCURRENCY_RETRIES):
-            state, version = await load(self.store, EVENTS, stream_id, d.evolve,
-                                        d.initial_state(stream_id))
-            events = await self._decide_sealed(
-                lambda seal: d.decide(state, cmd, actor=actor, now=now, campaign=self.campaign,
-                                      seal=seal),
-                d.subjects_for(state, cmd), produced=bool)
-            if not events:
-                return CommandOutcome(stream_id, state, [], version)
-            batch = [new_event(stream_id, event, actor=actor, occurred_at=now,
-                               correlation_id=correlation) for event in events]
-            try:
-                await self.store.append(batch, {stream_id: version or NO_STREAM})
-            except ConcurrencyError:
-                if attempt == CONCURRENCY_RETRIES - 1:
-                    raise
-                continue
-            log.info("command_handled", service="registry", command=type(cmd).__name__,
-                     stream_id=stream_id, events=[e.type_name for e in events], actor=actor.id,
-                     correlation_id=str(correlation))
-            return CommandOutcome(stream_id, d.fold(state, events), list(events),
-                                  version + len(events))
-        raise AssertionError("unreachable")
 
-    async def _load_many(self, stream_ids: list[str]) -> dict[str, tuple[d.RegistryState, int]]:
-        async def one(stream_id: str) -> tuple[str, tuple[d.RegistryState, int]]:
-            return stream_id, await load(self.store, EVENTS, stream_id, d.evolve,
-                                         d.initial_state(stream_id))
+# ----- the table ----------------------------------------------------------------------------------
 
-        return dict(await asyncio.gather(*(one(s) for s in stream_ids)))
-
-    async def handle_batch(self, commands: Iterable[c.RegistryCommand], *, actor: Actor,
-                           now: datetime, correlation_id: uuid.UUID | None = None,
-                           retry_on_conflict: bool = True) -> BatchOutcome:
-        """Several commands, in order, as ONE atomic multi-stream append: all take effect or none
-        (the sample data goes in this way, so a crash can never leave half a sample)."""
-        commands = list(commands)
-        correlation = correlation_id or uuid.uuid4()
-        stream_ids = list(dict.fromkeys(d.stream_for(cmd, self.campaign) for cmd in commands))
-        attempts = CONCURRENCY_RETRIES if retry_on_conflict else 1
-        for attempt in range(attempts):
-            loaded = await self._load_many(stream_ids)
-            subjects = [subject for cmd in commands
-                        for subject in d.subjects_for(loaded[d.stream_for(cmd, self.campaign)][0], cmd)]
-
-            def decide_all(seal: Keyring) -> dict[str, list[Event]]:
-                working = {s: state for s, (state, _) in loaded.items()}
-                decided: dict[str, list[Event]] = {}
-                for cmd in commands:
-                    stream = d.stream_for(cmd, self.campaign)
-                    events = d.decide(working[stream], cmd, actor=actor, now=now,
-                                      campaign=self.campaign, seal=seal)
-                    working[stream] = d.fold(working[stream], events)
-                    if events:
-                        decided.setdefault(stream, []).extend(events)
-                return decided
-
-            decided = await self._decide_sealed(decide_all, subjects, produced=bool)
-            batch = [new_event(stream_id, event, actor=actor, occurred_at=now,
-                               correlation_id=correlation)
-                     for stream_id, events in decided.items() for event in events]
-            expected = {s: loaded[s][1] or NO_STREAM for s in decided}
-            if batch:
-                try:
-                    await self.store.append(batch, expected)
-                except ConcurrencyError:
-                    if attempt == attempts - 1:
-                        raise
-                    continue
-            log.info("commands_handled", service="registry", commands=len(commands),
-                     events=len(batch), streams=len(expected), actor=actor.id,
-                     correlation_id=str(correlation))
-            return BatchOutcome(commands=len(commands), events=len(batch), streams=len(expected),
-                                correlation_id=correlation)
-        raise AssertionError("unreachable")
-
-    async def import_plan(self, plan: ImportPlan, *, actor: Actor, now: datetime,
-                          correlation_id: uuid.UUID | None = None) -> ImportOutcome:
-        """A parsed spreadsheet: every stream it touches, one atomic append (or ImportRefused)."""
-        correlation = correlation_id or uuid.uuid4()
-        stream_ids = plan.stream_ids(self.campaign)
-        for attempt in range(CONCURRENCY_RETRIES):
-            loaded = await self._load_many(stream_ids)
-            states: Mapping[str, d.RegistryState] = {s: state for s, (state, _) in loaded.items()}
-            decision: ImportDecision = await self._decide_sealed(
-                lambda seal: decide_import(plan, states, actor=actor, now=now,
-                                           campaign=self.campaign, seal=seal),
-                plan.subject_ids(), produced=lambda result: result.event_count > 0)
-            batch = [new_event(stream_id, event, actor=actor, occurred_at=now,
-                               correlation_id=correlation)
-                     for stream_id, events in decision.events_by_stream.items() for event in events]
-            # Every written stream at the version we decided on: any concurrent change anywhere
-            # refuses the whole append, so the import is never half based on stale state.
-            expected = {s: loaded[s][1] or NO_STREAM for s in decision.events_by_stream}
-            if batch:
-                try:
-                    await self.store.append(batch, expected)
-                except ConcurrencyError:
-                    if attempt == CONCURRENCY_RETRIES - 1:
-                        raise
-                    continue
-            outcome = ImportOutcome(
-                source_digest=plan.source_digest, correlation_id=correlation,
-                project_rows=plan.project_rows, household_rows=plan.household_rows,
-                projects_registered=decision.projects_registered,
-                programmes_registered=decision.programmes_registered,
-                households_registered=decision.households_registered,
-                unchanged=decision.unchanged, events_appended=len(batch),
-                streams_written=len(expected))
-            log.info("import_applied", service="registry", actor=actor.id,
-                     correlation_id=str(correlation), source_digest=plan.source_digest,
-                     events=len(batch), streams=len(expected),
-                     households=decision.households_registered,
-                     projects=decision.projects_registered, unchanged=decision.unchanged)
-            return outcome
-        raise AssertionError("unreachable")
+COMMANDS: CommandTable = {
+    c.RegisterProject: Handler(streams=new_project, decide=campaign_rule(d.decide_register_project)),
+    c.ChangeOperator: Handler(streams=the_project, decide=campaign_rule(d.decide_change_operator)),
+    c.ChangeServices: Handler(streams=the_project, decide=campaign_rule(d.decide_change_services)),
+    c.AssessProject: Handler(streams=the_project, decide=campaign_rule(d.decide_assess_project)),
+    c.RetireProject: Handler(streams=the_project, decide=campaign_rule(d.decide_retire_project)),
+    c.RegisterAdaptationProgramme: Handler(streams=new_programme,
+                                           decide=campaign_rule(d.decide_register_programme)),
+    c.RegisterHouseholds: Handler(streams=the_programme, prepare=sealing(named_subjects),
+                                  decide=sealed_rule(d.decide_register_households)),
+    c.RegisterLiaison: Handler(streams=unit_liaisons, prepare=sealing(named_subjects),
+                               decide=sealed_rule(d.decide_register_liaison)),
+    c.ImportRegistry: Handler(streams=every_stream, prepare=sealing(named_subjects),
+                              decide=decide_rows, route=d.stream_of),
+    c.RegisterSample: Handler(streams=every_stream, prepare=sealing(named_subjects),
+                              decide=decide_batch, route=d.stream_of),
+}

@@ -11,6 +11,7 @@ logged reveal.
 from __future__ import annotations
 
 from services.registry.events import (
+    CONTRACT,
     AdaptationProgrammeRegistered,
     HouseholdsRegistered,
     LedgerEntryAdded,
@@ -22,6 +23,7 @@ from services.registry.events import (
     ProjectRetired,
     ServicesChanged,
 )
+from services.registry.handlers import RegistryDeps
 from shared.consuming import ConsumerSpec, HandlerContext
 
 PROJECTS_PROJECTION = "registry.projection-projects"
@@ -29,14 +31,14 @@ PROGRAMMES_PROJECTION = "registry.projection-programmes"
 LIAISONS_PROJECTION = "registry.projection-liaisons"
 
 
-def _meets_rule(ctx: HandlerContext, services: tuple[str, ...]) -> bool:
+def _meets_rule(ctx: HandlerContext[RegistryDeps], services: tuple[str, ...]) -> bool:
     return ctx.deps.campaign.meets_service_rule(services)
 
 
 # ----- projects and the 台账 --------------------------------------------------------------------
 
 
-async def on_project_registered(ctx: HandlerContext, event: ProjectRegistered) -> None:
+async def on_project_registered(ctx: HandlerContext[RegistryDeps], event: ProjectRegistered) -> None:
     operator = event.operator
     await ctx.conn.execute(
         """INSERT INTO registry.projects (project_id, project_type, name, unit, township,
@@ -54,7 +56,7 @@ async def on_project_registered(ctx: HandlerContext, event: ProjectRegistered) -
         ctx.delivery.stream_version)
 
 
-async def on_operator_changed(ctx: HandlerContext, event: OperatorChanged) -> None:
+async def on_operator_changed(ctx: HandlerContext[RegistryDeps], event: OperatorChanged) -> None:
     operator = event.operator
     await ctx.conn.execute(
         """UPDATE registry.projects SET operator_kind = $2, operator_name = $3, contract_start = $4,
@@ -63,7 +65,7 @@ async def on_operator_changed(ctx: HandlerContext, event: OperatorChanged) -> No
         operator.contract_end, ctx.delivery.occurred_at, ctx.delivery.stream_version)
 
 
-async def on_services_changed(ctx: HandlerContext, event: ServicesChanged) -> None:
+async def on_services_changed(ctx: HandlerContext[RegistryDeps], event: ServicesChanged) -> None:
     await ctx.conn.execute(
         """UPDATE registry.projects SET services = $2, meets_service_rule = $3, status = $4,
                   status_reasons = $5, updated_at = $6, version = $7 WHERE project_id = $1""",
@@ -71,7 +73,7 @@ async def on_services_changed(ctx: HandlerContext, event: ServicesChanged) -> No
         list(event.status_reasons), ctx.delivery.occurred_at, ctx.delivery.stream_version)
 
 
-async def on_project_assessed(ctx: HandlerContext, event: ProjectAssessed) -> None:
+async def on_project_assessed(ctx: HandlerContext[RegistryDeps], event: ProjectAssessed) -> None:
     await ctx.conn.execute(
         """UPDATE registry.projects SET services = $2, meets_service_rule = $3, claimed_status = $4,
                   status = $5, status_reasons = $6, assessments = $7, last_assessed_on = $8,
@@ -82,7 +84,7 @@ async def on_project_assessed(ctx: HandlerContext, event: ProjectAssessed) -> No
         ctx.delivery.stream_version)
 
 
-async def on_project_retired(ctx: HandlerContext, event: ProjectRetired) -> None:
+async def on_project_retired(ctx: HandlerContext[RegistryDeps], event: ProjectRetired) -> None:
     await ctx.conn.execute(
         """UPDATE registry.projects SET status = 'retired', retired_reason_code = $2,
                   retired_reason = $3, retired_on = $4, updated_at = $5, version = $6
@@ -91,7 +93,7 @@ async def on_project_retired(ctx: HandlerContext, event: ProjectRetired) -> None
         ctx.delivery.occurred_at, ctx.delivery.stream_version)
 
 
-async def on_ledger_entry_added(ctx: HandlerContext, event: LedgerEntryAdded) -> None:
+async def on_ledger_entry_added(ctx: HandlerContext[RegistryDeps], event: LedgerEntryAdded) -> None:
     await ctx.conn.execute(
         """INSERT INTO registry.ledger (entry_id, project_id, project_type, project_name,
                    project_year, unit, township, village, provincial_key, reason, reason_details,
@@ -106,7 +108,7 @@ async def on_ledger_entry_added(ctx: HandlerContext, event: LedgerEntryAdded) ->
         event.project_id, ctx.delivery.stream_version)
 
 
-async def on_ledger_entry_cleared(ctx: HandlerContext, event: LedgerEntryCleared) -> None:
+async def on_ledger_entry_cleared(ctx: HandlerContext[RegistryDeps], event: LedgerEntryCleared) -> None:
     await ctx.conn.execute(
         """UPDATE registry.ledger SET cleared_on = $2, cleared_assessment_no = $3,
                   cleared_by_assessor = $4, clearing_evidence = $5, clearing_attachments = $6
@@ -121,7 +123,7 @@ async def on_ledger_entry_cleared(ctx: HandlerContext, event: LedgerEntryCleared
 # ----- home adaptation ----------------------------------------------------------------------------
 
 
-async def on_programme_registered(ctx: HandlerContext, event: AdaptationProgrammeRegistered) -> None:
+async def on_programme_registered(ctx: HandlerContext[RegistryDeps], event: AdaptationProgrammeRegistered) -> None:
     await ctx.conn.execute(
         """INSERT INTO registry.programmes (programme_id, project_type, name, unit, township,
                    township_code, year, registered_at, version)
@@ -130,7 +132,7 @@ async def on_programme_registered(ctx: HandlerContext, event: AdaptationProgramm
         event.township_code, event.year, ctx.delivery.occurred_at, ctx.delivery.stream_version)
 
 
-async def on_households_registered(ctx: HandlerContext, event: HouseholdsRegistered) -> None:
+async def on_households_registered(ctx: HandlerContext[RegistryDeps], event: HouseholdsRegistered) -> None:
     # One statement for the whole batch: an import brings thousands of households in few events.
     households = event.households
     await ctx.conn.execute(
@@ -161,7 +163,7 @@ async def on_households_registered(ctx: HandlerContext, event: HouseholdsRegiste
 # ----- liaisons (附件1) ---------------------------------------------------------------------------
 
 
-async def on_liaison_registered(ctx: HandlerContext, event: LiaisonRegistered) -> None:
+async def on_liaison_registered(ctx: HandlerContext[RegistryDeps], event: LiaisonRegistered) -> None:
     await ctx.conn.execute(
         """INSERT INTO registry.liaisons AS l (unit, role, version, name, gender, position,
                    subject_id, mobile_sealed, mobile_masked, office_phone_sealed,
@@ -182,7 +184,7 @@ async def on_liaison_registered(ctx: HandlerContext, event: LiaisonRegistered) -
 
 
 def projects_projection() -> ConsumerSpec:
-    return ConsumerSpec(name=PROJECTS_PROJECTION, producer="registry", reactions={
+    return ConsumerSpec(name=PROJECTS_PROJECTION, source=CONTRACT, reactions={
         ProjectRegistered: on_project_registered, OperatorChanged: on_operator_changed,
         ServicesChanged: on_services_changed, ProjectAssessed: on_project_assessed,
         ProjectRetired: on_project_retired, LedgerEntryAdded: on_ledger_entry_added,
@@ -190,13 +192,13 @@ def projects_projection() -> ConsumerSpec:
 
 
 def programmes_projection() -> ConsumerSpec:
-    return ConsumerSpec(name=PROGRAMMES_PROJECTION, producer="registry", reactions={
+    return ConsumerSpec(name=PROGRAMMES_PROJECTION, source=CONTRACT, reactions={
         AdaptationProgrammeRegistered: on_programme_registered,
         HouseholdsRegistered: on_households_registered})
 
 
 def liaisons_projection() -> ConsumerSpec:
-    return ConsumerSpec(name=LIAISONS_PROJECTION, producer="registry", reactions={
+    return ConsumerSpec(name=LIAISONS_PROJECTION, source=CONTRACT, reactions={
         LiaisonRegistered: on_liaison_registered})
 
 

@@ -4,8 +4,9 @@
 the sample goes in only while the registry has no event at all, so real data is never mixed with
 examples (and seed commands such as an assessment are facts that must not be repeated).
 
-The whole sample is ONE atomic multi-stream append (`RegistryHandlers.handle_batch`): a crash can
-never leave half a sample that "is not empty" and so would never be completed. Two processes
+The whole sample is ONE command, `RegisterSample`, through the registry's pipeline: one atomic
+multi-stream append, so a crash can never leave half a sample that "is not empty" and so would
+never be completed. Two processes
 seeding at once both find the registry empty; the second append then fails on the expected
 versions and that process simply reports that the sample is already there.
 
@@ -18,16 +19,19 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.registry.handlers import RegistryDeps, RegistryHandlers
+from services.registry import commands as c
+from services.registry import queries as q
+from services.registry.events import CONTRACT
+from services.registry.handlers import COMMANDS, RegistryDeps
 from services.registry.seed import build_seed
 from shared.campaign import load_campaign
 from shared.errors import ConcurrencyError
 from shared.logging import get_logger
 from shared.messages import deterministic_id
 from shared.personal_data import PostgresPersonalDataVault
+from shared.pipeline import CommandPipeline
 from shared.settings import Settings
 from shared.store import PostgresEventStore, create_pool
-from shared.transport import CATEGORIES
 
 log = get_logger()
 
@@ -40,24 +44,30 @@ class SeedReport:
 
 
 async def registry_is_empty(pool: asyncpg.Pool) -> bool:
-    return not await pool.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM es.events WHERE category = ANY($1::text[]))",
-        list(CATEGORIES["registry"]))
+    return not await q.has_events(pool, CONTRACT.categories)
 
 
-async def seed_with(handlers: RegistryHandlers) -> SeedReport | None:
-    """Run every sample command through the registry's handler as one atomic append; None if
-    another process got there first."""
-    plan = build_seed(handlers.campaign)
+def pipeline(pool: asyncpg.Pool, deps: RegistryDeps) -> CommandPipeline[RegistryDeps]:
+    """The registry's own pipeline, outside a service process (the seed command)."""
+    # One attempt: two processes seeding at once both found the registry empty; the second
+    # append then conflicts and that process simply reports the sample is already there.
+    return CommandPipeline(service=CONTRACT.service, table=COMMANDS, events=CONTRACT.registry(),
+                           store=PostgresEventStore(pool), deps=deps, retries=1)
+
+
+async def seed_with(commands: CommandPipeline[RegistryDeps]) -> SeedReport | None:
+    """Run every sample command as one atomic append; None if another process got there first."""
+    plan = build_seed(commands.deps.campaign)
     try:
-        outcome = await handlers.handle_batch(
-            plan.commands, actor=plan.actor, now=plan.as_of, retry_on_conflict=False,
+        result = await commands.run(
+            c.RegisterSample(commands=tuple(plan.commands)), actor=plan.actor, now=plan.as_of,
             # one correlation id for the whole sample: its events can be found together
-            correlation_id=deterministic_id("registry", "seed", handlers.campaign.id))
+            correlation_id=deterministic_id("registry", "seed", commands.deps.campaign.id))
     except ConcurrencyError:
         log.info("registry_seed_skipped", service="registry", reason="seeded concurrently")
         return None
-    report = SeedReport(commands=outcome.commands, events=outcome.events, streams=outcome.streams)
+    report = SeedReport(commands=len(plan.commands), events=len(result.events),
+                        streams=len({a.stream_id for a in result.appended}))
     log.info("registry_seeded", service="registry", commands=report.commands,
              events=report.events, streams=report.streams)
     return report
@@ -74,6 +84,6 @@ async def seed_if_empty(settings: Settings) -> SeedReport | None:
             return None
         deps = RegistryDeps(campaign=load_campaign(settings.campaign_file),
                             vault=PostgresPersonalDataVault(pool))
-        return await seed_with(RegistryHandlers(PostgresEventStore(pool), deps))
+        return await seed_with(pipeline(pool, deps))
     finally:
         await pool.close()

@@ -108,12 +108,4 @@ CREATE TABLE es.category_owners (
     category text PRIMARY KEY,
     owner    name NOT NULL
 );
-INSERT INTO es.category_owners (category, owner) VALUES
-    ('project', 'lookback_registry'), ('adaptation', 'lookback_registry'),
-    ('liaison', 'lookback_registry'), ('registryimport', 'lookback_registry'),
-    ('problem', 'lookback_rectification'), ('unit', 'lookback_rectification'),
-    ('report', 'lookback_rectification'), ('score', 'lookback_rectification'),
-    ('frame', 'lookback_inspection'), ('draw', 'lookback_inspection'),
-    ('visit', 'lookback_inspection'),
-    ('notice', 'lookback_notifier'), ('reminder', 'lookback_notifier'),
-    ('example', 'lookback_example');
+-- Each service registers its own categories (es.register_service, 0002) in its migrations.

@@ -1,12 +1,12 @@
--- Database roles per service, row security on stream categories, and the consumer-side tables.
+-- The kernel's roles (sequencer, auditor), row security on stream categories, the consumer-side
+-- tables, and es.register_service: how a service's own migration creates its role and claims its
+-- stream categories. The kernel names no service.
 
 DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['lookback_registry', 'lookback_rectification', 'lookback_inspection',
-                             'lookback_notifier', 'lookback_example', 'lookback_sequencer',
-                             'lookback_auditor']
+    FOREACH r IN ARRAY ARRAY['lookback_sequencer', 'lookback_auditor']
     LOOP
         BEGIN
             EXECUTE format('CREATE ROLE %I LOGIN NOINHERIT', r);
@@ -31,20 +31,11 @@ CREATE TABLE es.positions (
     global_position bigint NOT NULL DEFAULT 0
 );
 
-GRANT USAGE ON SCHEMA es TO lookback_registry, lookback_rectification, lookback_inspection,
-    lookback_notifier, lookback_example, lookback_sequencer, lookback_auditor;
-GRANT SELECT ON ALL TABLES IN SCHEMA es TO lookback_registry, lookback_rectification,
-    lookback_inspection, lookback_notifier, lookback_example, lookback_sequencer, lookback_auditor;
-GRANT INSERT ON es.events, es.streams, es.inbox TO lookback_registry, lookback_rectification,
-    lookback_inspection, lookback_notifier, lookback_example;
-GRANT UPDATE (version) ON es.streams TO lookback_registry, lookback_rectification,
-    lookback_inspection, lookback_notifier, lookback_example;
-GRANT INSERT, UPDATE ON es.positions TO lookback_registry, lookback_rectification,
-    lookback_inspection, lookback_notifier, lookback_example, lookback_sequencer;
+GRANT USAGE ON SCHEMA es TO lookback_sequencer, lookback_auditor;
+GRANT SELECT ON ALL TABLES IN SCHEMA es TO lookback_sequencer, lookback_auditor;
+GRANT INSERT, UPDATE ON es.positions TO lookback_sequencer;
 GRANT INSERT ON es.ledger, es.checkpoints TO lookback_sequencer;
 GRANT UPDATE ON es.sequencer_state TO lookback_sequencer;
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA es TO lookback_registry, lookback_rectification,
-    lookback_inspection, lookback_notifier, lookback_example;
 
 -- A service role may append only to the stream categories it owns (es.category_owners). Row
 -- security is not applied to the table owner (the migrating administrator), which is what audit
@@ -78,3 +69,35 @@ BEGIN
     END LOOP;
 END $$;
 SELECT es.grant_categories();
+
+-- A service's migration calls this once: its role (created if missing), the stream categories it
+-- alone may append to, and the privileges every service role has on the kernel's tables. A
+-- category already owned by another role is refused: two services never share a stream.
+CREATE FUNCTION es.register_service(p_role name, p_categories text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_taken text;
+BEGIN
+    BEGIN
+        EXECUTE format('CREATE ROLE %I LOGIN NOINHERIT', p_role);
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL;  -- roles are cluster-wide; another database (or a concurrent migration) made it
+    END;
+    SELECT string_agg(category || ' (' || owner || ')', ', ') INTO v_taken
+      FROM es.category_owners WHERE category = ANY (p_categories) AND owner <> p_role;
+    IF v_taken IS NOT NULL THEN
+        RAISE EXCEPTION 'stream categories already owned by another service: %', v_taken;
+    END IF;
+    INSERT INTO es.category_owners (category, owner)
+        SELECT c, p_role FROM unnest(p_categories) AS c ON CONFLICT (category) DO NOTHING;
+    EXECUTE format('GRANT USAGE ON SCHEMA es TO %I', p_role);
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA es TO %I', p_role);
+    EXECUTE format('GRANT INSERT ON es.events, es.streams, es.inbox TO %I', p_role);
+    EXECUTE format('GRANT UPDATE (version) ON es.streams TO %I', p_role);
+    EXECUTE format('GRANT INSERT, UPDATE ON es.positions TO %I', p_role);
+    EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA es TO %I', p_role);
+    IF to_regclass('es.dead_letters') IS NOT NULL THEN
+        EXECUTE format('GRANT INSERT ON es.dead_letters TO %I', p_role);
+    END IF;
+    PERFORM es.grant_categories();
+END $$;

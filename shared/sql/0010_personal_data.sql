@@ -36,7 +36,4 @@ END $$;
 
 CREATE TRIGGER subject_keys_guard BEFORE UPDATE OR DELETE ON pii.subject_keys
     FOR EACH ROW EXECUTE FUNCTION pii.subject_keys_guard();
-
-GRANT USAGE ON SCHEMA pii TO lookback_registry;
-GRANT SELECT, INSERT ON pii.subject_keys TO lookback_registry;
-GRANT UPDATE (key, erased_at) ON pii.subject_keys TO lookback_registry;
+-- The service that holds personal data grants itself access in its own migration.

@@ -9,6 +9,5 @@ CREATE TABLE es.dead_letters (
     dead_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (consumer, event_id)
 );
-GRANT SELECT, INSERT ON es.dead_letters TO lookback_registry, lookback_rectification,
-    lookback_inspection, lookback_notifier, lookback_example;
+-- Service roles get INSERT (and SELECT, like every es table) from es.register_service.
 GRANT SELECT ON es.dead_letters TO lookback_auditor;

@@ -16,11 +16,12 @@ import asyncpg
 import pytest
 
 from services.inspection.app import create_app
+from services.inspection.events import CONTRACT as INSPECTION_CONTRACT
 from services.inspection.events import FindingRecorded
-from services.registry.events import ALL_EVENTS as REGISTRY_EVENTS
+from services.registry.events import CONTRACT as REGISTRY_CONTRACT
 from shared.consuming import ConsumerSpec, HandlerContext
 from shared.envelope import Delivery
-from shared.messages import RecordedEvent, new_event
+from shared.messages import EventContract, RecordedEvent, new_event
 from shared.service import ServiceSpec, create_service_app
 from shared.store import create_pool
 from tests.conftest import AMQP_URL
@@ -45,11 +46,12 @@ async def record_finding(ctx: HandlerContext, event: FindingRecorded) -> None:
         ctx.delivery.event_id, event.finding_id, event.unit, event.text)
 
 
-REGISTRY_STANDIN = ServiceSpec(name="registry", description="registry stand-in: relay only",
-                               events=list(REGISTRY_EVENTS))
+REGISTRY_STANDIN = ServiceSpec(contract=REGISTRY_CONTRACT,
+                               description="registry stand-in: relay only")
 RECTIFICATION_SIDE = ServiceSpec(
-    name="rectification", description="test consumer of inspection findings", events=[],
-    consumers=[ConsumerSpec(name=TEST_CONSUMER, producer="inspection",
+    contract=EventContract(service="rectification", categories=(), events=()),
+    description="test consumer of inspection findings",
+    consumers=[ConsumerSpec(name=TEST_CONSUMER, source=INSPECTION_CONTRACT,
                             reactions={FindingRecorded: record_finding})])
 
 

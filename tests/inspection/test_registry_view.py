@@ -11,7 +11,7 @@ from services.inspection import domain as d
 from services.inspection.handlers import InspectionDeps, sampling_policy
 from services.inspection.subscribers import registry_consumer, registry_view, sampling_households
 from shared.campaign import DEFAULT_CAMPAIGN_FILE, CampaignConfigError, load_campaign, parse_campaign
-from shared.consuming import Outcome, handle
+from shared.consuming import ConsumerRuntime, Outcome, handle
 from shared.envelope import Delivery
 from shared.messages import Event
 from shared.store import PostgresEventStore, create_pool
@@ -34,7 +34,8 @@ async def deliver(database):
     deps = InspectionDeps.from_campaign(CAMPAIGN)
 
     async def send(delivery: Delivery) -> Outcome:
-        result = await handle(pool, spec, delivery, store=store, deps=deps, service="inspection")
+        result = await handle(pool, spec, delivery,
+                              runtime=ConsumerRuntime(service="inspection", store=store, deps=deps))
         return result.outcome
 
     send.pool = pool  # type: ignore[attr-defined]

@@ -174,7 +174,7 @@ def test_the_verifier_loads_no_service_code_beyond_sampling(tmp_path, doc):
 
 
 def test_lookback_inspection_verify_draw_is_registered(tmp_path, doc):
-    from shared.cli import app
+    from services.cli import app
 
     path = tmp_path / "draw.json"
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")

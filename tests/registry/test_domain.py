@@ -12,12 +12,14 @@ from pydantic import SecretStr
 
 from services.registry import commands as c
 from services.registry import domain as d
+from services.registry import handlers as h
+from services.registry.handlers import RegistryDeps
 from services.registry import events as e
 from services.registry.events import OperatingStatus as S
 from shared.campaign import Campaign, load_campaign
 from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError, ValidationFailed
 from shared.messages import Actor, Role
-from shared.personal_data import Keyring, mask_phone
+from shared.personal_data import InMemoryPersonalDataVault, Keyring, mask_phone
 
 pytestmark = pytest.mark.unit
 
@@ -566,22 +568,24 @@ def test_a_district_role_registers_only_its_own_liaisons(campaign: Campaign) -> 
 # ----- the generic entry points ------------------------------------------------------------------------------
 
 
-def test_decide_dispatches_every_command_to_its_stream(campaign: Campaign) -> None:
+def test_the_command_table_names_each_commands_stream_and_decision(campaign: Campaign) -> None:
+    deps = RegistryDeps(campaign, InMemoryPersonalDataVault())
     cmd = register_cmd()
-    stream = d.stream_for(cmd, campaign)
+    stream = h.stream_spec(cmd, deps).stream_id
     assert stream == f"project-{d.project_id_for('echeng', 'canteen', cmd.name)}"
     state = d.initial_state(stream)
-    events = d.decide(state, cmd, actor=ADMIN, now=NOW, campaign=campaign)
+    events = h.decide_alone(cmd, state, actor=ADMIN, now=NOW, deps=deps)
     state = d.fold(state, events)
     assert isinstance(state, d.ProjectState) and state.exists
-    assert d.stream_for(liaison_cmd(), campaign) == "liaison-echeng"
-    assert d.stream_for(programme_cmd(township=" 华容镇"), campaign) == d.stream_for(programme_cmd(), campaign)
-    with pytest.raises(TypeError):
-        d.decide(d.LiaisonState(unit="echeng"), cmd, actor=ADMIN, now=NOW, campaign=campaign)
+    assert h.stream_spec(liaison_cmd(), deps).stream_id == "liaison-echeng"
+    assert (h.stream_spec(programme_cmd(township=" 华容镇"), deps).stream_id
+            == h.stream_spec(programme_cmd(), deps).stream_id)
+    with pytest.raises(AttributeError):  # a project decision given a liaison state
+        h.decide_alone(cmd, d.LiaisonState(unit="echeng"), actor=ADMIN, now=NOW, deps=deps)
 
 
 def test_events_round_trip_through_the_event_registry(campaign: Campaign) -> None:
-    registry = e.registry_events()
+    registry = e.CONTRACT.registry()
     state, events = registered(campaign, register_cmd(claimed_status=S.NOT_OPERATING))
     for event in events:
         payload = event.model_dump(mode="json")

@@ -1,5 +1,6 @@
-"""The import handler against real PostgreSQL: one multi-stream append with an expected version per
-stream, so a concurrent change anywhere makes it decide again from fresh state, never half-apply."""
+"""The import through the registry's pipeline against real PostgreSQL: one multi-stream append with
+an expected version per stream, so a concurrent change anywhere makes it decide again from fresh
+state, never half-apply."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,11 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.registry import commands as c
-from services.registry.handlers import RegistryDeps, RegistryHandlers
+from services.registry.api import import_summary
+from services.registry.events import CONTRACT
+from services.registry.handlers import COMMANDS, RegistryDeps
 from services.registry.importing import ImportPlan, ImportRefused, parse_xlsx, rows_to_xlsx
 from shared.campaign import load_campaign
 from shared.messages import Actor, Role
 from shared.personal_data import PostgresPersonalDataVault
+from shared.pipeline import CommandPipeline
 from shared.store import PostgresEventStore, create_pool
 from tests.registry.test_api_import import HOUSEHOLD_ROWS, PROJECT_ROWS
 
@@ -47,6 +51,11 @@ async def registry_pool(database):
     await pool.close()
 
 
+def pipeline(store: Any, deps: RegistryDeps) -> CommandPipeline[RegistryDeps]:
+    return CommandPipeline(service="registry", table=COMMANDS, events=CONTRACT.registry(),
+                           store=store, deps=deps)
+
+
 def plan() -> ImportPlan:
     campaign = load_campaign()
     result = parse_xlsx(rows_to_xlsx(PROJECT_ROWS, HOUSEHOLD_ROWS), campaign, today=NOW.date())
@@ -66,18 +75,20 @@ async def test_a_concurrent_identical_registration_makes_the_import_decide_again
     first_project = next(item.command for item in the_plan.items if isinstance(item.command, c.RegisterProject))
 
     async def register_it_first() -> None:
-        await RegistryHandlers(store, deps).handle(first_project, actor=OTHER, now=NOW)
+        await pipeline(store, deps).run(first_project, actor=OTHER, now=NOW)
 
     interfering = InterferingStore(store, register_it_first)
-    outcome = await RegistryHandlers(interfering, deps).import_plan(the_plan, actor=ADMIN, now=NOW)
+    result = await pipeline(interfering, deps).run(the_plan, actor=ADMIN, now=NOW)
+    outcome = import_summary(result)
 
     assert interfering.appends == 2  # refused once (expected version), decided again, appended
-    assert (outcome.projects_registered, outcome.households_registered, outcome.unchanged) == (2, 6, 1)
+    assert (outcome["projects_registered"], outcome["households_registered"],
+            outcome["unchanged"]) == (2, 6, 1)
     registered = await registry_pool.fetch(
         "SELECT metadata->'actor'->>'id' AS actor FROM es.events WHERE event_type = 'registry.ProjectRegistered'")
     assert sorted(r["actor"] for r in registered) == ["admin-1", "admin-1", "ec-r"]
-    rows = await event_rows(registry_pool, outcome.correlation_id)
-    assert len(rows) == outcome.events_appended and len({r["tx_id"] for r in rows}) == 1
+    rows = await event_rows(registry_pool, result.correlation_id)
+    assert len(rows) == outcome["events_appended"] and len({r["tx_id"] for r in rows}) == 1
 
 
 async def test_a_concurrent_conflicting_registration_refuses_the_whole_import(registry_pool):
@@ -88,17 +99,17 @@ async def test_a_concurrent_conflicting_registration_refuses_the_whole_import(re
 
     async def register_something_else_under_that_name() -> None:
         clash = first_project.model_copy(update={"services": ("day_care",)})
-        await RegistryHandlers(store, deps).handle(clash, actor=OTHER, now=NOW)
+        await pipeline(store, deps).run(clash, actor=OTHER, now=NOW)
 
     interfering = InterferingStore(store, register_something_else_under_that_name)
     with pytest.raises(ImportRefused) as refused:
-        await RegistryHandlers(interfering, deps).import_plan(the_plan, actor=ADMIN, now=NOW)
+        await pipeline(interfering, deps).run(the_plan, actor=ADMIN, now=NOW)
     assert [(e.sheet, e.row, e.column) for e in refused.value.errors] == [("projects", 2, "name")]
     counts = await registry_pool.fetchrow(
         "SELECT count(*) FILTER (WHERE metadata->'actor'->>'id' = 'admin-1') AS imported, "
         "count(*) AS total FROM es.events")
     assert (counts["imported"], counts["total"]) == (0, 2)  # the clash and its ledger entry only
-    # Keys created for the refused attempt may stay: random bytes naming no one, reused if those
-    # households are registered later. No ciphertext of them exists anywhere.
     assert await registry_pool.fetchval(
         "SELECT count(*) FROM es.events WHERE event_type = 'registry.HouseholdsRegistered'") == 0
+    # The keys of the refused import were created in its transaction, and went with it.
+    assert await registry_pool.fetchval("SELECT count(*) FROM pii.subject_keys") == 0

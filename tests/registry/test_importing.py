@@ -11,25 +11,26 @@ from openpyxl import Workbook, load_workbook
 
 from services.registry import domain as d
 from services.registry import events as e
+from services.registry import handlers as h
+from services.registry.handlers import RegistryDeps
 from services.registry.importing import (
-    HOUSEHOLD_COLUMNS,
     HOUSEHOLDS,
-    PROJECT_COLUMNS,
     PROJECTS,
     ImportPlan,
     ImportRefused,
     ImportRejected,
     build_template,
-    decide_import,
     parse_csv,
     parse_xlsx,
     rows_to_csv,
     rows_to_xlsx,
 )
+from services.registry.importing.parsing import HOUSEHOLD_COLUMNS, PROJECT_COLUMNS
+from shared.pipeline import Decision
 from shared.campaign import Campaign, load_campaign
 from shared.errors import ForbiddenError
 from shared.messages import Actor, Role
-from shared.personal_data import Keyring
+from shared.personal_data import InMemoryPersonalDataVault, Keyring
 
 pytestmark = pytest.mark.unit
 
@@ -71,13 +72,15 @@ def plan_of(result: Any) -> ImportPlan:
 
 def run(plan: ImportPlan, campaign: Campaign, store: dict[str, list], ring: Keyring,
         actor: Actor = ADMIN):
-    """Decide against the 'stored' events and 'append' them: a stand-in for the handler."""
+    """Decide against the 'stored' events and 'append' them: a stand-in for the pipeline."""
+    deps = RegistryDeps(campaign, InMemoryPersonalDataVault())
     states = {}
-    for stream in plan.stream_ids(campaign):
-        states[stream] = d.fold(d.initial_state(stream), store.get(stream, []))
-    decision = decide_import(plan, states, actor=actor, now=NOW, campaign=campaign, seal=ring)
-    for stream, events in decision.events_by_stream.items():
-        store.setdefault(stream, []).extend(events)
+    for spec in h.every_stream(plan, deps):
+        states[spec.stream_id] = d.fold(spec.initial, store.get(spec.stream_id, []))
+    decision = h.import_decision(Decision(command=plan, states=states, inputs=ring, actor=actor,
+                                          now=NOW, deps=deps))
+    for event in decision.events:
+        store.setdefault(d.stream_of(event), []).append(event)
     return decision
 
 

@@ -9,10 +9,12 @@ import pytest
 from services.registry import commands as c
 from services.registry import domain as d
 from services.registry import events as e
+from services.registry import handlers as h
+from services.registry.handlers import RegistryDeps
 from services.registry.events import OperatingStatus as S
 from services.registry.seed import SEED_ACTOR, SEED_AS_OF, SINGLE_HOUSEHOLD_TOWNSHIPS, SeedPlan, build_seed
 from shared.campaign import Campaign, load_campaign
-from shared.personal_data import Keyring
+from shared.personal_data import InMemoryPersonalDataVault, Keyring
 
 pytestmark = pytest.mark.unit
 
@@ -31,11 +33,12 @@ def plan(campaign: Campaign) -> SeedPlan:
 def applied(plan: SeedPlan, campaign: Campaign) -> dict[str, d.RegistryState]:
     """Run every seed command through the domain, as the handlers will (stream by stream)."""
     ring = Keyring(generate_missing=True)
+    deps = RegistryDeps(campaign, InMemoryPersonalDataVault())
     states: dict[str, d.RegistryState] = {}
     for cmd in plan.commands:
-        stream = d.stream_for(cmd, campaign)
+        stream = h.stream_spec(cmd, deps).stream_id
         state = states.get(stream) or d.initial_state(stream)
-        events = d.decide(state, cmd, actor=plan.actor, now=plan.as_of, campaign=campaign, seal=ring)
+        events = h.decide_alone(cmd, state, actor=plan.actor, now=plan.as_of, deps=deps, seal=ring)
         assert events, f"seed command changed nothing: {cmd!r}"
         states[stream] = d.fold(state, events)
     return states
@@ -132,6 +135,8 @@ def test_places_are_real_and_names_and_phones_are_obviously_fictional(plan: Seed
 
 def test_running_the_seed_again_changes_nothing(plan: SeedPlan, campaign: Campaign, applied) -> None:
     ring = Keyring(generate_missing=True)
+    deps = RegistryDeps(campaign, InMemoryPersonalDataVault())
     for cmd in plan.of_type(c.RegisterProject) + plan.of_type(c.RegisterAdaptationProgramme):
-        stream = d.stream_for(cmd, campaign)
-        assert d.decide(applied[stream], cmd, actor=plan.actor, now=plan.as_of, campaign=campaign, seal=ring) == []
+        stream = h.stream_spec(cmd, deps).stream_id
+        assert h.decide_alone(cmd, applied[stream], actor=plan.actor, now=plan.as_of, deps=deps,
+                              seal=ring) == []

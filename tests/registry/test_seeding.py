@@ -11,7 +11,7 @@ from services.registry import commands as c
 from services.registry.seed import SEED_ACTOR, build_seed
 from services.registry.seeding import seed_if_empty
 from shared.campaign import load_campaign
-from shared.cli import app as lookback_cli
+from services.cli import app as lookback_cli
 from shared.settings import Settings
 from tests.registry.support import fetchval, projected, registry_client, registry_event_count
 

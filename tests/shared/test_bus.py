@@ -171,7 +171,7 @@ async def test_a_domain_rejection_is_acknowledged_and_logged_not_dead_lettered(d
             await register(p, "reject-in-consumer")
             await register(p, "after")
             await eventually(lambda: _has(c, "after"))
-    rejected = [line for line in logs if line.get("event") == "command_rejected"]
+    rejected = [line for line in logs if line.get("event") == "message_rejected"]
     assert len(rejected) == 1 and rejected[0]["outcome"] == "rejected"
     handled = [line for line in logs if line.get("event") == "message_handled"]
     assert {"service", "event_id", "event_type", "correlation_id", "outcome"} <= set(handled[0])
@@ -376,9 +376,9 @@ async def _not_ready_response(client: httpx.AsyncClient):
 def test_dead_letter_reasons_name_fields_but_never_quote_their_values():
     from shared.consuming import ConsumerSpec, Outcome, decode
     from shared.envelope import Delivery
-    from tests.example_services import ThingRegistered, record_thing
+    from tests.example_services import CONTRACT, ThingRegistered, record_thing
 
-    spec = ConsumerSpec(name="x.on-example", producer="example", reactions={ThingRegistered: record_thing})
+    spec = ConsumerSpec(name="x.on-example", source=CONTRACT, reactions={ThingRegistered: record_thing})
     delivery = Delivery(event_id=uuid.uuid4(), event_type="example.ThingRegistered", schema_version=1,
                         source="example", stream_id="example-1", stream_version=1,
                         payload={"thing_id": 7, "name": ["王某某", "13812345678"]})

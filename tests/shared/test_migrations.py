@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from shared.migrations import discover, migrate
-from shared.service_migrations import all_migration_folders
+from services.system import migration_folders as all_migration_folders
 
 FORBIDDEN_ON_EVENTS = [
     r"DROP\s+TABLE[^;]*\bes\.events\b",

@@ -1,4 +1,8 @@
-"""The `lookback` command: one entry point, one sub-command group per concern."""
+"""The `lookback` command: one entry point, one sub-command group per concern.
+
+It belongs to the application (it knows the services); the kernel's own groups (`audit`) and the
+services' (`inspection`) are registered here.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +40,7 @@ def up(port_base: int = typer.Option(None, help="first HTTP port (default 8701..
        data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)"),
        seed: bool = typer.Option(True, help="load the sample data into an empty store")) -> None:
     """Run all four services in one process (embedded PostgreSQL unless URLs are set)."""
-    from shared.runner import up as run_up
+    from services.system import up as run_up
     from shared.settings import Settings
 
     settings = Settings()
@@ -48,7 +52,7 @@ def up(port_base: int = typer.Option(None, help="first HTTP port (default 8701..
 @app.command()
 def serve(service: str = typer.Argument(..., help="registry | rectification | inspection | notifier")) -> None:
     """Run one service process against LOOKBACK_DATABASE_URL and LOOKBACK_AMQP_URL."""
-    from shared.runner import serve as run_serve
+    from services.system import serve as run_serve
     from shared.settings import Settings
 
     asyncio.run(run_serve(service, Settings()))
@@ -57,21 +61,21 @@ def serve(service: str = typer.Argument(..., help="registry | rectification | in
 @app.command("migrate")
 def migrate_command() -> None:
     """Apply the database migrations to LOOKBACK_DATABASE_URL."""
-    from shared.runner import migrate_database
+    from services.system import migrate
     from shared.settings import Settings
 
     settings = Settings()
     if settings.database_url is None:
         raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
-    applied = asyncio.run(migrate_database(settings.database_url))
+    applied = asyncio.run(migrate(settings.database_url))
     typer.echo(f"applied {len(applied)} migrations: {', '.join(applied) or 'none needed'}")
 
 
 @app.command("seed")
 def seed_command(data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)")) -> None:
     """Load the sample registry data (all five units) into an empty registry; else do nothing."""
-    from services.registry.seeding import seed_if_empty
-    from shared.runner import migrate_database, start_embedded_database
+    from services.system import migrate, seed_if_empty
+    from shared.hosting import start_embedded_database
     from shared.settings import Settings
 
     settings = Settings()
@@ -80,7 +84,7 @@ def seed_command(data_dir: Path = typer.Option(None, help="embedded data folder 
     if settings.database_url is None:  # the embedded default, as `lookback up` uses it
         settings = settings.model_copy(
             update={"database_url": start_embedded_database(settings.data_dir)})
-    asyncio.run(migrate_database(settings.database_url))
+    asyncio.run(migrate(settings.database_url))
     report = asyncio.run(seed_if_empty(settings))
     if report is None:
         typer.echo("the registry already has data: the sample was not loaded")

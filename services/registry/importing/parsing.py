@@ -1,12 +1,11 @@
-"""Bulk import of projects and adapted households from .xlsx or CSV, all or nothing. Pure.
+"""Reading a bulk import of projects and adapted households from .xlsx or CSV, all or nothing.
 
 A workbook has a sheet `projects` (项目) and/or a sheet `households` (改造户); CSV comes as one
 file per sheet. Headers may be Chinese, English or both (the template writes "填报单位\\nunit").
 
-`parse_xlsx` / `parse_csv` turn the file into commands or, if any row is bad, into every bad row
-with its row number and reason (nothing partial). `decide_import` then runs the commands against
-the current registry state in memory, again all or nothing, so the handler appends every event of
-the import in one atomic multi-stream append or none of them.
+`parse_xlsx` / `parse_csv` turn the file into one `ImportRegistry` command or, if any row is bad,
+into every bad row with its row number and reason (nothing partial). Deciding it against the
+registry's state is deciding.py's part. The template workbook is built here too.
 
 Ids derive from content (unit + type + name; unit + township + year + household code), and the
 commands ask to skip identical records, so importing the same file twice adds nothing.
@@ -30,9 +29,7 @@ from services.registry import domain as d
 from services.registry import events as e
 from services.registry.events import OperatingStatus, OperatorKind
 from shared.campaign import Campaign, ProjectKind
-from shared.errors import FieldProblem, ForbiddenError, NotFoundError, ValidationFailed
-from shared.messages import Actor, Event
-from shared.personal_data import Sealer
+from shared.errors import FieldProblem, ValidationFailed
 
 PROJECTS = "projects"
 HOUSEHOLDS = "households"
@@ -118,37 +115,8 @@ class RowError:
         return {"sheet": self.sheet, "row": self.row, "column": self.column, "reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
-class ImportItem:
-    """A command and the spreadsheet rows it came from (one per household for household commands)."""
-
-    sheet: str
-    rows: tuple[int, ...]
-    command: c.RegistryCommand
-
-
-@dataclass(frozen=True, slots=True)
-class ImportPlan:
-    items: tuple[ImportItem, ...]
-    source_digest: str  # SHA-256 of the uploaded bytes: names the import for its record
-    project_rows: int
-    household_rows: int
-
-    @property
-    def commands(self) -> tuple[c.RegistryCommand, ...]:
-        return tuple(item.command for item in self.items)
-
-    def stream_ids(self, campaign: Campaign) -> list[str]:
-        """Streams the handler loads (with their versions) before `decide_import`."""
-        return list(dict.fromkeys(d.stream_for(item.command, campaign) for item in self.items))
-
-    def subject_ids(self) -> list[str]:
-        """Personal-data subjects whose keys the handler fetches (creating missing ones)."""
-        subjects: list[str] = []
-        for item in self.items:
-            if isinstance(item.command, c.RegisterHouseholds):
-                subjects.extend(d.household_subjects(item.command))
-        return subjects
+ImportItem = c.ImportItem
+ImportPlan = c.ImportRegistry  # what parsing produces: the import as one command
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,12 +301,12 @@ class _RowProblems:
 _REQUIRED = object()
 
 # Domain field names → spreadsheet column keys, so an error points at the cell to fix.
-_PROJECT_FIELD_COLUMNS = {"operator": "operator_kind", "operator.name": "operator_name",
+PROJECT_FIELD_COLUMNS = {"operator": "operator_kind", "operator.name": "operator_name",
                           "operator.contract_start": "contract_start", "operator.contract_end": "contract_end",
                           "claimed_status": "status"}
 
 
-def _column_of(field_name: str, mapping: Mapping[str, str]) -> str:
+def column_of(field_name: str, mapping: Mapping[str, str]) -> str:
     base = re.sub(r"\[\d+\]", "", field_name)
     return mapping.get(field_name, mapping.get(base, base))
 
@@ -398,7 +366,7 @@ def _project_command(number: int, row: Mapping[str, Any], campaign: Campaign, to
         services=tuple(dict.fromkeys(services)), claimed_status=status or OperatingStatus.OPERATING,
         on_duplicate=c.OnDuplicate.SKIP_IF_IDENTICAL)
     for problem in d.project_problems(cmd, campaign, today):
-        p.add_unflagged(_column_of(problem.field, _PROJECT_FIELD_COLUMNS), problem.reason)
+        p.add_unflagged(column_of(problem.field, PROJECT_FIELD_COLUMNS), problem.reason)
     return None if p.count else cmd
 
 
@@ -441,7 +409,7 @@ def _household_row(number: int, row: Mapping[str, Any], campaign: Campaign, toda
         name=SecretStr(_text(row.get("name"))), address=SecretStr(_text(row.get("address"))),
         phone=SecretStr(phone) if phone else None)
     for problem in d.household_problems(household, campaign, today):
-        p.add_unflagged(_column_of(problem.field, {}), problem.reason)
+        p.add_unflagged(column_of(problem.field, {}), problem.reason)
     if p.count or unit is None or township is None:
         return None
     return _HouseholdRow(number, unit, township.name, household)
@@ -464,7 +432,7 @@ def _plan(sheets: Mapping[str, Iterable[Sequence[Any]]], campaign: Campaign, tod
                                    f"the same project (unit, type, name) as row {seen_projects[project_id]}"))
             continue
         seen_projects[project_id] = number
-        items.append(ImportItem(PROJECTS, (number,), cmd))
+        items.append(ImportItem(sheet=PROJECTS, rows=(number,), command=cmd))
 
     groups: dict[tuple[str, str, int], list[_HouseholdRow]] = defaultdict(list)
     seen_households: dict[tuple[str, str, int, str], int] = {}
@@ -487,16 +455,19 @@ def _plan(sheets: Mapping[str, Iterable[Sequence[Any]]], campaign: Campaign, tod
         programme = c.RegisterAdaptationProgramme(unit=unit, township=township, year=year,
                                                   on_duplicate=c.OnDuplicate.SKIP_IF_IDENTICAL)
         programme_id = d.programme_id_for(unit, township, year)
-        items.append(ImportItem(HOUSEHOLDS, (rows[0].number,), programme))
-        items.append(ImportItem(HOUSEHOLDS, tuple(r.number for r in rows), c.RegisterHouseholds(
-            programme_id=programme_id, households=tuple(r.household for r in rows),
-            on_duplicate=c.OnDuplicate.SKIP_IF_IDENTICAL)))
+        items.append(ImportItem(sheet=HOUSEHOLDS, rows=(rows[0].number,), command=programme))
+        items.append(ImportItem(sheet=HOUSEHOLDS, rows=tuple(r.number for r in rows),
+                                command=c.RegisterHouseholds(
+                                    programme_id=programme_id,
+                                    households=tuple(r.household for r in rows),
+                                    on_duplicate=c.OnDuplicate.SKIP_IF_IDENTICAL)))
 
     if not errors and not items:
         errors.append(RowError(PROJECTS if PROJECTS in sheets else HOUSEHOLDS, 2, "", "no data rows"))
     if errors:
         return ImportRejected(tuple(sorted(errors, key=lambda err: (err.sheet != PROJECTS, err.row))))
-    return ImportPlan(tuple(items), digest, project_rows, household_rows)
+    return ImportPlan(items=tuple(items), source_digest=digest, project_rows=project_rows,
+                      household_rows=household_rows)
 
 
 def parse_xlsx(data: bytes, campaign: Campaign, *, today: date) -> ImportResult:
@@ -541,76 +512,6 @@ def parse_csv(*, projects: bytes | None = None, households: bytes | None = None,
     if errors:
         return ImportRejected(tuple(errors))
     return _plan(sheets, campaign, today, digest.hexdigest(), errors)
-
-
-# ----- deciding the whole import ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ImportDecision:
-    """Events per stream, in order; append them all in one transaction (or none)."""
-
-    events_by_stream: Mapping[str, list[Event]]
-    projects_registered: int
-    programmes_registered: int
-    households_registered: int
-    unchanged: int  # commands that found their records already there, identical
-
-    @property
-    def event_count(self) -> int:
-        return sum(len(events) for events in self.events_by_stream.values())
-
-
-def decide_import(plan: ImportPlan, states: Mapping[str, d.RegistryState], *, actor: Actor,
-                  now: datetime, campaign: Campaign, seal: Sealer) -> ImportDecision:
-    """Decide every command of the plan against the loaded states; ImportRefused names every
-    refused row (duplicates with different details, another unit's rows, …) and nothing is kept."""
-    if not actor.role.may_command:
-        raise ForbiddenError(f"{actor.role.value} may read but not import")
-    working: dict[str, d.RegistryState] = {}
-    decided: dict[str, list[Event]] = {}
-    errors: list[RowError] = []
-    counts = {"projects": 0, "programmes": 0, "households": 0, "unchanged": 0}
-    for item in plan.items:
-        stream = d.stream_for(item.command, campaign)
-        state = working.get(stream) or states.get(stream) or d.initial_state(stream)
-        try:
-            events = d.decide(state, item.command, actor=actor, now=now, campaign=campaign, seal=seal)
-        except ValidationFailed as exc:
-            errors.extend(_row_errors(item, exc.problems))
-            continue
-        except (ForbiddenError, NotFoundError) as exc:
-            errors.append(RowError(item.sheet, item.rows[0], "unit", str(exc)))
-            continue
-        working[stream] = d.fold(state, events)
-        if not events:
-            counts["unchanged"] += 1
-            continue
-        decided.setdefault(stream, []).extend(events)
-        for event in events:
-            if isinstance(event, e.ProjectRegistered):
-                counts["projects"] += 1
-            elif isinstance(event, e.AdaptationProgrammeRegistered):
-                counts["programmes"] += 1
-            elif isinstance(event, e.HouseholdsRegistered):
-                counts["households"] += len(event.households)
-    if errors:
-        raise ImportRefused(sorted(errors, key=lambda err: (err.sheet != PROJECTS, err.row)))
-    return ImportDecision(decided, counts["projects"], counts["programmes"], counts["households"],
-                          counts["unchanged"])
-
-
-def _row_errors(item: ImportItem, problems: Iterable[FieldProblem]) -> list[RowError]:
-    errors = []
-    for problem in problems:
-        match = re.match(r"households\[(\d+)\]\.(.*)", problem.field)
-        if match and isinstance(item.command, c.RegisterHouseholds):
-            row = item.rows[int(match.group(1))]
-            errors.append(RowError(item.sheet, row, _column_of(match.group(2), {}), problem.reason))
-        else:
-            column = _column_of(problem.field, _PROJECT_FIELD_COLUMNS if item.sheet == PROJECTS else {})
-            errors.append(RowError(item.sheet, item.rows[0], column, problem.reason))
-    return errors
 
 
 # ----- the template -----------------------------------------------------------------------------

@@ -1,0 +1,2 @@
+-- The rectification service's database role and the stream categories it alone appends to.
+SELECT es.register_service('lookback_rectification', ARRAY['problem', 'unit', 'report', 'score']);

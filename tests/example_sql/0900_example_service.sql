@@ -1,0 +1,2 @@
+-- Test only: the example services of tests/example_services.py (never in production migrations).
+SELECT es.register_service('lookback_example', ARRAY['example']);
