@@ -13,7 +13,7 @@ from pydantic import Field
 from structlog.testing import capture_logs
 
 from shared.errors import ConcurrencyError, DomainError, ForbiddenError
-from shared.messages import Actor, Command, Event, EventContract, Role
+from shared.messages import Actor, Command, Event, Role
 from shared.pipeline import (CONCURRENCY_RETRIES, CommandMetrics, CommandPipeline, Decision,
                              Handler, Preparation, StreamSpec)
 from shared.store import PostgresEventStore, create_pool
