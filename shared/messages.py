@@ -5,13 +5,14 @@ schema version; the name is stored and routed, never an import path, so code can
 """
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Callable, ClassVar, Iterable
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 
 class Role(StrEnum):
@@ -45,8 +46,37 @@ class Actor(BaseModel):
 SYSTEM_ACTOR = Actor(id="system", name="Lookback", role=Role.CITY_ADMIN, unit=None)
 
 
-class Message(BaseModel):
+# C0 control characters and NUL (TAB, LF and CR are text): they break spreadsheets, terminals and
+# logs downstream, and nobody types them. Refused wherever a message or a record is built.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _refuse_control_characters(value: Any) -> Any:
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("contains a control character (U+%04X)" % ord(_CONTROL.search(value)[0]))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _refuse_control_characters(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(key)
+            _refuse_control_characters(item)
+    return value
+
+
+class Record(BaseModel):
+    """A frozen record that refuses unknown fields and control characters in any text."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        return _refuse_control_characters(value)
+
+
+class Message(Record):
+    pass
 
 
 class Command(Message):

@@ -8,11 +8,12 @@ document at /asyncapi (try-it-out off). Resources are created in the lifespan, n
 from __future__ import annotations
 
 import asyncio
+import traceback
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Mapping, Sequence, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
@@ -26,6 +27,7 @@ from shared import topology
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
 from shared.errors import LookbackError, UnauthenticatedError, ValidationFailed
+from shared.http import Edge, EdgePolicy
 from shared.logging import get_logger
 from shared.messages import Actor, Command, EventContract
 from shared.metrics import Metrics
@@ -62,6 +64,10 @@ class ServiceSpec(Generic[D]):
     build_deps: Callable[[Settings, asyncpg.Pool], D] | None = None
     background: Sequence[Callable[["Runtime[D]"], Awaitable[None]]] = ()
     migrations: Path | None = None
+    # Larger bodies than the edge's 1 MiB default, by path prefix (an import workbook).
+    body_limits: Mapping[str, int] = field(default_factory=dict)
+    # Paths anyone may call without a token (the public results page); everything else needs one.
+    public_paths: frozenset[str] = frozenset()
     version: str = "0.1.0"
 
     @property
@@ -91,6 +97,10 @@ class Runtime(Generic[D]):
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def authenticate(self, request: Request) -> Actor:
+        """The caller; the edge (shared/http.py) authenticated it before the body was read."""
+        actor = getattr(request.state, "actor", None)
+        if isinstance(actor, Actor):
+            return actor
         return self.tokens.authenticate(request.headers.get("authorization"))
 
     async def run(self, command: Command, actor: Actor, request: Request | None = None
@@ -143,6 +153,16 @@ def install_error_handlers(app: FastAPI) -> None:
             return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems])
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
         return _error(exc.status, exc.code, str(exc), headers)
+
+    @app.exception_handler(Exception)
+    async def _500(request: Request, exc: Exception) -> JSONResponse:
+        # Through structlog (and its masking), never plain stderr; the message is left out: it
+        # may quote input (a name, a phone), and the type and frames are what a fix needs.
+        frames = traceback.extract_tb(exc.__traceback__)[-5:]
+        log.error("unhandled_error", method=request.method, path=request.url.path,
+                  error_type=type(exc).__name__,
+                  frames=[f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames])
+        return _error(500, "internal_error", "an unexpected error; it is logged")
 
     @app.exception_handler(RequestValidationError)
     async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -248,9 +268,20 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                 await asyncio.wait_for(the_pool.close(), 15)
             log.info("service_stopped", service=spec.name)
 
+    docs = settings.docs_access != "off"
     app = FastAPI(title=f"Lookback {spec.name}", description=spec.description,
-                  version=spec.version, lifespan=lifespan)
+                  version=spec.version, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url=None,
+                  openapi_url="/openapi.json" if docs else None)
     install_error_handlers(app)
+    public = {"/healthz", "/readyz", *spec.public_paths}
+    if settings.docs_access == "public":
+        public |= {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi", "/asyncapi.json"}
+    if settings.metrics_access == "public":
+        public.add("/metrics")
+    app.add_middleware(Edge, policy=lambda: EdgePolicy(
+        authenticate=tokens.authenticate, public_paths=frozenset(public),
+        body_limits=spec.body_limits))
     app.state.spec = spec
     app.state.settings = settings
 
@@ -280,21 +311,27 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    async def metrics_endpoint(request: Request) -> PlainTextResponse:
-        runtime: Runtime = request.app.state.runtime
-        if runtime.relay is not None:
-            try:
-                metrics.relay_lag.set(await runtime.relay.lag())
-            except Exception:
-                pass
-        if runtime.sequencer is not None and hasattr(runtime.sequencer, "lag"):
-            try:
-                metrics.sequencer_lag.set(await runtime.sequencer.lag())
-            except Exception:
-                pass
-        return PlainTextResponse(generate_latest(metrics.registry).decode(),
-                                 media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics_access != "off":
+        @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+        async def metrics_endpoint(request: Request) -> PlainTextResponse:
+            runtime: Runtime[Any] = request.app.state.runtime
+            if runtime.relay is not None:
+                try:
+                    metrics.relay_lag.set(await runtime.relay.lag())
+                except Exception:
+                    pass
+            if runtime.sequencer is not None and hasattr(runtime.sequencer, "lag"):
+                try:
+                    metrics.sequencer_lag.set(await runtime.sequencer.lag())
+                except Exception:
+                    pass
+            return PlainTextResponse(generate_latest(metrics.registry).decode(),
+                                     media_type=CONTENT_TYPE_LATEST)
+
+    if spec.router is not None:
+        app.include_router(spec.router)
+    if not docs:
+        return app
 
     asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}", version=spec.version,
                         description=spec.description)
@@ -308,8 +345,6 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         # try_it_out_path=None: the default route would let anyone publish onto the real broker.
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
-    if spec.router is not None:
-        app.include_router(spec.router)
     return app
 
 

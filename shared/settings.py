@@ -5,6 +5,7 @@ No URL means the embedded default: an embedded PostgreSQL (pgserver) and the loc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     retry_delays: tuple[float, ...] = Field((0.2, 0.8, 3.2), description="in-process retry pauses")
     run_sequencer: bool = True
     db_pool_size: int = 10
+    # Who may read the API documents (OpenAPI /docs, AsyncAPI) and /metrics: anyone, callers with
+    # a valid token, or nobody (not served). The embedded default (`lookback up`) makes them
+    # public for the newcomer; a deployment keeps them behind a token or turns them off.
+    docs_access: Literal["public", "authenticated", "off"] = "authenticated"
+    metrics_access: Literal["public", "authenticated", "off"] = "authenticated"
 
     @property
     def embedded(self) -> bool:

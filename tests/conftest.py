@@ -21,6 +21,11 @@ from shared.store import PostgresEventStore, create_pool
 ADMIN_DSN = os.environ.get("LOOKBACK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("LOOKBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 _TEMPLATE = f"lookback_tpl_{os.getpid()}"
+# The API documents and metrics are behind a token by default (a deployment's setting); most tests
+# read them as the embedded default serves them, openly. Tests of the default set it themselves.
+os.environ.setdefault("LOOKBACK_DOCS_ACCESS", "public")
+os.environ.setdefault("LOOKBACK_METRICS_ACCESS", "public")
+
 # The test-only example services' role and category (tests/example_services.py).
 EXAMPLE_SQL = Path(__file__).with_name("example_sql")
 

@@ -110,5 +110,6 @@ CONSUMER_CONTRACT = EventContract(service="exampleconsumer", categories=(), even
 def consumer_spec() -> ServiceSpec:
     return ServiceSpec(
         contract=CONSUMER_CONTRACT, description="Example consumer", router=consumer_router,
+        public_paths=frozenset({"/seen"}),
         consumers=[ConsumerSpec(name="exampleconsumer.on-example", source=CONTRACT,
                                 reactions={ThingRegistered: record_thing})])

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
-from services.registry.api import router
+from services.registry.api import MAX_UPLOAD_BYTES, router
 from services.registry.events import CONTRACT
 from services.registry.handlers import COMMANDS, RegistryDeps
 from services.registry.projections import all_projections
@@ -33,6 +33,7 @@ SPEC: ServiceSpec[RegistryDeps] = ServiceSpec(
     projections=all_projections(),
     build_deps=build_deps,
     migrations=Path(__file__).with_name("sql"),
+    body_limits={"/imports": MAX_UPLOAD_BYTES},
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
 
 from services.registry.events import (
     Gender,
@@ -19,7 +19,7 @@ from services.registry.events import (
     Operator,
     RetirementReason,
 )
-from shared.messages import Command
+from shared.messages import Command, Record
 
 
 class OnDuplicate(StrEnum):
@@ -78,10 +78,8 @@ class RegisterAdaptationProgramme(Command):
     on_duplicate: OnDuplicate = OnDuplicate.REFUSE
 
 
-class HouseholdInput(BaseModel):
+class HouseholdInput(Record):
     """One household row of a RegisterHouseholds command."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     household_code: str
     village: str
@@ -115,10 +113,8 @@ RegistryCommand = (RegisterProject | ChangeOperator | ChangeServices | AssessPro
                    | RegisterAdaptationProgramme | RegisterHouseholds | RegisterLiaison)
 
 
-class ImportItem(BaseModel):
+class ImportItem(Record):
     """A command and the spreadsheet rows it came from (one per household for household commands)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     sheet: str
     rows: tuple[int, ...]
