@@ -84,7 +84,9 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
     configure_logging(json=settings.log_json, level=settings.log_level)
     if settings.embedded:
         dsn = await asyncio.to_thread(start_embedded_database, settings.data_dir)
-        settings = settings.model_copy(update={"database_url": dsn})
+        # The newcomer's machine: the API documents and metrics are open to read.
+        settings = settings.model_copy(update={"database_url": dsn, "docs_access": "public",
+                                               "metrics_access": "public"})
         settings = ensure_local_secrets(settings, demo_principals())
         log.info("embedded_database", data_dir=str(settings.data_dir))
     assert settings.database_url is not None

@@ -26,6 +26,7 @@ import structlog
 from shared.errors import LookbackError
 from shared.merkle import Frontier, leaf_hash, ledger_entry
 from shared.signing import Checkpoint, CheckpointSigner
+from shared.store import login_dsn
 
 log = structlog.get_logger("lookback.sequencer")
 
@@ -104,13 +105,15 @@ class Sequencer:
     """Elect, then sequence committed events into `es.ledger` and sign checkpoints.
 
     `dsn` is a direct connection string (not through a transaction-mode pooler: session advisory
-    locks need a session). `role` is the database role to act as (`lookback_sequencer`).
+    locks need a session). `role` is the login role to use (`lookback_sequencer`, which may
+    write the ledger and nothing else), with its `password` if the server asks for one.
     """
 
     def __init__(self, dsn: str, signer: CheckpointSigner | None = None,
                  checkpoint_dir: str | Path | None = None, *, checkpoint_every_events: int = 1000,
                  checkpoint_every_seconds: float = 60.0, batch_size: int = 2000,
-                 role: str | None = None, poll_interval: float = 0.05,
+                 role: str | None = None, password: str | None = None,
+                 poll_interval: float = 0.05,
                  election_interval: float = 0.5, max_batches_per_run: int = 50,
                  lock_key: int = SEQUENCER_LOCK_KEY, clock: Callable[[], float] = time.monotonic,
                  name: str = "sequencer") -> None:
@@ -122,7 +125,7 @@ class Sequencer:
         self.checkpoint_every_events = checkpoint_every_events
         self.checkpoint_every_seconds = checkpoint_every_seconds
         self.batch_size = batch_size
-        self.role = role
+        self.role, self.password = role, password
         self.poll_interval = poll_interval
         self.election_interval = election_interval
         self.max_batches_per_run = max_batches_per_run
@@ -139,9 +142,8 @@ class Sequencer:
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             settings = {"application_name": f"lookback:{self.name}"}
-            if self.role:
-                settings["role"] = self.role
-            self._conn = await asyncpg.connect(self.dsn, server_settings=settings, timeout=10)
+            dsn = login_dsn(self.dsn, self.role, self.password) if self.role else self.dsn
+            self._conn = await asyncpg.connect(dsn, server_settings=settings, timeout=10)
             self.is_leader = False
         return self._conn
 

@@ -32,6 +32,7 @@ from shared.logging import get_logger
 from shared.messages import Actor, Command, EventContract
 from shared.metrics import Metrics
 from shared.pipeline import CommandPipeline, CommandResult, CommandTable
+from shared.provisioning import SEQUENCER, service_role
 from shared.sequencer import Sequencer
 from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
@@ -122,10 +123,11 @@ def default_sequencer(settings: Settings) -> Sequencer:
     checkpoint_dir = settings.resolved_checkpoint_dir()
     checkpoint_dir.mkdir(parents=True, exist_ok=True)  # an auditor can point at it from the start
     return Sequencer(settings.database_url, signer=load_signer(settings),
+                     password=settings.database_password(SEQUENCER),
                      checkpoint_dir=checkpoint_dir,
                      checkpoint_every_events=settings.checkpoint_every_events,
                      checkpoint_every_seconds=settings.checkpoint_every_seconds,
-                     role="lookback_sequencer", poll_interval=settings.sequencer_poll_interval)
+                     role=SEQUENCER, poll_interval=settings.sequencer_poll_interval)
 
 
 def load_signer(settings: Settings) -> CheckpointSigner | None:
@@ -194,7 +196,9 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         if settings.database_url is None:
             raise RuntimeError("no database URL: run through `lookback up` for the embedded mode")
         own_pool = pool is None
-        the_pool = pool or await create_pool(settings.database_url, role=f"lookback_{spec.name}",
+        role = service_role(spec.name)
+        the_pool = pool or await create_pool(settings.database_url, role=role,
+                                             password=settings.database_password(role),
                                              max_size=settings.db_pool_size)
         store = PostgresEventStore(the_pool)
         deps = spec.build_deps(settings, the_pool) if spec.build_deps else None

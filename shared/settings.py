@@ -37,11 +37,27 @@ class Settings(BaseSettings):
     retry_delays: tuple[float, ...] = Field((0.2, 0.8, 3.2), description="in-process retry pauses")
     run_sequencer: bool = True
     db_pool_size: int = 10
+    # Where each login's password lives, one file per login: `<role>.db.password` for PostgreSQL,
+    # `<user>.amqp.password` for RabbitMQ (container secrets mount here). None: no passwords
+    # (trust or certificate authentication).
+    secrets_dir: Path | None = None
     # Who may read the API documents (OpenAPI /docs, AsyncAPI) and /metrics: anyone, callers with
     # a valid token, or nobody (not served). The embedded default (`lookback up`) makes them
     # public for the newcomer; a deployment keeps them behind a token or turns them off.
     docs_access: Literal["public", "authenticated", "off"] = "authenticated"
     metrics_access: Literal["public", "authenticated", "off"] = "authenticated"
+
+    def database_password(self, role: str) -> str | None:
+        return self._secret(f"{role}.db.password")
+
+    def broker_password(self, user: str) -> str | None:
+        return self._secret(f"{user}.amqp.password")
+
+    def _secret(self, name: str) -> str | None:
+        if self.secrets_dir is None:
+            return None
+        path = self.secrets_dir / name
+        return path.read_text(encoding="utf-8").strip() if path.exists() else None
 
     @property
     def embedded(self) -> bool:
