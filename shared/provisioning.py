@@ -53,18 +53,26 @@ class DatabasePlan:
         return [MIGRATOR, *(service_role(s) for s in self.services), SEQUENCER, AUDITOR]
 
 
+async def provision_roles(admin_dsn: str, roles: Sequence[str],
+                          passwords: Mapping[str, str] | None = None) -> list[str]:
+    """Create or correct login roles (cluster-wide); return what was done, in words."""
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute("SET password_encryption = 'scram-sha-256'")
+        return [await _ensure_role(admin, role, (passwords or {}).get(role)) for role in roles]
+    finally:
+        await admin.close()
+
+
 async def provision_database(admin_dsn: str, plan: DatabasePlan) -> list[str]:
     """Create or correct the database and its login roles; return what was done, in words.
 
     `admin_dsn` is a superuser's connection to any database of the cluster (`postgres`); the
     target database is created if missing and owned by the migrator.
     """
-    done: list[str] = []
+    done = await provision_roles(admin_dsn, plan.login_roles, plan.passwords)
     admin = await asyncpg.connect(admin_dsn)
     try:
-        await admin.execute("SET password_encryption = 'scram-sha-256'")
-        for role in plan.login_roles:
-            done.append(await _ensure_role(admin, role, plan.passwords.get(role)))
         exists = await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", plan.database)
         if not exists:
             await admin.execute(f"CREATE DATABASE {_ident(plan.database)} OWNER {_ident(MIGRATOR)}")

@@ -14,8 +14,9 @@ from typing import AsyncIterator
 import asyncpg
 import pytest
 
-from services.system import migration_folders
+from services.system import SERVICE_NAMES, migration_folders
 from shared.migrations import migrate
+from shared.provisioning import AUDITOR, MIGRATOR, SEQUENCER, provision_roles, service_role
 from shared.store import PostgresEventStore, create_pool
 
 ADMIN_DSN = os.environ.get("LOOKBACK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -37,14 +38,26 @@ def dsn_for(database: str, user: str = "postgres") -> str:
     return f"{scheme}://{user}@{host}/{database}"
 
 
+# Every login role the system and the test-only example services use (roles are cluster-wide).
+TEST_SERVICES = (*SERVICE_NAMES, "example", "exampleconsumer")
+LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR)
+
+
 @pytest.fixture(scope="session")
 async def template_db() -> AsyncIterator[str]:
-    """Migrate once per run into a template; each test clones it (fast, and isolated)."""
+    """Provision the roles, then migrate once per run, as the migration role, into a template;
+    each test clones it (fast, and isolated)."""
+    await provision_roles(ADMIN_DSN, LOGIN_ROLES)
     admin = await asyncpg.connect(ADMIN_DSN)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{_TEMPLATE}"')
-        conn = await asyncpg.connect(dsn_for(_TEMPLATE))
+        await admin.execute(f'CREATE DATABASE "{_TEMPLATE}" OWNER {MIGRATOR}')
+        superuser = await asyncpg.connect(dsn_for(_TEMPLATE))
+        try:
+            await superuser.execute(f"GRANT CREATE ON SCHEMA public TO {MIGRATOR}")
+        finally:
+            await superuser.close()
+        conn = await asyncpg.connect(dsn_for(_TEMPLATE, user=MIGRATOR))
         try:
             await migrate(conn, *migration_folders(), EXAMPLE_SQL)
         finally:

@@ -74,7 +74,7 @@ EXAMPLE = ServiceSpec(contract=CONTRACT, description="Example producer", command
 SEEN_TABLE = """
 CREATE TABLE IF NOT EXISTS public.example_seen (
     event_id uuid PRIMARY KEY, thing_id text NOT NULL, name text NOT NULL);
-GRANT SELECT, INSERT ON public.example_seen TO lookback_example;
+GRANT SELECT, INSERT ON public.example_seen TO lookback_exampleconsumer;
 """
 
 

@@ -152,7 +152,7 @@ async def test_a_stream_found_while_preparing_is_appended_at_the_version_read(ex
 
 async def test_a_refused_command_rolls_back_whatever_its_preparation_wrote(database, example_store):
     async def prepare_writes(p: Preparation[Name, None]) -> None:
-        await p.conn.execute("INSERT INTO es.inbox (consumer, event_id) VALUES ('prepared', $1)",
+        await p.conn.execute("INSERT INTO es.inbox (consumer, event_id) VALUES ('example.prepared', $1)",
                              uuid.uuid4())
 
     table = {Name: Handler(streams=TABLE[Name].streams, decide=decide, prepare=prepare_writes)}
@@ -162,7 +162,7 @@ async def test_a_refused_command_rolls_back_whatever_its_preparation_wrote(datab
         await commands.run(Name(name="refuse-me"), actor=ADMIN, now=NOW)
     await commands.run(Name(name="accept-me"), actor=ADMIN, now=NOW)
     prepared = await example_store.pool.fetchval(
-        "SELECT count(*) FROM es.inbox WHERE consumer = 'prepared'")
+        "SELECT count(*) FROM es.inbox WHERE consumer = 'example.prepared'")
     assert prepared == 1  # only the accepted command's preparation stayed
 
 
