@@ -78,13 +78,15 @@ def rectification_rules(campaign: Campaign) -> d.RectificationRules:
         found = by_kind.get(kind)
         return min(x.due_on for x in found) if found else campaign.campaign.ends_on
 
-    monthly = sorted(by_kind.get(DeadlineKind.MONTHLY_PROBLEM_LIST, []), key=lambda x: x.period)
+    # (month, due day); the campaign file's validator makes every monthly list name its month.
+    monthly = sorted((x.period, x.due_on) for x in by_kind.get(DeadlineKind.MONTHLY_PROBLEM_LIST, [])
+                     if x.period is not None)
     return d.RectificationRules(
         immediate_days=campaign.rectification.immediate_days,
         timezone=campaign.campaign.timezone,
         due_time=_single_due_time(campaign),
-        monthly_list_months=tuple(x.period for x in monthly),
-        monthly_list_due_dates=tuple((x.period, x.due_on) for x in monthly),
+        monthly_list_months=tuple(month for month, _ in monthly),
+        monthly_list_due_dates=tuple(monthly),
         self_inspection_report_due=due_on(DeadlineKind.SELF_INSPECTION_REPORT),
         typical_case_due=due_on(DeadlineKind.TYPICAL_CASE),
         ledger_item_deadline=due_on(DeadlineKind.RECTIFICATION_COMPLETE),

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -24,7 +24,7 @@ from services.rectification.events import REGISTRY, DeadlineKind, ProblemListRow
 from shared.store import EventStore
 
 # A pool for a route's query, the command's connection for a `prepare` (read in its transaction).
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = "asyncpg.Pool | asyncpg.Connection"
 
 
 # ------------------------------------------------------------------------------------------
