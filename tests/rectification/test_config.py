@@ -111,10 +111,12 @@ def test_a_rebound_deducts_once_per_original_item():
     desk.verify(pid, reviewer("gedian"), at(2024, 3, 13))
     rules = s.parse_deduction_rules([{"id": "rebound", "points": "1", "trigger": "item_reopened"}])
     assert [o for o in s.triggers_due("gedian", items=desk.items(), reports=[], now=at(2024, 3, 14),
-                                      deduction_rules=rules, rules=RULES) if o.trigger is s.Trigger.ITEM_REOPENED] == []
+                                      deduction_rules=rules, rules=RULES)
+            if o.trigger is s.Trigger.ITEM_REOPENED] == []
     successor = desk.reopen(pid, inspector(), at(2024, 4, 1))
     found = [o for o in s.triggers_due("gedian", items=desk.items(), reports=[], now=at(2024, 4, 2),
-                                       deduction_rules=rules, rules=RULES) if o.trigger is s.Trigger.ITEM_REOPENED]
+                                       deduction_rules=rules, rules=RULES)
+             if o.trigger is s.Trigger.ITEM_REOPENED]
     assert [o.ref for o in found] == [f"{pid}@reopened"]
     [event] = s.decide_deductions(s.ScoreState("gedian"), found, rules)
     assert (event.rule_id, event.points) == ("rebound", "1") and successor != pid

@@ -17,8 +17,7 @@ from services.rectification.scoring import TrafficLight as L
 from shared.campaign import parse_campaign
 from shared.errors import ForbiddenError
 
-from .support import (CAMPAIGN, CONFIG, RULES, UNITS, Desk, at, city_admin, inspector, reporter,
-                      reviewer)
+from .support import CAMPAIGN, CONFIG, RULES, UNITS, Desk, at, city_admin, inspector, reporter, reviewer
 
 pytestmark = pytest.mark.unit
 
