@@ -101,10 +101,15 @@ async def pg_store(pg_pool: asyncpg.Pool) -> PostgresEventStore:
     return PostgresEventStore(pg_pool)
 
 
+_PREFIXES_HANDED_OUT: set[str] = set()
+
+
 @pytest.fixture
 def unique_prefix() -> str:
     """A name prefix for RabbitMQ exchanges and queues that no other test uses."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    _PREFIXES_HANDED_OUT.add(prefix)
+    return prefix
 
 
 _TEST_PREFIX = re.compile(r"^t[0-9a-f]{10}")
@@ -122,7 +127,9 @@ async def remove_test_bus_objects() -> AsyncIterator[None]:
     for kind in ("queues", "exchanges"):
         listed = subprocess.run(["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True,
                                 text=True, timeout=60).stdout.split()
-        names[kind] = [n for n in listed if _TEST_PREFIX.match(n)]
+        # Only this run's: another run on the same broker may be using its own right now.
+        names[kind] = [n for n in listed
+                       if _TEST_PREFIX.match(n) and n[:11] in _PREFIXES_HANDED_OUT]
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
