@@ -17,10 +17,11 @@ recomputation uses what the draw recorded, never what this code would assume.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from shared.canonical import canonical_json
 
@@ -269,7 +270,7 @@ def _sorted_distinct(ids: Iterable[str], what: str) -> tuple[str, ...]:
         if not isinstance(item, str) or not item:
             raise FrameError(f"{what} ids must be non-empty strings, got {item!r}")
     ordered = sorted(ids)  # Python orders str by code point, which is also UTF-8 byte order
-    duplicates = sorted({a for a, b in zip(ordered, ordered[1:]) if a == b})
+    duplicates = sorted({a for a, b in zip(ordered, ordered[1:], strict=False) if a == b})
     if duplicates:
         raise FrameError(f"duplicate {what} ids in frame: {duplicates}")
     return tuple(ordered)

@@ -13,9 +13,9 @@ import openpyxl
 import pytest
 
 from services.inspection import domain as d
-from services.inspection.handlers import EVENTS, draw_stream
+from services.inspection.events import draw_stream
+from services.inspection.queries import draw_state
 from services.inspection.sampling import verify_document
-from shared.handling import load
 from shared.store import PostgresEventStore, create_pool
 from tests.faults import eventually
 from tests.inspection import support as s
@@ -49,9 +49,7 @@ async def _draw_events(dsn: str) -> list[str]:
 async def _state(dsn: str) -> d.DrawState:
     pool = await create_pool(dsn, max_size=1)
     try:
-        state, _ = await load(PostgresEventStore(pool), EVENTS, draw_stream(DRAW_ID), d.evolve,
-                              d.INITIAL_STATE)
-        return state
+        return await draw_state(PostgresEventStore(pool), DRAW_ID)
     finally:
         await pool.close()
 

@@ -105,7 +105,7 @@ def test_the_json_export_holds_no_personal_data_and_only_its_units(state):
 def test_a_draw_list_exists_only_once_drawn():
     with pytest.raises(d.DrawStageError):
         draw_export.draw_document(world.committed())
-    with pytest.raises(d.DrawStageError):
+    with pytest.raises(d.UnitNotInDrawError):
         draw_export.draw_document(world.drawn(), unit="gedian")
 
 
