@@ -245,11 +245,12 @@ def _unit_sheet(workbook: Workbook, doc: Mapping[str, Any], unit: str,
 
 def _rule_name(frame: Mapping[str, Any]) -> str:
     """The rule as printed; R2 with the frame's share (50% unless the frame records another)."""
-    name = RULE_NAMES.get(frame["rule"], frame["rule"])
+    name: str = RULE_NAMES.get(frame["rule"], frame["rule"])
     if frame["rule"] != sampling.Rule.SHARE:
         return name
     share = frame.get("share", {"numerator": 1, "denominator": 2})
-    numerator, denominator = share["numerator"], share["denominator"]
+    numerator: int = share["numerator"]
+    denominator: int = share["denominator"]
     percent, rest = divmod(100 * numerator, denominator)
     return name.format(share=f"{numerator}/{denominator}" if rest else f"{percent}%")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -20,7 +20,12 @@ from shared.store import EventStore
 
 EVENTS = CONTRACT.registry()
 
-Db = asyncpg.Pool | asyncpg.Connection
+Db: TypeAlias = "asyncpg.Pool | asyncpg.Connection"
+
+
+async def _fetch(db: Db, query: str, *args: Any) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await db.fetch(query, *args)
+    return rows
 
 
 # ----- one draw, from its stream (what the 抽查名单 export and the verifier see) ------------------
@@ -44,8 +49,8 @@ _DRAW_COLUMNS = """draw_id, title, stage, algorithm_version, units, frames_diges
 
 
 async def draws(db: Db) -> list[asyncpg.Record]:
-    return await db.fetch(
-        f"SELECT {_DRAW_COLUMNS} FROM inspection.draws ORDER BY frozen_at DESC, draw_id")
+    return await _fetch(
+        db, f"SELECT {_DRAW_COLUMNS} FROM inspection.draws ORDER BY frozen_at DESC, draw_id")
 
 
 async def draw(db: Db, draw_id: str) -> asyncpg.Record:
@@ -57,8 +62,8 @@ async def draw(db: Db, draw_id: str) -> asyncpg.Record:
 
 
 async def strata(db: Db, draw_id: str, *, unit: str | None) -> list[asyncpg.Record]:
-    return await db.fetch(
-        """SELECT stratum, unit, project_type, rule, frame_digest, frame_size, excluded,
+    return await _fetch(
+        db, """SELECT stratum, unit, project_type, rule, frame_digest, frame_size, excluded,
                   sample_size, replacements, no_eligible_project, insufficient_sample, township
              FROM inspection.draw_strata
             WHERE draw_id = $1 AND ($2::text IS NULL OR unit = $2) ORDER BY stratum""",
@@ -78,8 +83,8 @@ async def draw_units(db: Db, draw_id: str, *, unit: str | None) -> list[str]:
 
 
 async def picks(db: Db, draw_id: str, units: Sequence[str]) -> list[asyncpg.Record]:
-    return await db.fetch(
-        """SELECT unit, stratum, project_type, selection, sequence_no, target_kind, target_id,
+    return await _fetch(
+        db, """SELECT unit, stratum, project_type, selection, sequence_no, target_kind, target_id,
                   in_sample, replaces, replaced_by, reason_code, reason, project_id, name,
                   township, project_year
              FROM inspection.draw_picks
@@ -89,16 +94,16 @@ async def picks(db: Db, draw_id: str, units: Sequence[str]) -> list[asyncpg.Reco
 
 
 async def progress(db: Db, draw_id: str, units: Sequence[str]) -> list[asyncpg.Record]:
-    return await db.fetch(
-        """SELECT unit, sampled, scheduled, inspected, passed, problems_found, unable_to_enter,
+    return await _fetch(
+        db, """SELECT unit, sampled, scheduled, inspected, passed, problems_found, unable_to_enter,
                   findings, no_eligible_strata, insufficient_sample
              FROM inspection.visit_progress
             WHERE draw_id = $1 AND unit = ANY($2::text[]) ORDER BY unit""", draw_id, list(units))
 
 
 async def visits(db: Db, draw_id: str, units: Sequence[str]) -> list[asyncpg.Record]:
-    return await db.fetch(
-        """SELECT visit_id, target_kind, target_id, unit, project_type, scheduled_for,
+    return await _fetch(
+        db, """SELECT visit_id, target_kind, target_id, unit, project_type, scheduled_for,
                   inspector_ids, outcome, unable_reason_code, visited_on, checklist,
                   photo_hashes, findings
              FROM inspection.visits WHERE draw_id = $1 AND unit = ANY($2::text[])
@@ -106,8 +111,8 @@ async def visits(db: Db, draw_id: str, units: Sequence[str]) -> list[asyncpg.Rec
 
 
 async def findings(db: Db, draw_id: str, units: Sequence[str]) -> list[asyncpg.Record]:
-    return await db.fetch(
-        """SELECT finding_id, visit_id, project_id, household_code, unit, project_type,
+    return await _fetch(
+        db, """SELECT finding_id, visit_id, project_id, household_code, unit, project_type,
                   project_name, township, project_year, text, deadline, found_on
              FROM inspection.findings WHERE draw_id = $1 AND unit = ANY($2::text[])
             ORDER BY unit, found_on, finding_id""", draw_id, list(units))
@@ -117,8 +122,8 @@ async def findings(db: Db, draw_id: str, units: Sequence[str]) -> list[asyncpg.R
 
 
 async def registry_projects(db: Db, *, unit: str | None) -> list[asyncpg.Record]:
-    return await db.fetch(
-        """SELECT project_id, kind, project_type, unit, township, name, project_year,
+    return await _fetch(
+        db, """SELECT project_id, kind, project_type, unit, township, name, project_year,
                   provincial_key, registered, retired, retired_reason_code, retired_reason,
                   retired_on
              FROM inspection.projects WHERE $1::text IS NULL OR unit = $1
@@ -127,8 +132,8 @@ async def registry_projects(db: Db, *, unit: str | None) -> list[asyncpg.Record]
 
 async def registry_townships(db: Db, *, unit: str | None) -> list[asyncpg.Record]:
     """Adapted households per township (codes only)."""
-    return await db.fetch(
-        """SELECT unit, township, count(*)::int AS households,
+    return await _fetch(
+        db, """SELECT unit, township, count(*)::int AS households,
                   array_agg(household_code ORDER BY household_code) AS household_codes
              FROM inspection.households WHERE $1::text IS NULL OR unit = $1
             GROUP BY unit, township ORDER BY unit, township""", unit)

@@ -11,11 +11,24 @@ from services.inspection import commands as c
 from services.inspection import domain as d
 from services.inspection import events as e
 from services.inspection import sampling
-from shared.errors import DomainError, ForbiddenError, IllegalTransitionError, NotFoundError
+from shared.errors import (
+    DomainError,
+    ForbiddenError,
+    IllegalTransitionError,
+    NotFoundError,
+)
 from shared.messages import EventRegistry, deterministic_id, new_event
 from tests.inspection import world
 from tests.inspection.world import (
-    AFTER_VISIT, CITY_ADMIN, DRAW_ID, DRAWN_AT, ENTROPY, FROZEN_AT, INSPECTOR, VISIT_DAY, apply,
+    AFTER_VISIT,
+    CITY_ADMIN,
+    DRAW_ID,
+    DRAWN_AT,
+    ENTROPY,
+    FROZEN_AT,
+    INSPECTOR,
+    VISIT_DAY,
+    apply,
     full_checklist,
 )
 

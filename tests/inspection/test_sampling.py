@@ -39,8 +39,8 @@ def adaptation_frames(draw):
                                            "碧石镇", "汀祖镇"]), unique=True, max_size=7))
     counts = [draw(st.integers(0, 3)) for _ in names]
     townships = {name: [f"H-{name}-{k}" for k in range(count)]
-                 for name, count in zip(names, counts)}
-    return sampling.adaptation_frame("echeng", townships, **R3), dict(zip(names, counts))
+                 for name, count in zip(names, counts, strict=True)}
+    return sampling.adaptation_frame("echeng", townships, **R3), dict(zip(names, counts, strict=True))
 
 
 def _flip_one_bit(text: str, position: int, bit: int) -> str:
@@ -236,7 +236,7 @@ def test_every_pick_hash_depends_on_the_entropy(frame, entropy):
     other = sampling.draw_key("d", frame.stratum, frame.digest, entropy + "!")
     first = sampling.permutation_trace(key, frame.items)
     second = sampling.permutation_trace(other, frame.items)
-    assert all(a.digest != b.digest for a, b in zip(first, second))
+    assert all(a.digest != b.digest for a, b in zip(first, second, strict=True))
 
 
 def test_pick_is_sha256_of_key_bar_index_mapped_onto_the_remaining_items():

@@ -47,7 +47,7 @@ def test_the_vectors_cover_odd_one_empty_full_coverage_a_share_and_both_househol
     rules = [v["frame"]["rule"] for v in _vectors()]
     assert {"R1", "R2", "R3"} <= set(rules)
     assert any("share" in v["frame"] for v in _vectors())
-    assert any(r == "R2" and "share" not in v["frame"] for r, v in zip(rules, _vectors()))
+    assert any(r == "R2" and "share" not in v["frame"] for r, v in zip(rules, _vectors(), strict=True))
     assert any(e["frame_size"] % 2 == 1 and e["frame_size"] > 1 for e in expected)
     assert any(e["frame_size"] == 1 for e in expected)
     assert any(e["no_eligible_project"] for e in expected)

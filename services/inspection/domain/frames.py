@@ -75,7 +75,8 @@ def build_frames(units: Sequence[str], projects: Iterable[ProjectView],
     projects = list(projects)
     households = list(households)
     known_units = set(units)
-    for item in [*projects, *households]:
+    places: list[ProjectView | HouseholdView] = [*projects, *households]
+    for item in places:
         if item.unit not in known_units:
             raise DomainError(f"{item!r} belongs to unknown unit {item.unit!r}", code="unknown_unit")
     for project in projects:
