@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.inspection import domain as d
 from services.inspection.events import draw_stream
@@ -354,3 +355,18 @@ async def test_visits_and_findings_become_finding_events_and_progress(service, d
 
 def s_checklist(project_type: str, answer: str = "yes") -> dict[str, str]:
     return {item: answer for item in d.DEFAULT_CHECKLISTS[project_type]}
+
+
+async def test_every_command_goes_through_the_kernels_pipeline_and_is_counted(service):
+    client, clock = service
+    await s.drawn(client, clock)
+    again = await client.post("/draws", headers=INSPECTOR, json={"draw_id": DRAW_ID, "title": "t"})
+    assert again.status_code == 409
+    counted = {(sample.labels["command"], sample.labels["outcome"]): sample.value
+               for family in text_string_to_metric_families((await client.get("/metrics")).text)
+               if family.name == "lookback_commands"
+               for sample in family.samples
+               if sample.name == "lookback_commands_total"
+               and sample.labels["service"] == "inspection"}
+    assert counted == {("FreezeFrame", "accepted"): 1.0, ("CommitEntropy", "accepted"): 1.0,
+                       ("RevealEntropy", "accepted"): 1.0, ("FreezeFrame", "rejected"): 1.0}
