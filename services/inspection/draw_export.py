@@ -126,10 +126,6 @@ def document_json(doc: Mapping[str, Any]) -> str:
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-def write_draw_json(doc: Mapping[str, Any], path: Path) -> None:
-    Path(path).write_text(document_json(doc), encoding="utf-8")
-
-
 # ---------------------------------------------------------------------------------------------
 # The printable sheet
 

@@ -441,10 +441,6 @@ def _draw_adaptation(frame: StratumFrame, digest: str, *, draw_id: str,
                        township=township, township_order=tuple(township_order))
 
 
-def draw_all(frames: Iterable[StratumFrame], *, draw_id: str, entropy: str) -> tuple[StratumDraw, ...]:
-    return tuple(draw_stratum(frame, draw_id=draw_id, entropy=entropy) for frame in frames)
-
-
 def frames_digest(digests_by_stratum: Mapping[str, str]) -> str:
     """The digest of a whole draw's frames: SHA-256 of canonical JSON {stratum: frame_digest}."""
     return hashlib.sha256(canonical_json(dict(digests_by_stratum))).hexdigest()

@@ -234,9 +234,8 @@ def test_the_sample_is_drawn_once():
 
 def test_the_service_draws_what_the_algorithm_computes_from_the_frozen_frames():
     state = world.drawn()
-    expected = sampling.draw_all(
-        d.build_frames(world.UNITS, world.projects(), world.households(), world.POLICY),
-        draw_id=DRAW_ID, entropy=ENTROPY)
+    expected = [sampling.draw_stratum(frame, draw_id=DRAW_ID, entropy=ENTROPY) for frame in
+                d.build_frames(world.UNITS, world.projects(), world.households(), world.POLICY)]
     for draw in expected:
         outcome = state.outcomes[draw.stratum]
         assert (tuple(outcome.picks), tuple(outcome.replacements)) == (draw.picks, draw.replacements)

@@ -111,7 +111,8 @@ def test_a_draw_list_exists_only_once_drawn():
 
 def test_the_cli_prints_a_json_export_as_xlsx(tmp_path, state):
     source = tmp_path / "draw.json"
-    draw_export.write_draw_json(draw_export.draw_document(state, unit="echeng"), source)
+    source.write_text(draw_export.document_json(draw_export.draw_document(state, unit="echeng")),
+                      encoding="utf-8")
     target = tmp_path / "draw.xlsx"
     result = CliRunner().invoke(cli, ["draw-list-xlsx", str(source), str(target)])
     assert result.exit_code == 0, result.output
