@@ -10,7 +10,7 @@ campaign's time zone (`on_the_draw`), so "today" is the local day for every rule
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,24 +81,24 @@ def the_project(x: Decision[c.AddDiscretionaryPick, d.ProjectView | None, Inspec
 
 # ----- the table ----------------------------------------------------------------------------------
 
-ROLES = d.INSPECTION_ROLES
+
+def on_draw(decide: Callable[..., Sequence[Event]], *,
+            prepare: Callable[[Any], Awaitable[Any]] | None = None,
+            inputs: Callable[[InspectionDecision], dict[str, Any]] | None = None
+            ) -> Handler[Any, Any, InspectionDeps]:
+    """A row of the table: the command's draw stream, sent only by the inspection group."""
+    return Handler(streams=the_draw, prepare=prepare, decide=on_the_draw(decide, inputs),
+                   roles=d.INSPECTION_ROLES)
+
 
 COMMANDS: CommandTable = {
-    c.FreezeFrame: Handler(streams=the_draw, prepare=registry_view,
-                           decide=on_the_draw(d.decide_freeze_frame, frame_inputs), roles=ROLES),
-    c.CommitEntropy: Handler(streams=the_draw, decide=on_the_draw(d.decide_commit_entropy),
-                             roles=ROLES),
-    c.RevealEntropy: Handler(streams=the_draw, decide=on_the_draw(d.decide_reveal_and_draw),
-                             roles=ROLES),
-    c.AddDiscretionaryPick: Handler(streams=the_draw, prepare=named_project,
-                                    decide=on_the_draw(d.decide_add_discretionary_pick,
-                                                       the_project), roles=ROLES),
-    c.ReplaceHousehold: Handler(streams=the_draw, decide=on_the_draw(d.decide_replace_household),
-                                roles=ROLES),
-    c.ScheduleVisit: Handler(streams=the_draw, decide=on_the_draw(d.decide_schedule_visit),
-                             roles=ROLES),
-    c.RecordVisit: Handler(streams=the_draw, decide=on_the_draw(d.decide_record_visit),
-                           roles=ROLES),
-    c.RecordFinding: Handler(streams=the_draw, decide=on_the_draw(d.decide_record_finding),
-                             roles=ROLES),
+    c.FreezeFrame: on_draw(d.decide_freeze_frame, prepare=registry_view, inputs=frame_inputs),
+    c.CommitEntropy: on_draw(d.decide_commit_entropy),
+    c.RevealEntropy: on_draw(d.decide_reveal_and_draw),
+    c.AddDiscretionaryPick: on_draw(d.decide_add_discretionary_pick, prepare=named_project,
+                                    inputs=the_project),
+    c.ReplaceHousehold: on_draw(d.decide_replace_household),
+    c.ScheduleVisit: on_draw(d.decide_schedule_visit),
+    c.RecordVisit: on_draw(d.decide_record_visit),
+    c.RecordFinding: on_draw(d.decide_record_finding),
 }
