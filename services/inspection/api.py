@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
@@ -257,25 +258,27 @@ async def picks(draw_id: str, request: Request, actor: Reader,
 async def progress(draw_id: str, request: Request, actor: Reader,
                    unit: str | None = None) -> list[dict[str, Any]]:
     """Visit progress per unit: sampled, scheduled, inspected, outcomes, findings."""
-    pool = _runtime(request).pool
-    units = await q.draw_units(pool, draw_id, unit=_scope(actor, unit))
-    return _rows(await q.progress(pool, draw_id, units))
+    return await _per_unit(request, draw_id, _scope(actor, unit), q.progress)
 
 
 @router.get("/draws/{draw_id}/visits")
 async def visits(draw_id: str, request: Request, actor: Reader,
                  unit: str | None = None) -> list[dict[str, Any]]:
-    pool = _runtime(request).pool
-    units = await q.draw_units(pool, draw_id, unit=_scope(actor, unit))
-    return _rows(await q.visits(pool, draw_id, units))
+    return await _per_unit(request, draw_id, _scope(actor, unit), q.visits)
 
 
 @router.get("/draws/{draw_id}/findings")
 async def findings(draw_id: str, request: Request, actor: Reader,
                    unit: str | None = None) -> list[dict[str, Any]]:
+    return await _per_unit(request, draw_id, _scope(actor, unit), q.findings)
+
+
+async def _per_unit(request: Request, draw_id: str, scope: str | None,
+                    read: Callable[[asyncpg.Pool, str, list[str]], Awaitable[list[asyncpg.Record]]]
+                    ) -> list[dict[str, Any]]:
+    """A read model's rows for the draw's units in scope (404 for a unit the draw lacks)."""
     pool = _runtime(request).pool
-    units = await q.draw_units(pool, draw_id, unit=_scope(actor, unit))
-    return _rows(await q.findings(pool, draw_id, units))
+    return _rows(await read(pool, draw_id, await q.draw_units(pool, draw_id, unit=scope)))
 
 
 # ----- queries: the 抽查名单 (from the draw stream, so it is exactly what verifies) ----------------
