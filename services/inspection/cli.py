@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -17,7 +18,7 @@ cli = typer.Typer(no_args_is_help=True, add_completion=False,
 
 
 @cli.command("verify-draw")
-def verify_draw(export: Path = typer.Argument(..., help="a draw export (.json)")) -> None:
+def verify_draw(export: Annotated[Path, typer.Argument(help="a draw export (.json)")]) -> None:
     """Recompute a draw from its exported frames, entropy and algorithm version alone."""
     try:
         doc = json.loads(export.read_text(encoding="utf-8"))
@@ -46,8 +47,8 @@ def verify_draw(export: Path = typer.Argument(..., help="a draw export (.json)")
 
 
 @cli.command("draw-list-xlsx")
-def draw_list_xlsx(export: Path = typer.Argument(..., help="a draw export (.json)"),
-                   output: Path = typer.Argument(..., help="the .xlsx to write")) -> None:
+def draw_list_xlsx(export: Annotated[Path, typer.Argument(help="a draw export (.json)")],
+                   output: Annotated[Path, typer.Argument(help="the .xlsx to write")]) -> None:
     """Print the 抽查名单 of an export as .xlsx (one sheet per unit)."""
     from services.inspection.draw_export import write_draw_xlsx  # openpyxl only when needed
 
