@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -67,29 +68,53 @@ def migrate_command() -> None:
     settings = Settings()
     if settings.database_url is None:
         raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
-    applied = asyncio.run(migrate(settings.database_url))
+    applied = asyncio.run(migrate(settings))
     typer.echo(f"applied {len(applied)} migrations: {', '.join(applied) or 'none needed'}")
 
 
 @app.command("seed")
 def seed_command(data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)")) -> None:
     """Load the sample registry data (all five units) into an empty registry; else do nothing."""
-    from services.system import migrate, seed_if_empty
-    from shared.hosting import start_embedded_database
+    from services.system import migrate, prepare_embedded, seed_if_empty
     from shared.settings import Settings
 
     settings = Settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
-    if settings.database_url is None:  # the embedded default, as `lookback up` uses it
-        settings = settings.model_copy(
-            update={"database_url": start_embedded_database(settings.data_dir)})
-    asyncio.run(migrate(settings.database_url))
-    report = asyncio.run(seed_if_empty(settings))
+
+    async def run() -> Any:
+        prepared = await prepare_embedded(settings) if settings.embedded else settings
+        await migrate(prepared)
+        return await seed_if_empty(prepared)
+
+    report = asyncio.run(run())
     if report is None:
         typer.echo("the registry already has data: the sample was not loaded")
     else:
         typer.echo(f"sample data loaded: {report.commands} commands, {report.events} events")
+
+
+@app.command("provision")
+def provision_command(
+    admin_database_url: str = typer.Option(
+        ..., envvar="LOOKBACK_ADMIN_DATABASE_URL",
+        help="A PostgreSQL superuser's DSN (used for this step only; no service uses it)."),
+    broker_admin_url: str = typer.Option(
+        None, envvar="LOOKBACK_BROKER_ADMIN_URL",
+        help="RabbitMQ management API with an administrator, e.g. http://admin:…@rabbitmq:15672"),
+    generate_passwords: bool = typer.Option(
+        False, help="make a random password for every login that has none in LOOKBACK_SECRETS_DIR"),
+) -> None:
+    """Create or correct the database, its login roles, the broker's vhost, users and
+    permissions (idempotent); prints what it did, never a password."""
+    from services.system import provision
+    from shared.settings import Settings
+
+    done = asyncio.run(provision(Settings(), admin_database_url,
+                                 generate_passwords=generate_passwords,
+                                 broker_admin_url=broker_admin_url))
+    for line in done:
+        typer.echo(line)
 
 
 @app.command("token")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +48,8 @@ async def declare_bus(settings: Settings, consumers: Sequence[tuple[str, Consume
 
 
 def start_embedded_database(data_dir: Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL whose data survives restarts in `data_dir`."""
+    """Start (or reuse) the embedded PostgreSQL whose data survives restarts in `data_dir`;
+    return its administrator's DSN (provisioning and migrations use it, services never do)."""
     import pgserver  # imported here: only the embedded mode needs it
 
     pgdata = (data_dir / "pgdata").resolve()
@@ -92,6 +95,22 @@ def ensure_local_secrets(settings: Settings, principals: Sequence[DemoPrincipal]
             write_demo_tokens(settings.data_dir, principals)
         updates["tokens_file"] = tokens_file
     return settings.model_copy(update=updates)
+
+
+def ensure_passwords(secrets_dir: Path, names: Sequence[str]) -> dict[str, str]:
+    """A random password per secret name (`<role>.db.password`, `<user>.amqp.password`), made once
+    and kept in `secrets_dir` (mode 0600), for deployments that generate their own secrets."""
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    secrets_dir.chmod(0o700)
+    passwords = {}
+    for name in names:
+        path = secrets_dir / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(24))
+        passwords[name] = path.read_text(encoding="utf-8").strip()
+    return passwords
 
 
 def write_demo_tokens(data_dir: Path, principals: Sequence[DemoPrincipal]) -> Path:
