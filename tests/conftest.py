@@ -1,4 +1,5 @@
-"""Fixtures shared by every level: a migrated template database cloned per test, RabbitMQ names."""
+"""Fixtures shared by every level: a migrated template database cloned per test, RabbitMQ names,
+and the guards of the setup (levels, unit tests off the servers). Helpers live in tests/support."""
 from __future__ import annotations
 
 import asyncio
@@ -7,20 +8,26 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import asyncpg
 import pytest
 
 from services.system import SERVICE_NAMES, migration_folders
 from shared.migrations import migrate
-from shared.provisioning import AUDITOR, MIGRATOR, SEQUENCER, provision_roles, service_role
+from shared.provisioning import (
+    AUDITOR,
+    MIGRATOR,
+    SEQUENCER,
+    provision_roles,
+    service_role,
+)
 from shared.store import PostgresEventStore, create_pool
+from tests.support.databases import ADMIN_DSN, admin_execute, dsn_for, fresh_database
+from tests.support.isolation import marker_problems, servers_unreachable
+from tests.support.services import AMQP_URL
 
-ADMIN_DSN = os.environ.get("LOOKBACK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-AMQP_URL = os.environ.get("LOOKBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 _TEMPLATE = f"lookback_tpl_{os.getpid()}"
 # The API documents and metrics are behind a token by default (a deployment's setting); most tests
 # read them as the embedded default serves them, openly. Tests of the default set it themselves.
@@ -30,17 +37,43 @@ os.environ.setdefault("LOOKBACK_METRICS_ACCESS", "public")
 # The test-only example services' role and category (tests/example_services.py).
 EXAMPLE_SQL = Path(__file__).with_name("example_sql")
 
-
-def dsn_for(database: str, user: str = "postgres") -> str:
-    base = ADMIN_DSN.rsplit("/", 1)[0]
-    scheme, rest = base.split("://", 1)
-    host = rest.split("@", 1)[-1]
-    return f"{scheme}://{user}@{host}/{database}"
-
-
 # Every login role the system and the test-only example services use (roles are cluster-wide).
 TEST_SERVICES = (*SERVICE_NAMES, "example", "exampleconsumer")
 LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test says its level, and a unit test asks for no server (`-m unit` needs none)."""
+    problems = [problem for item in items
+                for problem in marker_problems(item.nodeid, (m.name for m in item.iter_markers()),
+                                               getattr(item, "fixturenames", ()))]
+    if problems:
+        raise pytest.UsageError("tests without a proper level:\n" + "\n".join(problems))
+
+
+_SERVER_ATTEMPTS = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_stay_off_the_servers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A unit test runs with the servers' ports refused; what it tried is kept for its report."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    with servers_unreachable() as attempts:
+        request.node.stash[_SERVER_ATTEMPTS] = attempts
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A unit test that tried to reach a server fails, even if the refusal was caught and hidden."""
+    report = yield
+    attempts = item.stash.get(_SERVER_ATTEMPTS, [])
+    if call.when == "call" and attempts and report.passed:
+        report.outcome = "failed"
+        report.longrepr = f"this unit test tried to reach a server: {attempts} (mark it integration)"
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -48,10 +81,9 @@ async def template_db() -> AsyncIterator[str]:
     """Provision the roles, then migrate once per run, as the migration role, into a template;
     each test clones it (fast, and isolated)."""
     await provision_roles(ADMIN_DSN, LOGIN_ROLES)
-    admin = await asyncpg.connect(ADMIN_DSN)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{_TEMPLATE}" OWNER {MIGRATOR}')
+        await admin_execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
+        await admin_execute(f'CREATE DATABASE "{_TEMPLATE}" OWNER {MIGRATOR}')
         superuser = await asyncpg.connect(dsn_for(_TEMPLATE))
         try:
             await superuser.execute(f"GRANT CREATE ON SCHEMA public TO {MIGRATOR}")
@@ -64,21 +96,7 @@ async def template_db() -> AsyncIterator[str]:
             await conn.close()
         yield _TEMPLATE
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
-        await admin.close()
-
-
-@asynccontextmanager
-async def fresh_database(template: str) -> AsyncIterator[str]:
-    """A fresh, migrated database cloned from the template; dropped afterwards."""
-    name = f"lookback_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        yield dsn_for(name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await admin_execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -89,7 +107,7 @@ async def database(template_db: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def pg_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database, max_size=10)
+    pool = await create_pool(database, max_size=3)
     try:
         yield pool
     finally:
@@ -119,8 +137,8 @@ _TEST_PREFIX = re.compile(r"^t[0-9a-f]{10}")
 async def remove_test_bus_objects() -> AsyncIterator[None]:
     """After the run, delete every queue and exchange a test created under its unique prefix."""
     yield
-    if shutil.which("rabbitmqctl") is None:
-        return
+    if not _PREFIXES_HANDED_OUT or shutil.which("rabbitmqctl") is None:
+        return  # no test asked for broker names (a unit-only run never reaches the broker)
     import aio_pika
 
     names = {}

@@ -11,9 +11,9 @@ import subprocess
 import asyncpg
 import pytest
 
-from tests.conftest import AMQP_URL
 from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
-from tests.faults import eventually
+from tests.support.polling import eventually
+from tests.support.services import AMQP_URL, SERVICE_POOL_SIZE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -24,6 +24,7 @@ def serve(service: str, port: int, database: str, prefix: str, tmp_path) -> subp
                 "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": "{}", "LOOKBACK_LOG_JSON": "true",
                 "LOOKBACK_DATA_DIR": str(tmp_path / service),
+                "LOOKBACK_DB_POOL_SIZE": str(SERVICE_POOL_SIZE),
                 # only the registry process sequences; a killed one must not be the leader
                 "LOOKBACK_RUN_SEQUENCER": "true" if service == "registry" else "false"})
     proc = subprocess.Popen([LOOKBACK, "serve", service], stdout=subprocess.PIPE,

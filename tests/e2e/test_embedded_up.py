@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
-
-from tests.conftest import AMQP_URL
 import pytest
+
+from tests.support.services import AMQP_URL, SERVICE_POOL_SIZE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -92,7 +92,8 @@ def test_lookback_up_runs_all_four_services_on_the_embedded_database(tmp_path):
 def test_lookback_up_with_urls_runs_on_postgresql_and_rabbitmq(tmp_path, database, unique_prefix):
     base = free_port_base()
     proc, _ = start(tmp_path / "var", base, database_url=database, amqp_url=AMQP_URL,
-                    bus_prefix=unique_prefix + ".", tokens_json="{}")
+                    bus_prefix=unique_prefix + ".", tokens_json="{}",
+                    db_pool_size=str(SERVICE_POOL_SIZE))
     try:
         for i, service in enumerate(("registry", "rectification", "inspection", "notifier")):
             url = f"http://127.0.0.1:{base + i}"
@@ -110,7 +111,8 @@ def test_lookback_serve_runs_one_service_process_and_stops_gracefully(tmp_path, 
     env.update({"LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
                 "LOOKBACK_BUS_PREFIX": unique_prefix + ".", "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": "{}", "LOOKBACK_LOG_JSON": "true",
-                "LOOKBACK_DATA_DIR": str(tmp_path / "var")})
+                "LOOKBACK_DATA_DIR": str(tmp_path / "var"),
+                "LOOKBACK_DB_POOL_SIZE": str(SERVICE_POOL_SIZE)})
     proc = subprocess.Popen([LOOKBACK, "serve", "rectification"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env, text=True)
     proc, ready_line = _await_ready(proc)

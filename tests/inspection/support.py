@@ -1,85 +1,54 @@
-"""The inspection service running for real: tokens per role, registry events as the registry would
-append them, a settable clock, and helpers to walk a draw through its life over HTTP."""
+"""The inspection service running for real: registry events as the registry would append them,
+and helpers to walk a draw through its life over HTTP (actors, tokens, the clock and running a
+service: tests/support; the draw's fixed instants: world.py)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
-import asyncpg
 import httpx
 
 from services.inspection.app import create_app
 from services.registry import events as reg
-from shared.auth import hash_token
-from shared.messages import Actor, Event, Role, new_event
-from shared.settings import Settings
-from shared.store import PostgresEventStore, create_pool
-from tests.shared.test_bus import running
+from shared.messages import Event, new_event
+from tests.inspection.world import (
+    AFTER_VISIT,
+    DRAW_ID,
+    DRAWN_AT,
+    ENTROPY,
+    ENTROPY_KNOWN_AT,
+    FROZEN_AT,
+)
+from tests.support.actors import auth, reporter
+from tests.support.clock import Clock, at
+from tests.support.databases import store_as
+from tests.support.services import running, service_settings
 
-CST = dt.timezone(dt.timedelta(hours=8))
-FROZEN_AT = dt.datetime(2024, 5, 7, 9, 0, tzinfo=CST)
-ENTROPY_KNOWN_AT = dt.datetime(2024, 5, 8, 21, 30, tzinfo=CST)
-DRAWN_AT = dt.datetime(2024, 5, 8, 22, 0, tzinfo=CST)
-VISIT_DAY = dt.date(2024, 5, 10)
-AFTER_VISIT = dt.datetime(2024, 5, 10, 18, 0, tzinfo=CST)
-EARLY_ON_VISIT_DAY = dt.datetime(2024, 5, 10, 7, 30, tzinfo=CST)
+EARLY_ON_VISIT_DAY = at(2024, 5, 10, 7, 30)
 
-DRAW_ID = "ezhou-2024-city-01"
-ENTROPY = "福彩3D 2024-05-08: 3 7 1"
-UNITS = ["echeng", "huarong", "liangzihu", "gedian", "linkong"]   # the Ezhou 2024 campaign's
-
-PRINCIPALS = {
-    "tok-inspector": Actor(id="insp-1", name="检查员甲(示例)", role=Role.INSPECTOR),
-    "tok-admin": Actor(id="admin-1", name="市局管理员(示例)", role=Role.CITY_ADMIN),
-    "tok-leader": Actor(id="leader-1", name="分管领导(示例)", role=Role.LEADER),
-    "tok-auditor": Actor(id="auditor-1", name="审计员(示例)", role=Role.AUDITOR),
-    "tok-echeng-reporter": Actor(id="r-ec", name="鄂城填报人(示例)", role=Role.DISTRICT_REPORTER,
-                                 unit="echeng"),
-    "tok-echeng-reviewer": Actor(id="v-ec", name="鄂城审核人(示例)", role=Role.DISTRICT_REVIEWER,
-                                 unit="echeng"),
-    "tok-huarong-reporter": Actor(id="r-hr", name="华容填报人(示例)", role=Role.DISTRICT_REPORTER,
-                                  unit="huarong"),
-}
-TOKENS_JSON = json.dumps({hash_token(t): a.model_dump(mode="json") for t, a in PRINCIPALS.items()})
-OUTSIDER_TOKENS = ["tok-leader", "tok-auditor", "tok-echeng-reporter", "tok-echeng-reviewer"]
-REGISTRY_ACTOR = Actor(id="r-ec", name="鄂城填报人(示例)", role=Role.DISTRICT_REPORTER, unit="echeng")
+# Who runs the draws in these tests; district roles, the leader and the auditor may not.
+INSPECTOR = auth("insp-1")
+OUTSIDERS = ["leader-1", "auditor-1", "rep-echeng-1", "rev-echeng-1"]
+REGISTRY_ACTOR = reporter("echeng")
 
 # Stand-ins for the registry's per-subject ciphertext: they must never reach inspection's tables.
 SEALED_MARK = "pii1.sealed-test-"
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-INSPECTOR = auth("tok-inspector")
-
-
-class Clock:
-    """A clock the test moves by hand (the service and its consumers read it)."""
-
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now.astimezone(dt.timezone.utc)
-
-
-def settings_for(dsn: str, data_dir: Path, *, amqp_url: str | None = None, prefix: str = "",
-                 **extra: Any) -> Settings:
-    return Settings(database_url=dsn, amqp_url=amqp_url, bus_prefix=prefix,
-                    tokens_json=TOKENS_JSON, data_dir=data_dir, poll_interval=0.02,
-                    publish_timeout=3.0, graceful_timeout=5.0, **extra)
+def inspection_clock() -> Clock:
+    """Set to the frame's freezing; the service reads UTC, as from the real clock, and must decide
+    in the campaign's local time itself."""
+    return Clock(FROZEN_AT, utc=True)
 
 
 @asynccontextmanager
 async def inspection_service(dsn: str, data_dir: Path, clock: Clock, **settings: Any
                              ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(dsn, data_dir, **settings), clock=clock)
+    app = create_app(service_settings(dsn, data_dir, **settings), clock=clock)
     async with running(app) as client:
         yield client
 
@@ -176,13 +145,9 @@ PROJECT_COUNT = 14   # facilities and programmes in registry_world()
 
 async def append_registry_events(dsn: str, events: list[Event]) -> None:
     """Append as the registry does: its database role, its stream categories, one event each."""
-    pool = await create_pool(dsn, role="lookback_registry", max_size=2)
-    try:
-        store = PostgresEventStore(pool)
+    async with store_as(dsn, "registry") as store:
         await store.append([new_event(stream_of(e), e, actor=REGISTRY_ACTOR, occurred_at=FROZEN_AT)
                             for e in events])
-    finally:
-        await pool.close()
 
 
 async def view_has(client: httpx.AsyncClient, count: int) -> list[dict[str, Any]] | bool:
@@ -211,22 +176,6 @@ async def drawn(client: httpx.AsyncClient, clock: Clock, *, headers: dict[str, s
     assert response.status_code == 200, response.text
     clock.now = AFTER_VISIT
     return response.json()
-
-
-async def fetchval(dsn: str, query: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
-
-
-async def fetch(dsn: str, query: str, *args: Any) -> list[Any]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
 
 
 def stratum(summary: dict[str, Any], name: str) -> dict[str, Any]:

@@ -18,9 +18,12 @@ from services.inspection.events import draw_stream
 from services.inspection.queries import draw_state
 from services.inspection.sampling import verify_document
 from shared.store import PostgresEventStore, create_pool
-from tests.faults import eventually
 from tests.inspection import support as s
-from tests.inspection.support import DRAW_ID, INSPECTOR, VISIT_DAY, auth
+from tests.inspection.support import INSPECTOR
+from tests.inspection.world import DRAW_ID, ENTROPY, FROZEN_AT, VISIT_DAY
+from tests.support.actors import UNITS, auth
+from tests.support.databases import fetch, fetchval
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +33,7 @@ LOOKBACK = str(Path(sys.executable).with_name("lookback"))
 @pytest.fixture
 async def service(database, tmp_path):
     """The inspection service, with the registry world already in its view."""
-    clock = s.Clock(s.FROZEN_AT)
+    clock = s.inspection_clock()
     await s.append_registry_events(database, s.registry_world())
     async with s.inspection_service(database, tmp_path, clock) as client:
         await eventually(lambda: s.view_has(client, s.PROJECT_COUNT), what="the registry view")
@@ -42,7 +45,7 @@ async def _equal(awaitable, expected) -> bool:
 
 
 async def _draw_events(dsn: str) -> list[str]:
-    rows = await s.fetch(dsn, "SELECT event_type FROM es.events WHERE category = 'draw' "
+    rows = await fetch(dsn, "SELECT event_type FROM es.events WHERE category = 'draw' "
                               "ORDER BY stream_id, stream_version")
     return [r["event_type"] for r in rows]
 
@@ -77,17 +80,17 @@ async def test_registry_events_become_the_inspection_view_without_personal_data(
 
     # Households come in their own events, after the projects the fixture waited for.
     await eventually(lambda: _equal(townships(), expected), what="the households in the view")
-    dump = await s.fetchval(database, """
+    dump = await fetchval(database, """
         SELECT string_agg(t::text, ' ') FROM (
             SELECT p::text AS t FROM inspection.projects p UNION ALL
             SELECT h::text FROM inspection.households h) x""")
     assert s.SEALED_MARK not in dump and "示例村" not in dump
     # A district role sees its own unit's part of the view only.
     own = (await client.get("/registry-view/projects?unit=echeng",
-                            headers=auth("tok-echeng-reporter"))).json()
+                            headers=auth("rep-echeng-1"))).json()
     assert own and {p["unit"] for p in own} == {"echeng"}
     other = await client.get("/registry-view/projects?unit=huarong",
-                             headers=auth("tok-echeng-reporter"))
+                             headers=auth("rep-echeng-1"))
     assert other.status_code == 403
 
 
@@ -112,7 +115,7 @@ async def test_freeze_commit_reveal_gives_a_list_that_verify_draw_accepts(servic
     response = await client.get(f"/draws/{DRAW_ID}/list", headers=INSPECTOR)
     assert response.status_code == 200
     doc = response.json()
-    assert doc["units"] == s.UNITS and verify_document(doc) == []
+    assert doc["units"] == UNITS and verify_document(doc) == []
     path = tmp_path / "draw.json"
     path.write_bytes(response.content)
     result = subprocess.run([LOOKBACK, "inspection", "verify-draw", str(path)],
@@ -128,9 +131,9 @@ async def test_freeze_commit_reveal_gives_a_list_that_verify_draw_accepts(servic
     assert xlsx.status_code == 200
     assert "attachment" in xlsx.headers["content-disposition"]
     workbook = openpyxl.load_workbook(io.BytesIO(xlsx.content))
-    assert workbook.sheetnames == s.UNITS
+    assert workbook.sheetnames == UNITS
     cells = [c for row in workbook["echeng"].iter_rows(values_only=True) for c in row if c]
-    assert summary["frames_digest"] in cells and s.ENTROPY in cells
+    assert summary["frames_digest"] in cells and ENTROPY in cells
 
     # The read models catch up: the draw, its strata and the picks per unit.
     async def drawn_in_read_model():
@@ -138,7 +141,7 @@ async def test_freeze_commit_reveal_gives_a_list_that_verify_draw_accepts(servic
         return body if body.get("stage") == "drawn" else False
 
     body = await eventually(drawn_in_read_model, what="the drawn draw in the read model")
-    assert body["entropy"] == s.ENTROPY and len(body["strata"]) == 25
+    assert body["entropy"] == ENTROPY and len(body["strata"]) == 25
     picks = (await client.get(f"/draws/{DRAW_ID}/picks?unit=echeng", headers=INSPECTOR)).json()
     echeng = picks["units"][0]["picks"]
     canteen_picks = [p["target_id"] for p in echeng if p["stratum"] == "echeng/canteen"]
@@ -153,7 +156,7 @@ async def test_freeze_commit_reveal_gives_a_list_that_verify_draw_accepts(servic
 
 async def test_the_draw_steps_keep_their_order_and_errors_map_to_http(service, database):
     client, clock = service
-    clock.now = s.FROZEN_AT
+    clock.now = FROZEN_AT
     missing = await client.post("/draws/nope/entropy-commitment", headers=INSPECTOR,
                                 json={"draw_id": "nope", "statement": "3D"})
     assert missing.status_code == 404 and missing.json()["error"] == "draw_not_found"
@@ -176,7 +179,7 @@ async def test_the_draw_steps_keep_their_order_and_errors_map_to_http(service, d
 
 async def test_only_inspectors_and_city_admins_act_and_a_refusal_writes_nothing(service, database):
     client, clock = service
-    await s.drawn(client, clock, headers=auth("tok-admin"))    # city_admin may run a draw
+    await s.drawn(client, clock, headers=auth("admin-1"))    # city_admin may run a draw
     before = await _draw_events(database)
     canteen = s.CANTEENS[0].project_id
     commands = [
@@ -196,16 +199,16 @@ async def test_only_inspectors_and_city_admins_act_and_a_refusal_writes_nothing(
         (f"/draws/{DRAW_ID}/visits/v1/findings",
          {"draw_id": DRAW_ID, "visit_id": "v1", "text": "x", "deadline": "2024-05-20"}),
     ]
-    for token in s.OUTSIDER_TOKENS:
+    for who in s.OUTSIDERS:
         for path, body in commands:
-            response = await client.post(path, headers=auth(token), json=body)
-            assert response.status_code == 403, (token, path, response.text)
+            response = await client.post(path, headers=auth(who), json=body)
+            assert response.status_code == 403, (who, path, response.text)
             assert response.json()["error"] == "forbidden"
     for path, body in commands[:1]:
         assert (await client.post(path, json=body)).status_code == 401
         assert (await client.post(path, headers=auth("forged"), json=body)).status_code == 401
     assert await _draw_events(database) == before
-    assert await s.fetchval(database, "SELECT count(*) FROM es.events WHERE category = 'draw' "
+    assert await fetchval(database, "SELECT count(*) FROM es.events WHERE category = 'draw' "
                                       "AND stream_id <> $1", draw_stream(DRAW_ID)) == 0
     # ...while the inspector's identical discretionary pick goes through.
     path, body = commands[3]
@@ -217,7 +220,7 @@ async def test_only_inspectors_and_city_admins_act_and_a_refusal_writes_nothing(
 async def test_a_district_role_sees_only_its_own_units_draw_list(service):
     client, clock = service
     await s.drawn(client, clock)
-    reporter = auth("tok-echeng-reporter")
+    reporter = auth("rep-echeng-1")
     own = await client.get(f"/draws/{DRAW_ID}/list", headers=reporter)
     assert own.status_code == 200
     doc = own.json()
@@ -227,7 +230,7 @@ async def test_a_district_role_sees_only_its_own_units_draw_list(service):
     assert (await client.get(f"/draws/{DRAW_ID}/list?unit=huarong",
                              headers=reporter)).status_code == 403
     huarong = (await client.get(f"/draws/{DRAW_ID}/list",
-                                headers=auth("tok-huarong-reporter"))).json()
+                                headers=auth("rep-huarong-1"))).json()
     assert huarong["units"] == ["huarong"] and verify_document(huarong) == []
     sheet = await client.get(f"/draws/{DRAW_ID}/list.xlsx", headers=reporter)
     assert openpyxl.load_workbook(io.BytesIO(sheet.content)).sheetnames == ["echeng"]
@@ -244,10 +247,10 @@ async def test_a_district_role_sees_only_its_own_units_draw_list(service):
     draw = (await client.get(f"/draws/{DRAW_ID}", headers=reporter)).json()
     assert {st["unit"] for st in draw["strata"]} == {"echeng"}
     # Leaders and auditors read everything.
-    everything = (await client.get(f"/draws/{DRAW_ID}/list", headers=auth("tok-auditor"))).json()
-    assert everything["units"] == s.UNITS
-    progress = (await client.get(f"/draws/{DRAW_ID}/progress", headers=auth("tok-leader"))).json()
-    assert [p["unit"] for p in progress] == sorted(s.UNITS)
+    everything = (await client.get(f"/draws/{DRAW_ID}/list", headers=auth("auditor-1"))).json()
+    assert everything["units"] == UNITS
+    progress = (await client.get(f"/draws/{DRAW_ID}/progress", headers=auth("leader-1"))).json()
+    assert [p["unit"] for p in progress] == sorted(UNITS)
 
 
 async def _stage_is(client, stage: str) -> bool:
@@ -306,7 +309,7 @@ async def test_visits_and_findings_become_finding_events_and_progress(service, d
         "inspector_ids": ["insp-1"], "checklist": s_checklist("complex")}, status=409)
     assert future["error"] == "visit_rule_broken"
 
-    rows = await s.fetch(database, """SELECT payload, metadata FROM es.events
+    rows = await fetch(database, """SELECT payload, metadata FROM es.events
                                        WHERE event_type = 'inspection.FindingRecorded'
                                        ORDER BY stream_version""")
     payloads = [json.loads(r["payload"]) for r in rows]

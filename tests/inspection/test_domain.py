@@ -31,6 +31,7 @@ from tests.inspection.world import (
     apply,
     full_checklist,
 )
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 
@@ -463,7 +464,7 @@ def test_a_visit_cannot_be_recorded_for_a_day_that_has_not_come():
         apply(state, d.decide_record_visit, c.RecordVisit(
             draw_id=DRAW_ID, visit_id="v", outcome="passed", visited_on=VISIT_DAY,
             inspector_ids=["i"], checklist=full_checklist("complex")),
-            now=dt.datetime(2024, 5, 9, 12, 0, tzinfo=world.CST))
+            now=at(2024, 5, 9, 12))
 
 
 def test_photo_hashes_must_be_sha256_hex():

@@ -23,12 +23,18 @@ from shared.consuming import ConsumerSpec, HandlerContext
 from shared.envelope import Delivery
 from shared.messages import EventContract, RecordedEvent, new_event
 from shared.service import ServiceSpec, create_service_app
-from shared.store import create_pool
-from tests.conftest import AMQP_URL
-from tests.faults import eventually
 from tests.inspection import support as s
-from tests.inspection.support import DRAW_ID, INSPECTOR, VISIT_DAY
-from tests.shared.test_bus import running
+from tests.inspection.support import INSPECTOR
+from tests.inspection.world import DRAW_ID, FROZEN_AT, VISIT_DAY
+from tests.support.databases import execute, fetch, fetchval, pool_as
+from tests.support.polling import eventually
+from tests.support.services import (
+    AMQP_URL,
+    SERVICE_POOL_SIZE,
+    running,
+    service_settings,
+)
+from tests.support.services import delete_bus_objects as delete_service_bus_objects
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -56,46 +62,28 @@ RECTIFICATION_SIDE = ServiceSpec(
 
 
 async def delete_bus_objects(prefix: str) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        queues = [TEST_CONSUMER, "inspection.on-registry"]
-        exchanges = []
-        for service in ("registry", "inspection", "rectification"):
-            queues += [f"{service}.events.archive", f"{service}.dlq"]
-            exchanges += [f"{service}.events", f"{service}.dlx"]
-        for queue in queues:
-            try:
-                await channel.queue_delete(prefix + queue)
-            except Exception:
-                channel = await connection.channel()
-        for exchange in exchanges:
-            try:
-                await channel.exchange_delete(prefix + exchange)
-            except Exception:
-                channel = await connection.channel()
+    await delete_service_bus_objects(prefix, services=("registry", "inspection", "rectification"),
+                                     consumers=(TEST_CONSUMER, "inspection.on-registry"))
 
 
 async def _seen(dsn: str) -> list[asyncpg.Record]:
-    return await s.fetch(dsn, "SELECT finding_id, unit, text FROM public.findings_seen ORDER BY text")
+    return await fetch(dsn, "SELECT finding_id, unit, text FROM public.findings_seen ORDER BY text")
 
 
 async def test_findings_reach_the_rectification_side_once_even_when_delivered_twice(
         database, unique_prefix, tmp_path):
-    admin = await asyncpg.connect(database)
-    await admin.execute(SEEN_TABLE)
-    await admin.close()
-    clock = s.Clock(s.FROZEN_AT)
+    await execute(database, SEEN_TABLE)
+    clock = s.inspection_clock()
     bus = dict(amqp_url=AMQP_URL, prefix=unique_prefix)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(delete_bus_objects, unique_prefix)
-        registry_app = create_service_app(REGISTRY_STANDIN, s.settings_for(database, tmp_path, **bus))
-        rectification_pool = await create_pool(database, role="lookback_rectification", max_size=3)
-        stack.push_async_callback(rectification_pool.close)
+        registry_app = create_service_app(REGISTRY_STANDIN, service_settings(database, tmp_path, **bus))
+        rectification_pool = await stack.enter_async_context(
+            pool_as(database, "rectification", max_size=SERVICE_POOL_SIZE))
         rectification_app = create_service_app(
-            RECTIFICATION_SIDE, s.settings_for(database, tmp_path, run_sequencer=False, **bus),
+            RECTIFICATION_SIDE, service_settings(database, tmp_path, run_sequencer=False, **bus),
             pool=rectification_pool)
-        inspection_app = create_app(s.settings_for(database, tmp_path, run_sequencer=False, **bus),
+        inspection_app = create_app(service_settings(database, tmp_path, run_sequencer=False, **bus),
                                     clock=clock)
         await stack.enter_async_context(running(registry_app))
         rectification = await stack.enter_async_context(running(rectification_app))
@@ -104,7 +92,7 @@ async def test_findings_reach_the_rectification_side_once_even_when_delivered_tw
         # Registry events, appended by the registry's role, relayed by the registry process.
         store = registry_app.state.runtime.store
         await store.append([new_event(s.stream_of(e), e, actor=s.REGISTRY_ACTOR,
-                                      occurred_at=s.FROZEN_AT) for e in s.registry_world()])
+                                      occurred_at=FROZEN_AT) for e in s.registry_world()])
         await eventually(lambda: s.view_has(inspection, s.PROJECT_COUNT), timeout=30,
                          what="the registry view over RabbitMQ")
 
@@ -158,7 +146,7 @@ async def test_findings_reach_the_rectification_side_once_even_when_delivered_tw
 
         await eventually(duplicates_handled, timeout=30, what="both duplicates acknowledged")
         assert len(await _seen(database)) == 2
-        inbox = await s.fetchval(database, "SELECT count(*) FROM es.inbox WHERE consumer = $1 "
+        inbox = await fetchval(database, "SELECT count(*) FROM es.inbox WHERE consumer = $1 "
                                            "AND event_id = $2", TEST_CONSUMER, recorded[0].event_id)
         assert inbox == 1
         # Nothing was dead-lettered on the way.
@@ -171,7 +159,7 @@ async def test_findings_reach_the_rectification_side_once_even_when_delivered_tw
 
 
 async def _finding_events(dsn: str) -> list[RecordedEvent]:
-    rows = await s.fetch(dsn, """SELECT e.stream_id, e.stream_version, e.event_id, e.event_type,
+    rows = await fetch(dsn, """SELECT e.stream_id, e.stream_version, e.event_id, e.event_type,
                                         e.schema_version, e.payload, e.metadata, l.global_position
                                    FROM es.events e JOIN es.ledger l USING (event_id)
                                   WHERE e.event_type = 'inspection.FindingRecorded'

@@ -11,14 +11,23 @@ import pytest
 from services.inspection import domain as d
 from services.inspection import sampling
 from services.inspection.config import InspectionDeps, sampling_policy
-from services.inspection.projections import registry_view_projection as registry_consumer
+from services.inspection.projections import (
+    registry_view_projection as registry_consumer,
+)
 from services.inspection.queries import registry_view, sampling_households
-from shared.campaign import DEFAULT_CAMPAIGN_FILE, CampaignConfigError, load_campaign, parse_campaign
+from shared.campaign import (
+    DEFAULT_CAMPAIGN_FILE,
+    CampaignConfigError,
+    load_campaign,
+    parse_campaign,
+)
 from shared.consuming import ConsumerRuntime, Outcome, handle
 from shared.envelope import Delivery
 from shared.messages import Event
-from shared.store import PostgresEventStore, create_pool
+from shared.store import PostgresEventStore
 from tests.inspection import support as s
+from tests.support.actors import UNITS
+from tests.support.databases import pool_as
 
 CAMPAIGN = load_campaign()
 
@@ -32,20 +41,17 @@ def _delivery(event: Event) -> Delivery:
 
 @pytest.fixture
 async def deliver(database):
-    pool = await create_pool(database, role="lookback_inspection", max_size=2)
-    spec, store = registry_consumer(), PostgresEventStore(pool)
-    deps = InspectionDeps.from_campaign(CAMPAIGN)
+    async with pool_as(database, "inspection") as pool:
+        spec, store = registry_consumer(), PostgresEventStore(pool)
+        deps = InspectionDeps.from_campaign(CAMPAIGN)
 
-    async def send(delivery: Delivery) -> Outcome:
-        result = await handle(pool, spec, delivery,
-                              runtime=ConsumerRuntime(service="inspection", store=store, deps=deps))
-        return result.outcome
+        async def send(delivery: Delivery) -> Outcome:
+            result = await handle(pool, spec, delivery,
+                                  runtime=ConsumerRuntime(service="inspection", store=store, deps=deps))
+            return result.outcome
 
-    send.pool = pool  # type: ignore[attr-defined]
-    try:
+        send.pool = pool  # type: ignore[attr-defined]
         yield send
-    finally:
-        await pool.close()
 
 
 @pytest.mark.integration
@@ -99,7 +105,7 @@ async def test_a_frame_frozen_from_the_view_lists_what_the_events_said(deliver):
         assert await deliver(_delivery(event)) is Outcome.HANDLED
     projects, households = await registry_view(deliver.pool)
     policy = sampling_policy(CAMPAIGN)
-    frames = {f.stratum: f for f in d.build_frames(s.UNITS, projects, households, policy)}
+    frames = {f.stratum: f for f in d.build_frames(UNITS, projects, households, policy)}
     assert frames["echeng/canteen"].items == tuple(f"EC-CANTEEN-{n}" for n in range(1, 6))
     assert [e.code for e in frames["echeng/canteen"].exclusions] == ["retired"]
     assert frames["echeng/rural_center"].items == ("EC-RURAL-1",)

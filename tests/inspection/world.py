@@ -1,20 +1,19 @@
 """A small registry view and a draw walked through its life cycle, for the inspection tests."""
 from __future__ import annotations
 
-import datetime as dt
-
 from services.inspection import commands as c
 from services.inspection import domain as d
 from services.inspection.config import sampling_policy
 from shared.campaign import load_campaign
-from shared.messages import Actor, Role
+from shared.messages import Actor
+from tests.support.actors import ONE_OF_EACH_ROLE, city_admin, inspector
+from tests.support.clock import at
 
-CST = dt.timezone(dt.timedelta(hours=8))
-FROZEN_AT = dt.datetime(2024, 5, 7, 9, 0, tzinfo=CST)
-ENTROPY_KNOWN_AT = dt.datetime(2024, 5, 8, 21, 30, tzinfo=CST)
-DRAWN_AT = dt.datetime(2024, 5, 8, 22, 0, tzinfo=CST)
-VISIT_DAY = dt.date(2024, 5, 10)
-AFTER_VISIT = dt.datetime(2024, 5, 10, 18, 0, tzinfo=CST)
+FROZEN_AT = at(2024, 5, 7, 9)
+ENTROPY_KNOWN_AT = at(2024, 5, 8, 21, 30)
+DRAWN_AT = at(2024, 5, 8, 22)
+AFTER_VISIT = at(2024, 5, 10, 18)
+VISIT_DAY = AFTER_VISIT.date()
 
 DRAW_ID = "ezhou-2024-city-01"
 ENTROPY = "福彩3D 2024-05-08: 3 7 1"
@@ -22,11 +21,9 @@ UNITS = ["echeng", "huarong", "linkong"]
 # The sampling rules of the campaign file (Ezhou 2024), as the service reads them.
 POLICY = sampling_policy(load_campaign())
 
-INSPECTOR = Actor(id="insp-1", name="检查员甲(示例)", role=Role.INSPECTOR)
-CITY_ADMIN = Actor(id="admin-1", name="市局管理员(示例)", role=Role.CITY_ADMIN)
-OUTSIDERS = [Actor(id=f"{role.value}-1", name="(示例)", role=role,
-                   unit="echeng" if role.is_district else None)
-             for role in Role if role not in d.INSPECTION_ROLES]
+INSPECTOR = inspector()
+CITY_ADMIN = city_admin()
+OUTSIDERS = [actor for role, actor in ONE_OF_EACH_ROLE.items() if role not in d.INSPECTION_ROLES]
 
 
 def projects() -> list[d.ProjectView]:

@@ -1,93 +1,54 @@
-"""The rectification service running for real (PostgreSQL; local transport or RabbitMQ), tokens,
-a settable clock, and registry / inspection events put where the service's consumers find them."""
+"""The rectification service running for real (PostgreSQL; local transport or RabbitMQ), registry
+and inspection events put where the service's consumers find them, and its commands over HTTP.
+Actors, tokens, the clock and running a service: tests/support."""
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
-from contextlib import asynccontextmanager
-from datetime import date, datetime
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import date
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
-import aio_pika
 import httpx
 
 from services.inspection.events import FindingRecorded
 from services.rectification.app import create_app
-from services.registry.events import (LedgerEntryAdded, OperatingStatus, Operator, OperatorKind,
-                                      ProjectRegistered)
-from shared.auth import hash_token
-from shared.messages import Actor, Event, Role, new_event
-from shared.settings import Settings
-from shared.store import PostgresEventStore, create_pool
-from tests.conftest import AMQP_URL
-from tests.faults import eventually
-from tests.shared.test_bus import running
+from services.registry.events import (
+    LedgerEntryAdded,
+    OperatingStatus,
+    Operator,
+    OperatorKind,
+    ProjectRegistered,
+)
+from shared.messages import Event, new_event
+from shared.store import PostgresEventStore
+from tests.rectification.support import TOWNSHIPS, content_hash
+from tests.support.actors import auth, reporter
+from tests.support.clock import Clock, at
+from tests.support.databases import store_as
+from tests.support.polling import eventually
+from tests.support.services import delete_bus_objects, running, service_settings
 
-from .support import TOWNSHIPS, at
-
-ACTORS = {
-    "rep-echeng": Actor(id="rep-echeng-1", name="鄂城填报人(示例)", role=Role.DISTRICT_REPORTER,
-                        unit="echeng"),
-    "rep2-echeng": Actor(id="rep-echeng-2", name="鄂城填报人二(示例)", role=Role.DISTRICT_REPORTER,
-                         unit="echeng"),
-    "rev-echeng": Actor(id="rev-echeng-1", name="鄂城审核人(示例)", role=Role.DISTRICT_REVIEWER,
-                        unit="echeng"),
-    "rev2-echeng": Actor(id="rev-echeng-2", name="鄂城审核人二(示例)", role=Role.DISTRICT_REVIEWER,
-                         unit="echeng"),
-    "inspector": Actor(id="insp-1", name="检查员(示例)", role=Role.INSPECTOR),
-    "inspector2": Actor(id="insp-2", name="检查员二(示例)", role=Role.INSPECTOR),
-    "admin": Actor(id="admin-1", name="市局管理员(示例)", role=Role.CITY_ADMIN),
-    "leader": Actor(id="leader-1", name="领导(示例)", role=Role.LEADER),
-    "auditor": Actor(id="auditor-1", name="审计(示例)", role=Role.AUDITOR),
-}
-for _unit in ("huarong", "liangzihu", "gedian", "linkong"):
-    ACTORS[f"rep-{_unit}"] = Actor(id=f"rep-{_unit}-1", name=f"{_unit}填报人(示例)",
-                                   role=Role.DISTRICT_REPORTER, unit=_unit)
-    ACTORS[f"rev-{_unit}"] = Actor(id=f"rev-{_unit}-1", name=f"{_unit}审核人(示例)",
-                                   role=Role.DISTRICT_REVIEWER, unit=_unit)
-TOKENS_JSON = json.dumps({hash_token(f"tok-{name}"): actor.model_dump(mode="json")
-                          for name, actor in ACTORS.items()})
-REGISTRY_ACTOR = Actor(id="registry-rep", name="登记员(示例)", role=Role.DISTRICT_REPORTER,
-                       unit="echeng")
-
-
-def auth(who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer tok-{who}"}
-
-
-class Clock:
-    """The service's clock, set by the test (the campaign lives in 2024)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, *args: int) -> None:
-        self.now = at(*args)
-
-
-def settings_for(dsn: str, tmp: Path, *, amqp_url: str | None = None, prefix: str = "") -> Settings:
-    return Settings(database_url=dsn, amqp_url=amqp_url, bus_prefix=prefix,
-                    tokens_json=TOKENS_JSON, poll_interval=0.02, publish_timeout=3.0,
-                    graceful_timeout=5.0, data_dir=tmp, checkpoint_dir=tmp / "checkpoints")
+# The registry events a test appends are a district reporter's, as the registry's would be.
+REGISTRY_ACTOR = reporter("echeng")
 
 
 @asynccontextmanager
 async def rectification(dsn: str, tmp: Path, clock: Clock, *, amqp_url: str | None = None,
                         prefix: str = "", score_check_interval: float | None = None,
                         ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(dsn, tmp, amqp_url=amqp_url, prefix=prefix), clock=clock,
+    app = create_app(service_settings(dsn, tmp, amqp_url=amqp_url, prefix=prefix), clock=clock,
                      score_check_interval=score_check_interval)
     async with running(app) as client:
         yield client
 
 
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+async def delete_rectification_bus_objects(prefix: str) -> None:
+    await delete_bus_objects(
+        prefix, services=("rectification", "registry", "inspection"),
+        consumers=("rectification.on-registry", "rectification.on-inspection",
+                   "rectification.registry-view"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -151,18 +112,15 @@ def finding(project_id: str, unit: str, finding_id: str, *, deadline: date = dat
 
 @asynccontextmanager
 async def other_services(dsn: str) -> AsyncIterator[OtherServices]:
-    registry = await create_pool(dsn, role="lookback_registry", max_size=2)
-    inspection = await create_pool(dsn, role="lookback_inspection", max_size=2)
-    try:
-        yield OtherServices(PostgresEventStore(registry), PostgresEventStore(inspection))
-    finally:
-        await registry.close()
-        await inspection.close()
+    async with AsyncExitStack() as stack:
+        registry = await stack.enter_async_context(store_as(dsn, "registry"))
+        inspection = await stack.enter_async_context(store_as(dsn, "inspection"))
+        yield OtherServices(registry, inspection)
 
 
 async def known_projects(client: httpx.AsyncClient, *project_ids: str) -> None:
     async def seen() -> bool:
-        response = await client.get("/projects", headers=auth("admin"))
+        response = await client.get("/projects", headers=auth("admin-1"))
         known = {p["project_id"] for p in response.json()["projects"]}
         return set(project_ids) <= known
 
@@ -217,7 +175,7 @@ async def close(client, problem_id: str, requester: str, verifier: str) -> dict[
     return await verify(client, verifier, problem_id)
 
 
-async def problem(client, problem_id: str, *, who: str = "admin", version: int | None = None
+async def problem(client, problem_id: str, *, who: str = "admin-1", version: int | None = None
                   ) -> dict[str, Any]:
     """The item from the read model, once it shows `version` events (or at all)."""
     async def fetch() -> dict[str, Any] | None:
@@ -230,23 +188,3 @@ async def problem(client, problem_id: str, *, who: str = "admin", version: int |
         return body
 
     return await eventually(fetch, what=f"problem {problem_id} in the read model")
-
-
-async def delete_bus_objects(prefix: str) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for queue in ("rectification.on-registry", "rectification.on-inspection",
-                      "rectification.registry-view", "rectification.events.archive",
-                      "rectification.dlq"):
-            try:
-                await channel.queue_delete(prefix + queue)
-            except Exception:
-                channel = await connection.channel()
-        for exchange in ("rectification.events", "rectification.dlx", "registry.events",
-                         "inspection.events"):
-            try:
-                await channel.exchange_delete(prefix + exchange)
-            except Exception:
-                channel = await connection.channel()
-

@@ -1,49 +1,22 @@
-"""Actors, projects, the campaign's rules (from the packaged Ezhou 2024 campaign file) and a tiny
-in-memory "desk" that drives the pure domain like a handler would."""
+"""Projects, the campaign's rules (from the packaged Ezhou 2024 campaign file) and a tiny
+in-memory "desk" that drives the pure domain like a handler would (actors: tests/support)."""
 from __future__ import annotations
 
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 from services.rectification import commands as c
 from services.rectification import domain as d
 from services.rectification import events as e
 from services.rectification.config import rectification_config
 from shared.campaign import load_campaign
-from shared.messages import Actor, Event, Role
+from shared.messages import Actor, Event
 
-CST = timezone(timedelta(hours=8))
 CAMPAIGN = load_campaign()          # the packaged Ezhou 2024 file: the only source of its rules
 CONFIG = rectification_config(CAMPAIGN)
 RULES = CONFIG.rules
-UNITS = ("echeng", "huarong", "liangzihu", "gedian", "linkong")
-
-
-def at(year: int, month: int, day: int, hour: int = 10, minute: int = 0, second: int = 0) -> datetime:
-    """A local (Asia/Shanghai) instant."""
-    return datetime(year, month, day, hour, minute, second, tzinfo=CST)
-
-
-def reporter(unit: str, n: int = 1) -> Actor:
-    return Actor(id=f"rep-{unit}-{n}", name=f"填报人{n}(示例)", role=Role.DISTRICT_REPORTER, unit=unit)
-
-
-def reviewer(unit: str, n: int = 1) -> Actor:
-    return Actor(id=f"rev-{unit}-{n}", name=f"审核人{n}(示例)", role=Role.DISTRICT_REVIEWER, unit=unit)
-
-
-def inspector(n: int = 1) -> Actor:
-    return Actor(id=f"insp-{n}", name=f"检查员{n}(示例)", role=Role.INSPECTOR)
-
-
-def city_admin(n: int = 1) -> Actor:
-    return Actor(id=f"admin-{n}", name=f"市局管理员{n}(示例)", role=Role.CITY_ADMIN)
-
-
-LEADER = Actor(id="leader-1", name="领导(示例)", role=Role.LEADER)
-AUDITOR = Actor(id="auditor-1", name="审计(示例)", role=Role.AUDITOR)
 
 TOWNSHIPS = {"echeng": "凤凰街道", "huarong": "华容镇", "liangzihu": "太和镇", "gedian": "葛店镇",
              "linkong": "燕矶镇"}

@@ -9,11 +9,21 @@ from io import BytesIO
 import pytest
 from openpyxl import load_workbook
 
-from tests.faults import eventually
-
-from .api_support import (Clock, auth, close, known_projects, other_services, post, problem,
-                          rectification, register, request_close_out, start, verify)
-from .support import UNITS, at
+from tests.rectification.api_support import (
+    close,
+    known_projects,
+    other_services,
+    post,
+    problem,
+    rectification,
+    register,
+    request_close_out,
+    start,
+    verify,
+)
+from tests.support.actors import UNITS, auth
+from tests.support.clock import Clock, at
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +40,7 @@ def rows_of(sheet) -> list[list]:
 
 
 async def submit_list(api, unit: str, month: str, *, who: str | None = None) -> dict:
-    return await post(api, "/reports/monthly-list/submit", who or f"rep-{unit}",
+    return await post(api, "/reports/monthly-list/submit", who or f"rep-{unit}-1",
                       {"unit": unit, "month": month})
 
 
@@ -40,11 +50,11 @@ async def test_the_monthly_list_snapshot_and_the_live_list_download_in_the_attac
     async with other_services(database) as others, rectification(database, tmp_path, clock) as api:
         p1, p2 = await others.project("echeng", 1), await others.project("echeng", 2, year=2023)
         await known_projects(api, p1, p2)
-        first = await register(api, "rep-echeng", p1, description="未开展助餐服务(示例)")
-        await register(api, "rep-echeng", p2, deadline=None, description="消防通道堵塞(示例)")
-        await start(api, "rep-echeng", first["problem_id"])
+        first = await register(api, "rep-echeng-1", p1, description="未开展助餐服务(示例)")
+        await register(api, "rep-echeng-1", p2, deadline=None, description="消防通道堵塞(示例)")
+        await start(api, "rep-echeng-1", first["problem_id"])
         clock.set(2024, 3, 20)
-        await close(api, first["problem_id"], "rep-echeng", "rev-echeng")
+        await close(api, first["problem_id"], "rep-echeng-1", "rev-echeng-1")
 
         clock.set(2024, 3, 25, 16)
         report = await submit_list(api, "echeng", "2024-03")
@@ -52,18 +62,18 @@ async def test_the_monthly_list_snapshot_and_the_live_list_download_in_the_attac
         report_id = report["report_id"]
         assert report_id == "echeng-monthly_list-2024-03"
         # The reporter cannot approve his own list; the unit's reviewer can.
-        await post(api, "/reports/review", "rep-echeng", {"report_id": report_id, "approved": True},
+        await post(api, "/reports/review", "rep-echeng-1", {"report_id": report_id, "approved": True},
                    expect=403)
-        await post(api, "/reports/review", "rev-huarong", {"report_id": report_id, "approved": True},
+        await post(api, "/reports/review", "rev-huarong-1", {"report_id": report_id, "approved": True},
                    expect=403)
-        reviewed = await post(api, "/reports/review", "rev-echeng",
+        reviewed = await post(api, "/reports/review", "rev-echeng-1",
                               {"report_id": report_id, "approved": True})
         assert reviewed["status"] == "reviewed" and reviewed["reviewer"] == "鄂城审核人(示例)"
 
         clock.set(2024, 3, 27)
-        later = await register(api, "rep-echeng", p1, description="台账不全(示例)", deadline="2024-04-30")
+        later = await register(api, "rep-echeng-1", p1, description="台账不全(示例)", deadline="2024-04-30")
 
-        response = await api.get(f"/reports/{report_id}/xlsx", headers=auth("rev-echeng"))
+        response = await api.get(f"/reports/{report_id}/xlsx", headers=auth("rev-echeng-1"))
         assert response.status_code == 200 and response.headers["content-type"] == XLSX
         sheet = sheet_of(response.content)
         assert sheet["A1"].value == "鄂州市养老领域重点民生项目“回头看”问题清单"
@@ -81,7 +91,7 @@ async def test_the_monthly_list_snapshot_and_the_live_list_download_in_the_attac
         ]
         # The snapshot is frozen; the live list has the item registered after it.
         await problem(api, later["problem_id"])
-        response = await api.get("/problem-list.xlsx?unit=echeng", headers=auth("rep-echeng"))
+        response = await api.get("/problem-list.xlsx?unit=echeng", headers=auth("rep-echeng-1"))
         assert response.status_code == 200
         live = rows_of(sheet_of(response.content))
         assert [row[0] for row in live[:3]] == [1, 2, 3]
@@ -89,9 +99,9 @@ async def test_the_monthly_list_snapshot_and_the_live_list_download_in_the_attac
         assert live[-1][5] == "日期：2024年3月27日"
         # Scoping: another unit's district roles may not download it; the city may.
         assert (await api.get(f"/reports/{report_id}/xlsx",
-                              headers=auth("rep-huarong"))).status_code == 403
-        assert (await api.get(f"/reports/{report_id}/xlsx", headers=auth("leader"))).status_code == 200
-        missing = await api.get("/reports/huarong-monthly_list-2024-03/xlsx", headers=auth("admin"))
+                              headers=auth("rep-huarong-1"))).status_code == 403
+        assert (await api.get(f"/reports/{report_id}/xlsx", headers=auth("leader-1"))).status_code == 200
+        missing = await api.get("/reports/huarong-monthly_list-2024-03/xlsx", headers=auth("admin-1"))
         assert missing.status_code == 404
 
 
@@ -101,25 +111,25 @@ async def test_a_returned_list_is_resubmitted_and_lateness_is_kept_from_the_firs
     async with rectification(database, tmp_path, clock) as api:
         first = await submit_list(api, "huarong", "2024-03")
         assert first["late"] is True and first["version"] == 1
-        await post(api, "/reports/monthly-list/return", "rev-huarong",
+        await post(api, "/reports/monthly-list/return", "rev-huarong-1",
                    {"unit": "huarong", "month": "2024-03", "comment": "缺少整改时限"}, expect=403)
-        returned = await post(api, "/reports/monthly-list/return", "admin",
+        returned = await post(api, "/reports/monthly-list/return", "admin-1",
                               {"unit": "huarong", "month": "2024-03", "comment": "缺少整改时限"})
         assert returned["status"] == "returned"
         again = await submit_list(api, "huarong", "2024-03")
         assert (again["version"], again["status"], again["late"]) == (2, "submitted", True)
         case_id = str(uuid.uuid4())
-        case = await post(api, "/reports/typical-case/submit", "rep-huarong", {
+        case = await post(api, "/reports/typical-case/submit", "rep-huarong-1", {
             "unit": "huarong", "case_id": case_id, "title": "引进专业运营机构(示例)", "text": "……"})
         assert case["report_id"] == f"huarong-typical_case-{case_id}"
-        si = await post(api, "/reports/self-inspection/submit", "rep-huarong",
+        si = await post(api, "/reports/self-inspection/submit", "rep-huarong-1",
                         {"unit": "huarong", "text": "自查报告(示例)"})
         assert si["late"] is False
-        await post(api, "/reports/self-inspection/submit", "rev-huarong",
+        await post(api, "/reports/self-inspection/submit", "rev-huarong-1",
                    {"unit": "huarong", "text": "x"}, expect=403)  # the 填报人 submits
 
         async def three() -> list | None:
-            body = (await api.get("/reports?unit=huarong", headers=auth("rep-huarong"))).json()
+            body = (await api.get("/reports?unit=huarong", headers=auth("rep-huarong-1"))).json()
             return body["reports"] if len(body["reports"]) == 3 else None
 
         reports = await eventually(three, what="three huarong reports")
@@ -143,13 +153,13 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
     async with other_services(database) as others, rectification(database, tmp_path, clock) as api:
         projects = {unit: await others.project(unit) for unit in ("echeng", "huarong", "gedian")}
         await known_projects(api, *projects.values())
-        e1 = (await register(api, "rep-echeng", projects["echeng"]))["problem_id"]
-        h1 = (await register(api, "rep-huarong", projects["huarong"]))["problem_id"]
-        h2 = (await register(api, "rep-huarong", projects["huarong"]))["problem_id"]
-        g1 = (await register(api, "rep-gedian", projects["gedian"]))["problem_id"]
+        e1 = (await register(api, "rep-echeng-1", projects["echeng"]))["problem_id"]
+        h1 = (await register(api, "rep-huarong-1", projects["huarong"]))["problem_id"]
+        h2 = (await register(api, "rep-huarong-1", projects["huarong"]))["problem_id"]
+        g1 = (await register(api, "rep-gedian-1", projects["gedian"]))["problem_id"]
         clock.set(2024, 3, 11)
-        for who, pid in (("rep-echeng", e1), ("rep-huarong", h1), ("rep-huarong", h2),
-                         ("rep-gedian", g1)):
+        for who, pid in (("rep-echeng-1", e1), ("rep-huarong-1", h1), ("rep-huarong-1", h2),
+                         ("rep-gedian-1", g1)):
             await start(api, who, pid)
 
         clock.set(2024, 3, 20)
@@ -159,35 +169,35 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
         assert (await submit_list(api, "huarong", "2024-03"))["late"] is True
 
         clock.set(2024, 4, 1)
-        await close(api, g1, "rep-gedian", "rev-gedian")
-        await close(api, h1, "rep-huarong", "rev-huarong")
+        await close(api, g1, "rep-gedian-1", "rev-gedian-1")
+        await close(api, h1, "rep-huarong-1", "rev-huarong-1")
         clock.set(2024, 4, 20)
         for unit in ("echeng", "huarong", "liangzihu", "gedian"):
             await submit_list(api, unit, "2024-04")
         clock.set(2024, 4, 22)
         g2 = str(uuid.uuid4())
-        reopened = await post(api, "/problems/reopen", "inspector", {
+        reopened = await post(api, "/problems/reopen", "insp-1", {
             "problem_id": g1, "new_problem_id": g2, "reason": "复查发现问题反弹(示例)"}, expect=201)
         assert reopened["original"]["status"] == "reopened"
         assert (reopened["problem"]["seq_no"], reopened["problem"]["source"]) == (2, "city")
-        await start(api, "rep-gedian", g2)
-        await request_close_out(api, "rep-gedian", g2)
-        await verify(api, "rev-gedian", g2, expect=403)   # the city found it again: an inspector
-        await verify(api, "inspector2", g2)
+        await start(api, "rep-gedian-1", g2)
+        await request_close_out(api, "rep-gedian-1", g2)
+        await verify(api, "rev-gedian-1", g2, expect=403)   # the city found it again: an inspector
+        await verify(api, "insp-2", g2)
 
         clock.set(2024, 5, 6)
-        await close(api, e1, "rep-echeng", "rev-echeng")
+        await close(api, e1, "rep-echeng-1", "rev-echeng-1")
         for unit in ("echeng", "huarong", "liangzihu", "gedian"):
-            await post(api, "/reports/self-inspection/submit", f"rep-{unit}",
+            await post(api, "/reports/self-inspection/submit", f"rep-{unit}-1",
                        {"unit": unit, "text": "自查报告(示例)"})
         clock.set(2024, 5, 20)
         for unit in ("echeng", "huarong", "gedian"):
-            await post(api, "/reports/typical-case/submit", f"rep-{unit}", {
+            await post(api, "/reports/typical-case/submit", f"rep-{unit}-1", {
                 "unit": unit, "case_id": str(uuid.uuid4()), "title": "案例(示例)", "text": "……"})
 
         clock.set(2024, 6, 1)
-        await post(api, "/scores/check", "rev-echeng", {}, expect=403)
-        decided = (await post(api, "/scores/check", "admin", {}))["deducted"]
+        await post(api, "/scores/check", "rev-echeng-1", {}, expect=403)
+        decided = (await post(api, "/scores/check", "admin-1", {}))["deducted"]
         assert sorted((d["unit"], d["rule_id"], d["trigger_ref"], d["points"]) for d in decided) == sorted([
             ("huarong", "late_submission", "huarong-monthly_list-2024-03", "1"),
             ("huarong", "item_open_at_rectification_deadline", f"{h2}@2024-05-07", "0.5"),
@@ -198,12 +208,12 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
             ("linkong", "late_submission", "linkong-self_inspection_report", "1"),
             ("linkong", "missing_typical_case", "linkong-typical_case@2024-05-31", "2"),
         ])
-        assert (await post(api, "/scores/check", "admin", {}))["deducted"] == []  # once only
+        assert (await post(api, "/scores/check", "admin-1", {}))["deducted"] == []  # once only
         deduction = {"unit": "huarong", "deduction_id": str(uuid.uuid4()), "points": "0.5",
                      "reason": "整改工作进度滞后(示例)"}
-        await post(api, "/scores/deduct", "inspector", deduction, expect=403)
+        await post(api, "/scores/deduct", "insp-1", deduction, expect=403)
         for _ in range(2):  # a retried request deducts once
-            score = await post(api, "/scores/deduct", "admin", deduction)
+            score = await post(api, "/scores/deduct", "admin-1", deduction)
         assert score["deducted"] == "2"
 
         expected = [
@@ -215,23 +225,23 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
         ]
 
         async def all_deductions_projected() -> bool:
-            scores = [(await api.get(f"/scores/{u}", headers=auth("admin"))).json() for u in UNITS]
+            scores = [(await api.get(f"/scores/{u}", headers=auth("admin-1"))).json() for u in UNITS]
             return sum(len(score["deductions"]) for score in scores) == 9
 
         await eventually(all_deductions_projected, what="nine deductions in the read model")
         await problem(api, e1, version=4)  # the items' projection is a consumer of its own
-        rows = (await api.get("/scores/board", headers=auth("leader"))).json()["board"]
+        rows = (await api.get("/scores/board", headers=auth("leader-1"))).json()["board"]
         assert [{k: row[k] for k in ("rank", "unit", "score", "closure_rate")} for row in rows] == expected
         assert rows[0]["unit_name"] == "鄂城区民政局" and rows[3]["deducted"] == "2"
 
-        progress = (await api.get("/progress", headers=auth("admin"))).json()["units"]
+        progress = (await api.get("/progress", headers=auth("admin-1"))).json()["units"]
         by_unit = {p["unit"]: p for p in progress}
         assert [p["unit"] for p in progress] == list(UNITS)
         assert (by_unit["huarong"]["open"], by_unit["huarong"]["overdue"],
                 by_unit["huarong"]["late_reports"], by_unit["huarong"]["light"]) == (1, 1, 1, "red")
         assert by_unit["gedian"]["reopened"] == 1 and by_unit["gedian"]["closure_percent"] == "50.0"
         assert by_unit["linkong"]["missing_reports"] == 4
-        mine = (await api.get("/progress", headers=auth("rep-gedian"))).json()["units"]
+        mine = (await api.get("/progress", headers=auth("rep-gedian-1"))).json()["units"]
         assert [p["unit"] for p in mine] == ["gedian"]
 
 
@@ -241,14 +251,14 @@ async def test_the_background_check_deducts_each_missing_list_exactly_once(datab
         await submit_list(api, "echeng", "2024-03")   # late, the others missing
 
         async def all_five() -> dict | None:
-            scores = {u: (await api.get(f"/scores/{u}", headers=auth("admin"))).json()
+            scores = {u: (await api.get(f"/scores/{u}", headers=auth("admin-1"))).json()
                       for u in UNITS}
             return scores if all(s["deductions"] for s in scores.values()) else None
 
         scores = await eventually(all_five, what="a deduction for every unit")
         await asyncio.sleep(0.4)  # several more checks run meanwhile
         for unit in UNITS:
-            deductions = (await api.get(f"/scores/{unit}", headers=auth("admin"))).json()["deductions"]
+            deductions = (await api.get(f"/scores/{unit}", headers=auth("admin-1"))).json()["deductions"]
             assert [(d["rule_id"], d["trigger_ref"]) for d in deductions] == [
                 ("late_submission", f"{unit}-monthly_list-2024-03")]
         assert scores["echeng"]["deducted"] == "1"

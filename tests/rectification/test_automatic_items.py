@@ -10,8 +10,9 @@ from services.rectification import domain as d
 from services.rectification import events as e
 from shared.errors import ForbiddenError, NotFoundError
 from shared.messages import SYSTEM_ACTOR
-
-from .support import RULES, Desk, at, content_hash, inspector, project, reporter, reviewer
+from tests.rectification.support import RULES, Desk, content_hash, project
+from tests.support.actors import inspector, reporter, reviewer
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 

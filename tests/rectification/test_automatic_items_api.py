@@ -13,18 +13,27 @@ import pytest
 
 from services.rectification import domain as d
 from shared.messages import Event
-from tests.conftest import AMQP_URL
-from tests.faults import eventually
-
-from .api_support import (Clock, auth, close, delete_bus_objects, finding, known_projects,
-                          ledger_entry, other_services, problem, rectification, start)
-from .support import at
+from tests.rectification.api_support import (
+    close,
+    delete_rectification_bus_objects,
+    finding,
+    known_projects,
+    ledger_entry,
+    other_services,
+    problem,
+    rectification,
+    start,
+)
+from tests.support.actors import auth
+from tests.support.clock import Clock, at
+from tests.support.polling import eventually
+from tests.support.services import AMQP_URL
 
 pytestmark = pytest.mark.integration
 
 
 async def items(api, **query) -> list[dict]:
-    response = await api.get("/problems", params=query, headers=auth("admin"))
+    response = await api.get("/problems", params=query, headers=auth("admin-1"))
     assert response.status_code == 200, response.text
     return response.json()["items"]
 
@@ -98,11 +107,11 @@ async def test_a_duplicated_ledger_entry_and_finding_open_one_item_each_over_rab
                                                             "rectification.on-registry",
                                                             "rectification.registry-view"]
             assert registered == 2
-            view = (await api.get("/projects", headers=auth("admin"))).json()["projects"]
+            view = (await api.get("/projects", headers=auth("admin-1"))).json()["projects"]
             assert [(p["project_id"], p["on_ledger"], p["ledger_reason"]) for p in view] == [
                 ("p-huarong-1", True, "underperforming")]
     finally:
-        await delete_bus_objects(unique_prefix)
+        await delete_rectification_bus_objects(unique_prefix)
 
 
 async def test_a_ledger_entry_opens_no_second_item_while_one_is_open_for_the_same_reason(
@@ -123,8 +132,8 @@ async def test_a_ledger_entry_opens_no_second_item_while_one_is_open_for_the_sam
             ("not_operating", 1), ("underperforming", 2)]
         # The ledger item is district-found: the unit works it, its reviewer verifies it.
         pid = first["problem_id"]
-        await start(api, "rep-echeng", pid)
-        await close(api, pid, "rep-echeng", "rev-echeng")
+        await start(api, "rep-echeng-1", pid)
+        await close(api, pid, "rep-echeng-1", "rev-echeng-1")
         await problem(api, pid, version=4)
         await others.ledger_entry(project_id, "echeng", "entry-4", "not_operating")
         found = await count_items(api, 3)

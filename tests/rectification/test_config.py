@@ -12,8 +12,9 @@ import pytest
 from services.rectification import scoring as s
 from services.rectification.config import rectification_config
 from shared.campaign import DEFAULT_CAMPAIGN_FILE, load_campaign, parse_campaign
-
-from .support import RULES, Desk, at, inspector, reporter, reviewer
+from tests.rectification.support import RULES, Desk
+from tests.support.actors import inspector, reporter, reviewer
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 

@@ -11,8 +11,9 @@ from services.rectification import domain as d
 from services.rectification import events as e
 from shared.canonical import canonical_json
 from shared.messages import new_event
-
-from .support import at, city_admin, content_hash
+from tests.rectification.support import content_hash
+from tests.support.actors import city_admin
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 

@@ -20,9 +20,16 @@ from services.rectification import events as e
 from services.rectification.domain import ProblemStatus as S
 from shared.errors import DomainError, ForbiddenError, IllegalTransitionError
 from shared.messages import Actor, Role
-
-from .support import (AUDITOR, LEADER, RULES, Desk, at, city_admin, content_hash, inspector, project,
-                      reporter, reviewer)
+from tests.rectification.support import RULES, Desk, content_hash, project
+from tests.support.actors import (
+    AUDITOR,
+    LEADER,
+    city_admin,
+    inspector,
+    reporter,
+    reviewer,
+)
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 

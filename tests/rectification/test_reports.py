@@ -13,8 +13,9 @@ from services.rectification import events as e
 from services.rectification.domain import ReportStatus
 from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError
 from shared.messages import Actor, Role
-
-from .support import AUDITOR, LEADER, RULES, Desk, at, city_admin, content_hash, reporter, reviewer
+from tests.rectification.support import RULES, Desk, content_hash
+from tests.support.actors import AUDITOR, LEADER, city_admin, inspector, reporter, reviewer
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 
@@ -127,7 +128,7 @@ def test_the_city_returns_a_list_with_a_comment_and_the_unit_resubmits():
     report = review(submit_list(monthly(), Desk(), at(2024, 3, 20)), REV, at(2024, 3, 21))
     cmd = c.ReturnMonthlyList(unit=UNIT, month="2024-03", comment="请补充整改措施")
     with pytest.raises(ForbiddenError):
-        d.decide_return_monthly_list(report, cmd, actor=inspector_like(), now=at(2024, 3, 27))
+        d.decide_return_monthly_list(report, cmd, actor=inspector(9), now=at(2024, 3, 27))
     [returned] = d.decide_return_monthly_list(report, cmd, actor=city_admin(), now=at(2024, 3, 27))
     assert isinstance(returned, e.MonthlyListReturned) and returned.comment == "请补充整改措施"
     report = d.evolve_report(report, returned)
@@ -138,10 +139,6 @@ def test_the_city_returns_a_list_with_a_comment_and_the_unit_resubmits():
     assert report.version == 2 and report.status is ReportStatus.SUBMITTED
     assert report.reviewer is None, "the new version needs its own review"
     assert report.late is False, "lateness is that of the first submission"
-
-
-def inspector_like() -> Actor:
-    return Actor(id="insp-9", name="检查员(示例)", role=Role.INSPECTOR)
 
 
 def test_returning_a_list_that_was_never_submitted_is_not_found():

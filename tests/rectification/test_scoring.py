@@ -16,8 +16,9 @@ from services.rectification.config import rectification_config
 from services.rectification.scoring import TrafficLight as L
 from shared.campaign import parse_campaign
 from shared.errors import ForbiddenError
-
-from .support import CAMPAIGN, CONFIG, RULES, UNITS, Desk, at, city_admin, inspector, reporter, reviewer
+from tests.rectification.support import CAMPAIGN, CONFIG, RULES, Desk
+from tests.support.actors import UNITS, city_admin, inspector, reporter, reviewer
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 

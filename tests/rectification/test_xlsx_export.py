@@ -12,8 +12,9 @@ from services.rectification import commands as c
 from services.rectification import domain as d
 from services.rectification import events as e
 from services.rectification import xlsx_export as x
-
-from .support import RULES, Desk, at, reporter, reviewer
+from tests.rectification.support import RULES, Desk
+from tests.support.actors import reporter, reviewer
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 

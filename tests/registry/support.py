@@ -1,51 +1,28 @@
-"""Helpers for the registry's API tests: tokens for every role, the app on a fresh database with a
-fixed clock inside the campaign, request bodies, and counts of what was written."""
+"""Helpers for the registry's API tests: the app on a fresh database with a fixed clock inside the
+campaign, request bodies, and counts of what was written (actors and tokens: tests/support)."""
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Any, AsyncIterator
-from zoneinfo import ZoneInfo
+from typing import Any
 
-import asyncpg
 import httpx
 
 from services.registry.app import create_app
-from shared.auth import hash_token
-from shared.messages import Actor, Role
-from shared.settings import Settings
-from tests.faults import eventually
-from tests.shared.test_bus import running
+from services.registry.events import CONTRACT
+from tests.support.actors import auth
+from tests.support.clock import Clock, at
+from tests.support.databases import event_count, fetchval
+from tests.support.polling import eventually
+from tests.support.services import running, service_settings
 
 # Inside the self-inspection phase, after the liaisons were due (2024-03-06).
-NOW = datetime(2024, 4, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-
-PRINCIPALS = {
-    "admin": Actor(id="admin-1", name="市局管理员(示例)", role=Role.CITY_ADMIN),
-    "inspector": Actor(id="insp-1", name="专班检查员(示例)", role=Role.INSPECTOR),
-    "leader": Actor(id="lead-1", name="分管领导(示例)", role=Role.LEADER),
-    "auditor": Actor(id="aud-1", name="审计员(示例)", role=Role.AUDITOR),
-    "echeng-reporter": Actor(id="ec-r", name="鄂城填报人(示例)", role=Role.DISTRICT_REPORTER, unit="echeng"),
-    "echeng-reviewer": Actor(id="ec-v", name="鄂城审核人(示例)", role=Role.DISTRICT_REVIEWER, unit="echeng"),
-    "huarong-reporter": Actor(id="hr-r", name="华容填报人(示例)", role=Role.DISTRICT_REPORTER, unit="huarong"),
-}
-TOKENS = {name: f"tok-{name}" for name in PRINCIPALS}
-TOKENS_JSON = json.dumps({hash_token(TOKENS[n]): a.model_dump(mode="json") for n, a in PRINCIPALS.items()})
-
-
-def as_(who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[who]}"}
-
-
-def registry_settings(dsn: str, *, amqp_url: str | None = None, prefix: str = "", **extra: Any) -> Settings:
-    return Settings(database_url=dsn, amqp_url=amqp_url, bus_prefix=prefix, tokens_json=TOKENS_JSON,
-                    poll_interval=0.02, publish_timeout=3.0, graceful_timeout=3.0, **extra)
+NOW = at(2024, 4, 10)
 
 
 @asynccontextmanager
 async def registry_client(dsn: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(registry_settings(dsn, **settings), clock=lambda: NOW)
+    app = create_app(service_settings(dsn, **settings), clock=Clock(NOW))
     async with running(app) as client:
         yield client
 
@@ -87,28 +64,20 @@ def liaison_body(**overrides: Any) -> dict[str, Any]:
 # ----- what was written ---------------------------------------------------------------------------
 
 
-async def fetchval(dsn: str, query: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
-
-
 async def registry_event_count(dsn: str) -> int:
-    return await fetchval(dsn, "SELECT count(*) FROM es.events WHERE category = ANY($1::text[])",
-                          ["project", "adaptation", "liaison", "registryimport"])
+    return await event_count(dsn, CONTRACT.categories)
 
 
 async def subject_key_count(dsn: str) -> int:
-    return await fetchval(dsn, "SELECT count(*) FROM pii.subject_keys")
+    count: int = await fetchval(dsn, "SELECT count(*) FROM pii.subject_keys")
+    return count
 
 
-async def projected(client: httpx.AsyncClient, path: str, predicate, *, who: str = "admin",
-                    what: str = "") -> Any:
+async def projected(client: httpx.AsyncClient, path: str, predicate: Callable[[Any], bool], *,
+                    who: str = "admin-1", what: str = "") -> Any:
     """GET `path` until `predicate(json)` holds (read models are eventually consistent)."""
     async def attempt() -> Any:
-        response = await client.get(path, headers=as_(who))
+        response = await client.get(path, headers=auth(who))
         if response.status_code != 200:
             return None
         body = response.json()

@@ -11,14 +11,14 @@ from openpyxl import load_workbook
 
 from services.registry.importing import HOUSEHOLDS, PROJECTS, rows_to_csv, rows_to_xlsx
 from tests.registry.support import (
-    as_,
-    fetchval,
     project_body,
     projected,
     registry_client,
     registry_event_count,
     subject_key_count,
 )
+from tests.support.actors import auth
+from tests.support.databases import fetchval
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +53,12 @@ HOUSEHOLD_ROWS = [household_row(f"EC-IMP-{n:03d}", phone=f"1380000{n:04d}" if n 
                                                          acceptance_date="2023-08-01")]
 
 
-async def upload_xlsx(client: httpx.AsyncClient, data: bytes, who: str = "admin") -> httpx.Response:
-    return await client.post("/imports", content=data, headers=as_(who) | {"Content-Type": XLSX})
+async def upload_xlsx(client: httpx.AsyncClient, data: bytes, who: str = "admin-1") -> httpx.Response:
+    return await client.post("/imports", content=data, headers=auth(who) | {"Content-Type": XLSX})
 
 
-async def upload_csv(client: httpx.AsyncClient, who: str = "admin", **files: bytes) -> httpx.Response:
-    return await client.post("/imports", headers=as_(who), files={
+async def upload_csv(client: httpx.AsyncClient, who: str = "admin-1", **files: bytes) -> httpx.Response:
+    return await client.post("/imports", headers=auth(who), files={
         name: (f"{name}.csv", data, "text/csv") for name, data in files.items()})
 
 
@@ -119,7 +119,7 @@ async def test_a_csv_import_of_both_sheets_is_all_or_nothing_and_idempotent(data
         assert await registry_event_count(database) == written
 
         one_sheet = await client.post("/imports?sheet=projects", content=projects,
-                                      headers=as_("admin") | {"Content-Type": "text/csv"})
+                                      headers=auth("admin-1") | {"Content-Type": "text/csv"})
         assert one_sheet.status_code == 200 and one_sheet.json()["unchanged"] == 3
 
 
@@ -147,7 +147,7 @@ async def test_every_invalid_row_is_returned_with_its_number_and_reason_and_noth
 
 async def test_rows_that_clash_with_the_registry_refuse_the_whole_import(database):
     async with registry_client(database) as client:
-        existing = await client.post("/projects", headers=as_("admin"), json=project_body(
+        existing = await client.post("/projects", headers=auth("admin-1"), json=project_body(
             project_type="canteen", name="(示例)滨湖幸福食堂", services=["meal_assistance"],
             claimed_status="not_operating", operator={"kind": "none"}))
         assert existing.status_code == 201
@@ -164,38 +164,38 @@ async def test_rows_that_clash_with_the_registry_refuse_the_whole_import(databas
 
 async def test_a_district_role_imports_only_its_own_units_rows(database):
     async with registry_client(database) as client:
-        response = await upload_xlsx(client, rows_to_xlsx(PROJECT_ROWS), who="huarong-reporter")
+        response = await upload_xlsx(client, rows_to_xlsx(PROJECT_ROWS), who="rep-huarong-1")
         assert response.status_code == 422
         assert {(r["row"], r["column"]) for r in response.json()["rows"]} == {(2, "unit"), (3, "unit"),
                                                                               (4, "unit")}
         assert await registry_event_count(database) == 0
 
-        own = await upload_xlsx(client, rows_to_xlsx(PROJECT_ROWS), who="echeng-reporter")
+        own = await upload_xlsx(client, rows_to_xlsx(PROJECT_ROWS), who="rep-echeng-1")
         assert own.status_code == 201
         listed = await projected(client, "/projects", lambda b: b["total"] == 3)
         project_id = listed["items"][0]["project_id"]
-        history = (await client.get(f"/projects/{project_id}", headers=as_("admin"))).json()["history"]
-        assert history[0]["actor"]["id"] == "ec-r"
+        history = (await client.get(f"/projects/{project_id}", headers=auth("admin-1"))).json()["history"]
+        assert history[0]["actor"]["id"] == "rep-echeng-1"
 
 
 async def test_uploads_that_are_not_a_workbook_or_csv_are_refused(database):
     async with registry_client(database) as client:
         not_a_workbook = await client.post("/imports", content=b"PK\x03\x04garbage",
-                                           headers=as_("admin") | {"Content-Type": XLSX})
+                                           headers=auth("admin-1") | {"Content-Type": XLSX})
         assert not_a_workbook.status_code == 422
         assert "not a readable .xlsx" in not_a_workbook.json()["rows"][0]["reason"]
-        unknown = await client.post("/imports", content=b"{}", headers=as_("admin") | {
+        unknown = await client.post("/imports", content=b"{}", headers=auth("admin-1") | {
             "Content-Type": "application/json"})
         assert unknown.status_code == 415
         csv_without_sheet = await client.post("/imports", content=b"a,b",
-                                              headers=as_("admin") | {"Content-Type": "text/csv"})
+                                              headers=auth("admin-1") | {"Content-Type": "text/csv"})
         assert csv_without_sheet.status_code == 415
         assert await registry_event_count(database) == 0
 
 
 async def test_the_import_template_can_be_downloaded_and_filled_in(database):
     async with registry_client(database) as client:
-        response = await client.get("/imports/template", headers=as_("echeng-reporter"))
+        response = await client.get("/imports/template", headers=auth("rep-echeng-1"))
         assert response.status_code == 200
         assert response.headers["content-type"] == XLSX
         assert "attachment" in response.headers["content-disposition"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -12,26 +12,37 @@ from pydantic import SecretStr
 
 from services.registry import commands as c
 from services.registry import domain as d
-from services.registry import handlers as h
-from services.registry.handlers import RegistryDeps
 from services.registry import events as e
+from services.registry import handlers as h
 from services.registry.events import OperatingStatus as S
+from services.registry.handlers import RegistryDeps
 from shared.campaign import Campaign, load_campaign
-from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError, ValidationFailed
-from shared.messages import Actor, Role
+from shared.errors import (
+    ForbiddenError,
+    IllegalTransitionError,
+    NotFoundError,
+    ValidationFailed,
+)
+from shared.messages import Actor
 from shared.personal_data import InMemoryPersonalDataVault, Keyring, mask_phone
+from tests.support.actors import (
+    AUDITOR,
+    LEADER,
+    city_admin,
+    inspector,
+    reporter,
+    reviewer,
+)
+from tests.support.clock import LOCAL, at
 
 pytestmark = pytest.mark.unit
 
-TZ8 = timezone(timedelta(hours=8))
-NOW = datetime(2024, 3, 20, 10, 0, tzinfo=TZ8)
-ADMIN = Actor(id="u-admin", name="市局管理员(示例)", role=Role.CITY_ADMIN)
-ECHENG_REPORTER = Actor(id="u-ec", name="鄂城填报人(示例)", role=Role.DISTRICT_REPORTER, unit="echeng")
-ECHENG_REVIEWER = Actor(id="u-ec2", name="鄂城审核人(示例)", role=Role.DISTRICT_REVIEWER, unit="echeng")
-HUARONG_REPORTER = Actor(id="u-hr", name="华容填报人(示例)", role=Role.DISTRICT_REPORTER, unit="huarong")
-INSPECTOR = Actor(id="u-insp", name="专班(示例)", role=Role.INSPECTOR)
-LEADER = Actor(id="u-lead", name="领导(示例)", role=Role.LEADER)
-AUDITOR = Actor(id="u-aud", name="审计(示例)", role=Role.AUDITOR)
+NOW = at(2024, 3, 20)
+ADMIN = city_admin()
+ECHENG_REPORTER = reporter("echeng")
+ECHENG_REVIEWER = reviewer("echeng")
+HUARONG_REPORTER = reporter("huarong")
+INSPECTOR = inspector()
 
 GOOD_SERVICES = ("meal_assistance", "day_care", "rehabilitation")
 EVIDENCE_HASH = hashlib.sha256(b"photo of the canteen at lunch").hexdigest()
@@ -533,7 +544,7 @@ def test_a_liaison_is_registered_with_phones_sealed_and_masked(campaign: Campaig
 
 def test_a_liaison_after_march_6_is_registered_late(campaign: Campaign) -> None:
     [event] = d.decide_register_liaison(d.LiaisonState(unit="echeng"), liaison_cmd(role="leader"), actor=ADMIN,
-                                        now=datetime(2024, 3, 7, 0, 0, 1, tzinfo=TZ8), campaign=campaign,
+                                        now=datetime(2024, 3, 7, 0, 0, 1, tzinfo=LOCAL), campaign=campaign,
                                         seal=Keyring(generate_missing=True))
     assert event.submitted_late is True
 

@@ -10,9 +10,10 @@ import aio_pika
 import pytest
 
 from shared.store import PostgresEventStore, create_pool
-from tests.conftest import AMQP_URL
-from tests.faults import eventually
-from tests.registry.support import as_, project_body, registry_client
+from tests.registry.support import project_body, registry_client
+from tests.support.actors import auth
+from tests.support.polling import eventually
+from tests.support.services import AMQP_URL, delete_bus_objects
 
 pytestmark = pytest.mark.integration
 
@@ -69,24 +70,11 @@ def payload_schema(document: dict[str, Any], event_type: str) -> dict[str, Any]:
     return message["payload"]
 
 
-async def delete_bus_objects(prefix: str, tap: str) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (tap, f"{prefix}registry.events.archive", f"{prefix}registry.dlq"):
-            try:
-                await channel.queue_delete(queue)
-            except Exception:
-                channel = await connection.channel()
-        for exchange in (f"{prefix}registry.events", f"{prefix}registry.dlx"):
-            try:
-                await channel.exchange_delete(exchange)
-            except Exception:
-                channel = await connection.channel()
+TAP = "test.registry-tap"  # a queue of the test, bound to every registry event
 
 
 async def test_registry_events_on_rabbitmq_match_the_asyncapi_document(database, unique_prefix):
-    tap = f"{unique_prefix}test.registry-tap"
+    tap = f"{unique_prefix}{TAP}"
     received: list[aio_pika.abc.AbstractIncomingMessage] = []
     connection = await aio_pika.connect(AMQP_URL)
     try:
@@ -97,7 +85,7 @@ async def test_registry_events_on_rabbitmq_match_the_asyncapi_document(database,
             await queue.bind(exchange, routing_key="#")
 
             # Operating except for 助餐: ProjectRegistered and LedgerEntryAdded.
-            response = await client.post("/projects", headers=as_("admin"), json=project_body(
+            response = await client.post("/projects", headers=auth("admin-1"), json=project_body(
                 services=["day_care", "cleaning_assistance", "health_management"]))
             assert response.status_code == 201, response.text
             project_id = response.json()["project_id"]
@@ -113,7 +101,7 @@ async def test_registry_events_on_rabbitmq_match_the_asyncapi_document(database,
             stored = {str(r.event_id): r for r in await _stream(database, project_id)}
     finally:
         await connection.close()
-        await delete_bus_objects(unique_prefix, tap)
+        await delete_bus_objects(unique_prefix, services=["registry"], consumers=[TAP])
 
     assert [m.routing_key for m in received] == ["registry.ProjectRegistered", "registry.LedgerEntryAdded"]
     for message in received:

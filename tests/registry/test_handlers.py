@@ -3,9 +3,7 @@ an expected version per stream, so a concurrent change anywhere makes it decide 
 state, never half-apply."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Awaitable, Callable
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,19 +11,25 @@ from services.registry import commands as c
 from services.registry.api import import_summary
 from services.registry.events import CONTRACT
 from services.registry.handlers import COMMANDS, RegistryDeps
-from services.registry.importing import ImportPlan, ImportRefused, parse_xlsx, rows_to_xlsx
+from services.registry.importing import (
+    ImportPlan,
+    ImportRefused,
+    parse_xlsx,
+    rows_to_xlsx,
+)
 from shared.campaign import load_campaign
-from shared.messages import Actor, Role
 from shared.personal_data import PostgresPersonalDataVault
 from shared.pipeline import CommandPipeline
-from shared.store import PostgresEventStore, create_pool
+from shared.store import PostgresEventStore
+from tests.registry.support import NOW
 from tests.registry.test_api_import import HOUSEHOLD_ROWS, PROJECT_ROWS
+from tests.support.actors import city_admin, reporter
+from tests.support.databases import pool_as
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2024, 4, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-ADMIN = Actor(id="admin-1", name="市局管理员(示例)", role=Role.CITY_ADMIN)
-OTHER = Actor(id="ec-r", name="鄂城填报人(示例)", role=Role.DISTRICT_REPORTER, unit="echeng")
+ADMIN = city_admin()
+OTHER = reporter("echeng")
 
 
 class InterferingStore:
@@ -46,9 +50,9 @@ class InterferingStore:
 
 @pytest.fixture
 async def registry_pool(database):
-    pool = await create_pool(database, role="lookback_registry", max_size=4)
-    yield pool
-    await pool.close()
+    # Two: the import's own connection, and the interfering command's while the import holds it.
+    async with pool_as(database, "registry", max_size=2) as pool:
+        yield pool
 
 
 def pipeline(store: Any, deps: RegistryDeps) -> CommandPipeline[RegistryDeps]:
@@ -86,7 +90,7 @@ async def test_a_concurrent_identical_registration_makes_the_import_decide_again
             outcome["unchanged"]) == (2, 6, 1)
     registered = await registry_pool.fetch(
         "SELECT metadata->'actor'->>'id' AS actor FROM es.events WHERE event_type = 'registry.ProjectRegistered'")
-    assert sorted(r["actor"] for r in registered) == ["admin-1", "admin-1", "ec-r"]
+    assert sorted(r["actor"] for r in registered) == ["admin-1", "admin-1", "rep-echeng-1"]
     rows = await event_rows(registry_pool, result.correlation_id)
     assert len(rows) == outcome["events_appended"] and len({r["tx_id"] for r in rows}) == 1
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any
 
 import pytest
@@ -25,19 +25,20 @@ from services.registry.importing import (
     rows_to_xlsx,
 )
 from services.registry.importing.parsing import HOUSEHOLD_COLUMNS, PROJECT_COLUMNS
-from shared.pipeline import Decision
 from shared.campaign import Campaign, load_campaign
 from shared.errors import ForbiddenError
-from shared.messages import Actor, Role
+from shared.messages import Actor
 from shared.personal_data import InMemoryPersonalDataVault, Keyring
+from shared.pipeline import Decision
+from tests.support.actors import LEADER, city_admin, reporter
+from tests.support.clock import at
 
 pytestmark = pytest.mark.unit
 
-TZ8 = timezone(timedelta(hours=8))
-NOW = datetime(2024, 3, 20, 10, 0, tzinfo=TZ8)
+NOW = at(2024, 3, 20)
 TODAY = NOW.date()
-ADMIN = Actor(id="u-admin", name="市局管理员(示例)", role=Role.CITY_ADMIN)
-HUARONG = Actor(id="u-hr", name="华容填报人(示例)", role=Role.DISTRICT_REPORTER, unit="huarong")
+ADMIN = city_admin()
+HUARONG = reporter("huarong")
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +209,7 @@ def test_a_district_reporter_imports_only_its_own_units_rows(campaign: Campaign)
     assert [(err.row, err.column) for err in caught.value.errors] == [(3, "unit")]
     with pytest.raises(ForbiddenError):
         run(plan, campaign, {}, Keyring(generate_missing=True),
-            actor=Actor(id="l", name="领导", role=Role.LEADER))
+            actor=LEADER)
 
 
 def test_the_template_has_both_sheets_with_bilingual_headers_and_imports_empty_as_an_error(campaign: Campaign) -> None:

@@ -7,13 +7,14 @@ import asyncio
 import pytest
 from typer.testing import CliRunner
 
+from services.cli import app as lookback_cli
 from services.registry import commands as c
 from services.registry.seed import SEED_ACTOR, build_seed
 from services.registry.seeding import seed_if_empty
 from shared.campaign import load_campaign
-from services.cli import app as lookback_cli
 from shared.settings import Settings
-from tests.registry.support import fetchval, projected, registry_client, registry_event_count
+from tests.registry.support import projected, registry_client, registry_event_count
+from tests.support.databases import fetchval
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ async def test_seed_if_empty_loads_the_sample_once_and_a_second_call_adds_nothin
         ledger = await projected(client, "/ledger?unit=huarong&include_cleared=true",
                                  lambda b: any(not e["open"] for e in b["items"]))
         assert any(e["cleared_by_assessor"] == "何某(示例)" for e in ledger["items"])
-        liaisons = await projected(client, "/liaisons", lambda b: len(b["items"]) == 10, who="leader")
+        liaisons = await projected(client, "/liaisons", lambda b: len(b["items"]) == 10, who="leader-1")
         assert all(item["mobile"].startswith("138****") for item in liaisons["items"])
 
 

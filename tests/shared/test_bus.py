@@ -6,80 +6,66 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aio_pika
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from structlog.testing import capture_logs
 
-from shared.auth import hash_token
-from shared.messages import Actor, Role
 from shared.service import create_service_app
 from shared.settings import Settings
-from shared.store import create_pool
 from tests.example_services import EXAMPLE, SEEN_TABLE, consumer_spec
-from tests.conftest import AMQP_URL
-from tests.faults import TcpProxy, eventually
+from tests.support.actors import auth
+from tests.support.databases import execute, fetchval, pool_as
+from tests.support.faults import TcpProxy
+from tests.support.polling import eventually
+from tests.support.services import (
+    AMQP_URL,
+    SERVICE_POOL_SIZE,
+    running,
+    service_settings,
+)
+from tests.support.services import delete_bus_objects as delete_service_bus_objects
 
 pytestmark = pytest.mark.integration
 
-TOKENS = {
-    "tok-admin": Actor(id="a1", name="市局管理员(示例)", role=Role.CITY_ADMIN),
-    "tok-echeng": Actor(id="r1", name="鄂城填报人(示例)", role=Role.DISTRICT_REPORTER, unit="echeng"),
-    "tok-leader": Actor(id="l1", name="领导(示例)", role=Role.LEADER),
-}
-TOKENS_JSON = json.dumps({hash_token(t): a.model_dump(mode="json") for t, a in TOKENS.items()})
 
-
-def settings_for(dsn: str, prefix: str, amqp_url: str | None, **extra) -> Settings:
-    return Settings(database_url=dsn, amqp_url=amqp_url, bus_prefix=prefix, tokens_json=TOKENS_JSON,
-                    poll_interval=0.02, publish_timeout=3.0, graceful_timeout=5.0, **extra)
+def settings_for(dsn: str, prefix: str, amqp_url: str | None, **extra: Any) -> Settings:
+    return service_settings(dsn, amqp_url=amqp_url, prefix=prefix, **extra)
 
 
 @asynccontextmanager
-async def running(app):
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+async def consumer_service(dsn: str, prefix: str, amqp_url: str | None,
+                           **extra: Any) -> AsyncIterator[tuple[FastAPI, asyncpg.Pool]]:
+    """The example consumer (its read-model table, its own pool to read it), not yet started."""
+    await execute(dsn, SEEN_TABLE)
+    async with pool_as(dsn, "exampleconsumer", max_size=SERVICE_POOL_SIZE) as pool:
+        app = create_service_app(consumer_spec(), settings_for(dsn, prefix, amqp_url,
+                                                               run_sequencer=False, **extra),
+                                 pool=pool)
+        yield app, pool
 
 
 @asynccontextmanager
 async def system(dsn: str, prefix: str, *, producer_amqp: str | None, consumer_amqp: str | None):
     """The producer (with the sequencer) and the consumer service, both running."""
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(SEEN_TABLE)
-    await admin.close()
-    consumer_pool = await create_pool(dsn, role="lookback_exampleconsumer", max_size=4)
     producer = create_service_app(EXAMPLE, settings_for(dsn, prefix, producer_amqp))
-    consumer = create_service_app(consumer_spec(), settings_for(dsn, prefix, consumer_amqp,
-                                                                run_sequencer=False),
-                                  pool=consumer_pool)
     try:
-        async with running(producer) as p, running(consumer) as c:
-            yield p, c
+        async with consumer_service(dsn, prefix, consumer_amqp) as (consumer, _):
+            async with running(producer) as p, running(consumer) as c:
+                yield p, c
     finally:
-        await consumer_pool.close()
         await delete_bus_objects(prefix)
 
 
 async def delete_bus_objects(prefix: str) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for queue in ("exampleconsumer.on-example", "example.events.archive", "example.dlq",
-                      "exampleconsumer.dlq", "exampleconsumer.events.archive"):
-            try:
-                await channel.queue_delete(prefix + queue)
-            except Exception:
-                channel = await connection.channel()
-        for exchange in ("example.events", "exampleconsumer.events", "example.dlx", "exampleconsumer.dlx"):
-            try:
-                await channel.exchange_delete(prefix + exchange)
-            except Exception:
-                channel = await connection.channel()
+    await delete_service_bus_objects(prefix, services=("example", "exampleconsumer"),
+                                     consumers=("exampleconsumer.on-example",))
 
 
 async def seen(client: httpx.AsyncClient) -> list[dict]:
@@ -87,9 +73,8 @@ async def seen(client: httpx.AsyncClient) -> list[dict]:
     return response.json()
 
 
-async def register(client: httpx.AsyncClient, name: str, unit: str = "echeng", token: str = "tok-admin"):
-    return await client.post("/things", json={"name": name, "unit": unit},
-                             headers={"Authorization": f"Bearer {token}"})
+async def register(client: httpx.AsyncClient, name: str, unit: str = "echeng", who: str = "admin-1"):
+    return await client.post("/things", json={"name": name, "unit": unit}, headers=auth(who))
 
 
 @pytest.mark.parametrize("mode", ["rabbitmq", "embedded"])
@@ -125,7 +110,7 @@ async def test_the_same_event_published_twice_has_one_effect(database, unique_pr
         await asyncio.sleep(0.5)
         rows = [r for r in await seen(c) if r["name"] == "twice"]
         assert len(rows) == 1
-        inbox = await _fetchval(database, "SELECT count(*) FROM es.inbox WHERE event_id = $1",
+        inbox = await fetchval(database, "SELECT count(*) FROM es.inbox WHERE event_id = $1",
                                 uuid.UUID(event_id))
         assert inbox == 1
 
@@ -225,22 +210,22 @@ async def test_requests_without_a_valid_token_or_right_get_401_or_403_and_write_
         database, unique_prefix):
     async with system(database, unique_prefix, producer_amqp=None, consumer_amqp=None) as (p, c):
         assert (await p.post("/things", json={"name": "x", "unit": "echeng"})).status_code == 401
-        bad = await register(p, "x", token="nope")
+        bad = await register(p, "x", who="nope")
         assert bad.status_code == 401 and bad.json()["error"] == "unauthenticated"
-        other_unit = await register(p, "x", unit="huarong", token="tok-echeng")
+        other_unit = await register(p, "x", unit="huarong", who="rep-echeng-1")
         assert other_unit.status_code == 403 and "huarong" in other_unit.json()["detail"]
-        assert (await register(p, "x", token="tok-leader")).status_code == 403
-        assert (await register(p, "x", unit="echeng", token="tok-echeng")).status_code == 201
-        count = await _fetchval(database, "SELECT count(*) FROM es.events")
+        assert (await register(p, "x", who="leader-1")).status_code == 403
+        assert (await register(p, "x", unit="echeng", who="rep-echeng-1")).status_code == 201
+        count = await fetchval(database, "SELECT count(*) FROM es.events")
         assert count == 1
 
 
 async def test_the_actor_is_written_into_the_event_metadata(database, unique_prefix):
     async with system(database, unique_prefix, producer_amqp=None, consumer_amqp=None) as (p, c):
-        await register(p, "who", token="tok-echeng")
-        meta = await _fetchval(database, "SELECT metadata FROM es.events")
+        await register(p, "who", who="rep-echeng-1")
+        meta = await fetchval(database, "SELECT metadata FROM es.events")
         meta = json.loads(meta) if isinstance(meta, str) else meta
-        assert meta["actor"] == {"id": "r1", "name": "鄂城填报人(示例)", "role": "district_reporter",
+        assert meta["actor"] == {"id": "rep-echeng-1", "name": "鄂城填报人(示例)", "role": "district_reporter",
                                  "unit": "echeng"}
         assert meta["event_type"] == "example.ThingRegistered"
 
@@ -259,14 +244,6 @@ async def test_operations_endpoints_tell_the_truth(database, unique_prefix):
         html = (await p.get("/asyncapi")).text
         assert "asyncapi/try" not in html
         assert (await p.get("/openapi.json")).json()["paths"]["/things"]
-
-
-async def _fetchval(dsn: str, query: str, *args):
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
 
 
 async def _has(client: httpx.AsyncClient, name: str) -> bool:
@@ -290,17 +267,11 @@ async def test_graceful_shutdown_finishes_the_message_in_flight(database, unique
     from tests import example_services
 
     example_services.SLOW_STARTED.clear()
-    admin = await asyncpg.connect(database)
-    await admin.execute(SEEN_TABLE)
-    await admin.close()
     settings = settings_for(database, unique_prefix, AMQP_URL)
     producer = create_service_app(EXAMPLE, settings)
-    consumer_pool = await create_pool(database, role="lookback_exampleconsumer", max_size=4)
-    consumer = create_service_app(consumer_spec(), settings_for(database, unique_prefix, AMQP_URL,
-                                                                run_sequencer=False),
-                                  pool=consumer_pool)
     try:
-        async with running(producer) as p:
+        async with consumer_service(database, unique_prefix, AMQP_URL) as (consumer, consumer_pool), \
+                running(producer) as p:
             async with running(consumer):
                 await register(p, "slow one")
                 await eventually(example_services.SLOW_STARTED.is_set, what="the slow reaction")
@@ -314,42 +285,36 @@ async def test_graceful_shutdown_finishes_the_message_in_flight(database, unique
                                                     passive=True)
                 assert queue.declaration_result.message_count == 0
     finally:
-        await consumer_pool.close()
         await delete_bus_objects(unique_prefix)
 
 
 async def test_a_message_that_keeps_failing_is_retried_a_bounded_number_of_times_then_dead_lettered(
         database, unique_prefix):
-    admin = await asyncpg.connect(database)
-    await admin.execute(SEEN_TABLE)
-    await admin.close()
-    consumer_pool = await create_pool(database, role="lookback_exampleconsumer", max_size=4)
     producer = create_service_app(EXAMPLE, settings_for(database, unique_prefix, AMQP_URL))
-    consumer = create_service_app(
-        consumer_spec(), settings_for(database, unique_prefix, AMQP_URL, run_sequencer=False,
-                                      retry_delays=(0.01, 0.01)), pool=consumer_pool)
     try:
-        with capture_logs() as logs:
-            async with running(producer) as p, running(consumer) as c:
-                await register(p, "always-fails")
-                await register(p, "fine")
-                await eventually(lambda: _has(c, "fine"), timeout=30)
-                connection = await aio_pika.connect(AMQP_URL)
-                async with connection:
-                    channel = await connection.channel()
-                    dlq = await channel.declare_queue(f"{unique_prefix}exampleconsumer.dlq", passive=True)
-                    message = await eventually(lambda: dlq.get(fail=False, no_ack=True), timeout=30,
-                                               what="the poison message in the DLQ")
-                    assert json.loads(message.body)["name"] == "always-fails"
-                    death = message.headers["x-death"][0]
-                    assert death["reason"] == "delivery_limit"
-        attempts = [line for line in logs if line.get("event") == "message_retry"]
-        # 2 in-process attempts per delivery, deliveries bounded by x-delivery-limit (5) + 1
-        assert 2 <= len(attempts) <= 2 * 6
-        rows = await consumer_pool.fetch("SELECT name FROM public.example_seen")
-        assert [r["name"] for r in rows] == ["fine"]
+        async with consumer_service(database, unique_prefix, AMQP_URL,
+                                    retry_delays=(0.01, 0.01)) as (consumer, consumer_pool):
+            with capture_logs() as logs:
+                async with running(producer) as p, running(consumer) as c:
+                    await register(p, "always-fails")
+                    await register(p, "fine")
+                    await eventually(lambda: _has(c, "fine"), timeout=30)
+                    connection = await aio_pika.connect(AMQP_URL)
+                    async with connection:
+                        channel = await connection.channel()
+                        dlq = await channel.declare_queue(f"{unique_prefix}exampleconsumer.dlq",
+                                                          passive=True)
+                        message = await eventually(lambda: dlq.get(fail=False, no_ack=True),
+                                                   timeout=30, what="the poison message in the DLQ")
+                        assert json.loads(message.body)["name"] == "always-fails"
+                        death = message.headers["x-death"][0]
+                        assert death["reason"] == "delivery_limit"
+            attempts = [line for line in logs if line.get("event") == "message_retry"]
+            # 2 in-process attempts per delivery, deliveries bounded by x-delivery-limit (5) + 1
+            assert 2 <= len(attempts) <= 2 * 6
+            rows = await consumer_pool.fetch("SELECT name FROM public.example_seen")
+            assert [r["name"] for r in rows] == ["fine"]
     finally:
-        await consumer_pool.close()
         await delete_bus_objects(unique_prefix)
 
 

@@ -10,11 +10,12 @@ import pytest
 
 from shared.errors import UnauthenticatedError
 from shared.http import Edge, EdgePolicy
-from shared.messages import Actor, Role
+from shared.messages import Actor
+from tests.support.actors import city_admin
 
 pytestmark = pytest.mark.unit
 
-ADMIN = Actor(id="admin-1", name="市局管理员(示例)", role=Role.CITY_ADMIN)
+ADMIN = city_admin()
 CHUNK = b"x" * 65536
 
 

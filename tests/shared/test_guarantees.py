@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import ClassVar
 
@@ -13,7 +12,9 @@ from asyncpg.transaction import TransactionState
 from shared.errors import StreamPermissionError
 from shared.messages import Event, EventRegistry, NewEvent
 from shared.sequencer import Sequencer
-from shared.store import PostgresEventStore, create_pool
+from shared.store import PostgresEventStore
+from tests.support.databases import store_as
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -24,17 +25,6 @@ def event(stream_id: str, n: int = 0, *, schema_version: int = 1, payload=None) 
                     payload if payload is not None else {"n": n},
                     {"event_id": str(event_id), "event_type": "example.Happened",
                      "schema_version": schema_version})
-
-
-async def eventually(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last saw {value!r}")
-        await asyncio.sleep(0.02)
 
 
 async def close(transaction) -> None:
@@ -159,11 +149,9 @@ async def test_rows_cannot_be_updated_deleted_or_truncated_even_by_the_superuser
 
 
 async def test_the_registry_role_cannot_write_a_problem_stream_but_can_write_a_project_one(database):
-    rectification = await create_pool(database, role="lookback_rectification", max_size=1)
-    registry = await create_pool(database, role="lookback_registry", max_size=2)
-    try:
-        await PostgresEventStore(rectification).append([event("problem-existing")])
-        store = PostgresEventStore(registry)
+    async with store_as(database, "rectification") as rectification, \
+            store_as(database, "registry") as store:
+        await rectification.append([event("problem-existing")])
         with pytest.raises(StreamPermissionError):
             await store.append([event("problem-new")])
         with pytest.raises(StreamPermissionError):
@@ -172,9 +160,6 @@ async def test_the_registry_role_cannot_write_a_problem_stream_but_can_write_a_p
         assert [(a.stream_id, a.stream_version) for a in done] == [("project-1", 1)]
         assert await store.stream_version("problem-existing") == 1  # reading is allowed
         assert await store.stream_version("problem-new") == 0
-    finally:
-        await registry.close()
-        await rectification.close()
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from shared.personal_data import (
     normalise_phone,
     phone_problem,
 )
-from shared.store import create_pool
+from tests.support.databases import pool_as
 
 # ----- phones and masking (pure) ---------------------------------------------------------------------
 
@@ -167,11 +167,8 @@ class TestPostgresVault(VaultContract):
 
     @pytest.fixture
     async def vault(self, database: str):
-        pool = await create_pool(database, role="lookback_registry", max_size=2)
-        try:
+        async with pool_as(database, "registry") as pool:
             yield PostgresPersonalDataVault(pool)
-        finally:
-            await pool.close()
 
 
 # ----- PostgreSQL specifics -------------------------------------------------------------------------------
@@ -179,8 +176,7 @@ class TestPostgresVault(VaultContract):
 
 @pytest.mark.integration
 async def test_registry_role_cannot_delete_or_replace_keys(database: str) -> None:
-    pool = await create_pool(database, role="lookback_registry", max_size=1)
-    try:
+    async with pool_as(database, "registry") as pool:
         vault = PostgresPersonalDataVault(pool)
         await vault.keyring(["s"], create=True)
         async with pool.acquire() as conn:
@@ -195,16 +191,10 @@ async def test_registry_role_cannot_delete_or_replace_keys(database: str) -> Non
                                    "WHERE subject_id = 's'", b"k" * 32)
             row = await conn.fetchrow("SELECT key, erased_at FROM pii.subject_keys WHERE subject_id = 's'")
         assert row["key"] is None and row["erased_at"] is not None
-    finally:
-        await pool.close()
 
 
 @pytest.mark.integration
 async def test_other_service_roles_cannot_read_personal_data_keys(database: str) -> None:
-    pool = await create_pool(database, role="lookback_inspection", max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                await conn.fetch("SELECT * FROM pii.subject_keys")
-    finally:
-        await pool.close()
+    async with pool_as(database, "inspection") as pool, pool.acquire() as conn:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM pii.subject_keys")

@@ -13,18 +13,27 @@ from pydantic import Field
 from structlog.testing import capture_logs
 
 from shared.errors import ConcurrencyError, DomainError, ForbiddenError
-from shared.messages import Actor, Command, Event, Role
-from shared.pipeline import (CONCURRENCY_RETRIES, CommandMetrics, CommandPipeline, Decision,
-                             Handler, Preparation, StreamSpec)
-from shared.store import PostgresEventStore, create_pool
-from tests.example_services import CONTRACT as EXAMPLE, ThingRegistered
+from shared.messages import Command, Event, Role
+from shared.pipeline import (
+    CONCURRENCY_RETRIES,
+    CommandMetrics,
+    CommandPipeline,
+    Decision,
+    Handler,
+    Preparation,
+    StreamSpec,
+)
+from shared.store import PostgresEventStore
+from tests.example_services import CONTRACT as EXAMPLE
+from tests.example_services import ThingRegistered
+from tests.support.actors import AUDITOR, city_admin, inspector, reporter
+from tests.support.databases import pool_as
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2024, 3, 5, 10, 0, tzinfo=timezone.utc)
-ADMIN = Actor(id="admin-1", name="市局管理员(示例)", role=Role.CITY_ADMIN)
-REPORTER = Actor(id="rep-1", name="填报人(示例)", role=Role.DISTRICT_REPORTER, unit="echeng")
-AUDITOR = Actor(id="aud-1", name="审计员(示例)", role=Role.AUDITOR)
+ADMIN = city_admin()
+REPORTER = reporter("echeng")
 
 
 class Name(Command):
@@ -80,11 +89,9 @@ class InterferingStore:
 
 @pytest.fixture
 async def example_store(database):
-    pool = await create_pool(database, role="lookback_example", max_size=3)
-    try:
+    # Two: the command's own connection, and an interfering command's while the first holds it.
+    async with pool_as(database, "example", max_size=2) as pool:
         yield PostgresEventStore(pool)
-    finally:
-        await pool.close()
 
 
 def pipeline(store: Any, registry: CollectorRegistry | None = None) -> CommandPipeline[None]:
@@ -170,9 +177,8 @@ async def test_readers_send_no_commands_and_the_tables_roles_narrow_who_may(exam
     commands = pipeline(example_store)
     with pytest.raises(ForbiddenError):
         await commands.run(Name(name="戊"), actor=AUDITOR, now=NOW)
-    inspector = Actor(id="insp-1", name="检查员(示例)", role=Role.INSPECTOR)
     with pytest.raises(ForbiddenError, match="allowed: city_admin, district_reporter"):
-        await commands.run(Name(name="己"), actor=inspector, now=NOW)
+        await commands.run(Name(name="己"), actor=inspector(), now=NOW)
     assert await example_store.pool.fetchval("SELECT count(*) FROM es.events") == 0
 
 

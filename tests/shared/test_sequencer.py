@@ -12,6 +12,7 @@ from shared.merkle import leaf_hash, ledger_entry, root_of_leaf_hashes
 from shared.messages import NewEvent
 from shared.sequencer import NotLeaderError, Sequencer, checkpoint_file_name
 from shared.signing import CheckpointSigner, generate_private_key, verify_note
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +38,6 @@ def sequencer(database: str, signer: CheckpointSigner | None = None, folder=None
 
 async def ledger_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     return await pool.fetch("SELECT * FROM es.ledger ORDER BY global_position")
-
-
-async def eventually(predicate, timeout: float = 15.0, what: str = "condition"):
-    """Poll an async predicate until it returns something truthy; fail with the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last saw {value!r}")
-        await asyncio.sleep(0.02)
 
 
 async def sequence_until(seq: Sequencer, tree_size: int, timeout: float = 20.0) -> None:

@@ -6,15 +6,21 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.faults import eventually
-
 from shared.errors import ConcurrencyError, IdempotencyConflictError
-from shared.messages import Actor, NewEvent, Role
-from shared.store import (ANY, EXISTS, NO_STREAM, InMemoryEventStore, PostgresEventStore,
-                          create_pool)
-from tests.conftest import fresh_database
+from shared.messages import NewEvent
+from shared.store import (
+    ANY,
+    EXISTS,
+    NO_STREAM,
+    InMemoryEventStore,
+    PostgresEventStore,
+    create_pool,
+)
+from tests.support.actors import city_admin
+from tests.support.databases import fresh_database
+from tests.support.polling import eventually
 
-ACTOR = Actor(id="u1", name="测试员(示例)", role=Role.CITY_ADMIN)
+ACTOR = city_admin()
 
 
 def make_event(stream_id: str, n: int = 0, event_id: uuid.UUID | None = None) -> NewEvent:
@@ -28,13 +34,21 @@ def make_event(stream_id: str, n: int = 0, event_id: uuid.UUID | None = None) ->
                   "occurred_at": datetime(2024, 3, 4, tzinfo=timezone.utc).isoformat()})
 
 
-@pytest.fixture(params=["memory", "postgres"])
-async def store(request, template_db):
-    if request.param == "memory":
+@pytest.fixture(params=[pytest.param("memory", marks=pytest.mark.unit),
+                        pytest.param("postgres", marks=pytest.mark.integration)])
+def template_for(request: pytest.FixtureRequest) -> str | None:
+    """The migrated template for the PostgreSQL store; none for the in-memory one (asked for only
+    when needed, so a unit run never reaches the server)."""
+    return request.getfixturevalue("template_db") if request.param == "postgres" else None
+
+
+@pytest.fixture
+async def store(template_for):
+    if template_for is None:
         yield InMemoryEventStore()
         return
-    async with fresh_database(template_db) as dsn:
-        pool = await create_pool(dsn)
+    async with fresh_database(template_for) as dsn:
+        pool = await create_pool(dsn, max_size=2)
         try:
             yield PostgresEventStore(pool)
         finally:

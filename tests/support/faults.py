@@ -64,17 +64,3 @@ class TcpProxy:
             self._server.close()
             await self._server.wait_closed()
 
-
-async def eventually(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = ""):
-    """Poll an async or sync predicate until it returns a truthy value; fail with what was seen."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last = None
-    while True:
-        last = predicate()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last={last!r}")
-        await asyncio.sleep(interval)

@@ -1,0 +1,71 @@
+"""Running a service app inside a test: settings sized for tests, the app's lifespan, an HTTP
+client over ASGI, and the clean-up of a test's RabbitMQ names."""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+from aiormq.exceptions import AMQPError
+from fastapi import FastAPI
+
+from shared.settings import Settings
+from shared.topology import Names
+from tests.support.actors import TOKENS_JSON
+
+AMQP_URL = os.environ.get("LOOKBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+# A service app in a test serves one client at a time: its pool needs the ledger waker's
+# connection plus a few for the request, a consumer and a projection (see DATABASE_CONNECTION_LIMIT).
+SERVICE_POOL_SIZE = 3
+
+
+def service_settings(dsn: str, data_dir: Path | None = None, *, amqp_url: str | None = None,
+                     prefix: str = "", **extra: Any) -> Settings:
+    """Settings for a service in a test: every test actor's token, a small pool, fast polls and
+    short timeouts, files under `data_dir` (a new temporary folder if none is given)."""
+    values: dict[str, Any] = {
+        "database_url": dsn, "amqp_url": amqp_url, "bus_prefix": prefix, "tokens_json": TOKENS_JSON,
+        "data_dir": data_dir or Path(tempfile.mkdtemp(prefix="lookback-test-")),
+        "db_pool_size": SERVICE_POOL_SIZE, "poll_interval": 0.02, "publish_timeout": 3.0,
+        "graceful_timeout": 5.0}
+    values.update(extra)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (its lifespan: pool, consumers, relay, sequencer) and a client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def delete_bus_objects(prefix: str, *, services: Iterable[str],
+                             consumers: Iterable[str] = ()) -> None:
+    """Delete what these services and consumers declared under `prefix` (exchanges, archives,
+    dead-letter queues, consumer queues); names never declared are passed over."""
+    names = Names(prefix)
+    services = list(services)
+    queues = [names.queue(consumer) for consumer in consumers]
+    queues += [q for service in services for q in (names.archive_queue(service), names.dlq(service))]
+    exchanges = [x for service in services for x in (names.events_exchange(service), names.dlx(service))]
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in queues:
+            try:
+                await channel.queue_delete(queue)
+            except AMQPError:  # not declared by this test: the broker closes the channel
+                channel = await connection.channel()
+        for exchange in exchanges:
+            try:
+                await channel.exchange_delete(exchange)
+            except AMQPError:
+                channel = await connection.channel()
