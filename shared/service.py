@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared import topology
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
-from shared.errors import LookbackError, UnauthenticatedError, ValidationFailed
+from shared.errors import MESSAGES_ZH, LookbackError, UnauthenticatedError, ValidationFailed
 from shared.http import Edge, EdgePolicy
 from shared.logging import get_logger
 from shared.messages import Actor, Command, EventContract
@@ -141,8 +141,12 @@ def load_signer(settings: Settings) -> CheckpointSigner | None:
     return CheckpointSigner(load_private_key(text.strip()))
 
 
-def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None, *,
+           message: str | None = None) -> JSONResponse:
+    """The one error body: a machine code, a Chinese message a person can act on, the detail."""
+    body = {"error": code, "message": message or MESSAGES_ZH.get(status, MESSAGES_ZH[500]),
+            "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -152,9 +156,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LookbackError)
     async def _lookback(_: Request, exc: LookbackError) -> JSONResponse:
         if isinstance(exc, ValidationFailed):
-            return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems])
+            return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems],
+                          message=exc.message_zh)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
-        return _error(exc.status, exc.code, str(exc), headers)
+        return _error(exc.status, exc.code, str(exc), headers, message=exc.message_zh)
 
     @app.exception_handler(Exception)
     async def _500(request: Request, exc: Exception) -> JSONResponse:

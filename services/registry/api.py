@@ -252,7 +252,9 @@ def _import_refused(errors: tuple[RowError, ...] | list[RowError]) -> JSONRespon
     rows = [err.as_dict() for err in errors]
     detail = [{"field": f"{r['sheet']}[{r['row']}].{r['column']}" if r["sheet"] else r["column"],
                "reason": r["reason"]} for r in rows]
-    return JSONResponse({"error": "import_refused", "detail": detail, "rows": rows},
+    return JSONResponse({"error": "import_refused",
+                         "message": "导入未完成：以下行有误，请修改后重新上传（本次未导入任何数据）。",
+                         "detail": detail, "rows": rows},
                         status_code=422)
 
 
@@ -390,7 +392,9 @@ async def import_file(request: Request, response: Response,
         parsed = await _parse_upload(request, body, sheet, deps,
                                      deps.campaign.local_date(runtime.clock()))
     except _UploadError as exc:
-        return JSONResponse({"error": "unsupported_upload", "detail": str(exc)}, status_code=415)
+        return JSONResponse({"error": "unsupported_upload",
+                             "message": "请上传 .xlsx 工作簿或 CSV 文件。", "detail": str(exc)},
+                            status_code=415)
     if isinstance(parsed, ImportRejected):
         return _import_refused(parsed.errors)
     try:
