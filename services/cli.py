@@ -126,7 +126,13 @@ def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
     from shared.auth import hash_token, new_token
     from shared.messages import Actor
 
-    actor = Actor(id=id, name=name, role=role, unit=unit)
+    from pydantic import ValidationError
+
+    try:
+        actor = Actor(id=id, name=name, role=role, unit=unit)
+    except ValidationError as exc:
+        reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise typer.BadParameter(reasons) from None
     token = new_token()
     typer.echo(f"token: {token}")
     typer.echo(json.dumps({hash_token(token): actor.model_dump(mode="json")}, ensure_ascii=False))
