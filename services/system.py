@@ -145,6 +145,8 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
     configure_logging(json=settings.log_json, level=settings.log_level)
     if settings.embedded:
         settings = await prepare_embedded(settings)
+    else:  # all services in one process is for trying things: keys made locally if not given
+        settings = ensure_local_secrets(settings, demo_principals())
     assert settings.database_url is not None
     applied = await migrate(settings)
     if applied:

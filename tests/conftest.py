@@ -16,6 +16,7 @@ import pytest
 
 from services.system import SERVICE_NAMES, migration_folders
 from shared.migrations import migrate
+from shared.personal_data import MasterKey
 from shared.provisioning import AUDITOR, MIGRATOR, SEQUENCER, provision_roles, service_role
 from shared.store import PostgresEventStore, create_pool
 
@@ -26,6 +27,9 @@ _TEMPLATE = f"lookback_tpl_{os.getpid()}"
 # read them as the embedded default serves them, openly. Tests of the default set it themselves.
 os.environ.setdefault("LOOKBACK_DOCS_ACCESS", "public")
 os.environ.setdefault("LOOKBACK_METRICS_ACCESS", "public")
+# The registry's personal-data keys are wrapped by a master key held outside the database.
+TEST_MASTER_KEY = MasterKey.generate_text()
+os.environ.setdefault("LOOKBACK_PII_MASTER_KEY", TEST_MASTER_KEY)
 
 # The test-only example services' role and category (tests/example_services.py).
 EXAMPLE_SQL = Path(__file__).with_name("example_sql")
