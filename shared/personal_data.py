@@ -16,9 +16,10 @@ import hashlib
 import hmac
 import os
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Mapping, Protocol
 
 from cryptography.exceptions import InvalidTag
+from pydantic import AfterValidator
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.errors import LookbackError
@@ -94,6 +95,36 @@ def phone_problem(raw: str) -> str | None:
     if is_mobile(number) or is_office_phone(number):
         return None
     return "not a valid phone number (mobile 1[3-9] + 9 digits, or office like 0711-1234567)"
+
+
+# What looks like a person's phone or ID number inside a sentence (digits may be spaced or dashed).
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)1[3-9]\d(?:[\s\-]?\d){8}(?!\d)")
+_LANDLINE_IN_TEXT = re.compile(r"(?<!\d)0\d{2,3}[\s\-]?\d{7,8}(?!\d)")
+_ID_NUMBER_IN_TEXT = re.compile(r"(?<!\d)\d{17}[\dXx](?![\dXx])")
+
+
+def personal_data_in_text(text: str) -> str | None:
+    """Why a free-text field must not be stored as it is (a phone or ID number in it), or None.
+
+    Free text (a problem's description, evidence, a reason) is kept in clear in the signed,
+    append-only log and printed on lists people share; personal data there could never be erased
+    (docs/adr/0009). A person is named in such text by role or household code instead."""
+    if _ID_NUMBER_IN_TEXT.search(text):
+        return "contains what looks like an ID card number: refer to the person by household code"
+    if _PHONE_IN_TEXT.search(text) or _LANDLINE_IN_TEXT.search(text):
+        return "contains what looks like a phone number: contact details belong in the liaison list"
+    return None
+
+
+def _no_personal_data(text: str) -> str:
+    reason = personal_data_in_text(text)
+    if reason is not None:
+        raise ValueError(reason)
+    return text
+
+
+# A free-text field of a command: any text, but no phone or ID number (see above).
+FreeText = Annotated[str, AfterValidator(_no_personal_data)]
 
 
 def mask_phone(number: str) -> str:
