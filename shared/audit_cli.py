@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from shared.audit import (VerifyResult, count_ledger, export_database, read_checkpoint_dir,
-                          verify_database, verify_file)
+from shared.audit_db import count_ledger, export_database, verify_database
+from shared.audit_file import read_checkpoint_dir, verify_file
+from shared.audit_verify import VerifyResult
 from shared.signing import (PUBLIC_KEY_ENV, generate_private_key, key_id, load_public_key, private_key_to_text,
                             public_key_to_text, public_keys_by_id)
 

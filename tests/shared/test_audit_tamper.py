@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import shared.audit as audit
-from shared.audit import read_export_lines, verify_file, verify_labelled, verify_records
+import shared.audit_entry as audit_entry
+import shared.audit_workers as audit_workers
+from shared.audit_file import read_export_lines, verify_file
+from shared.audit_verify import verify_labelled, verify_records
 from shared.canonical import canonical_json
 from shared.signing import load_private_key, public_keys_by_id
 
@@ -67,7 +69,7 @@ def test_the_first_failure_names_the_position_and_the_line():
 
 
 def test_parallel_and_sequential_file_verification_agree(tmp_path, monkeypatch):
-    monkeypatch.setattr(audit, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(audit_workers, "PARALLEL_MIN_BYTES", 0)
     path = tmp_path / "export.jsonl"
     path.write_bytes(EXPORT)
     assert verify_file(path, KEYS, workers=2) == verify_file(path, KEYS, workers=1)
@@ -79,7 +81,7 @@ def test_parallel_and_sequential_file_verification_agree(tmp_path, monkeypatch):
 
 
 def test_records_without_any_checkpoint_verify_but_are_reported_unsigned():
-    records = [audit._decode(line.decode()) for line in EXPORT.splitlines()[1:]]
+    records = [audit_entry._decode(line.decode()) for line in EXPORT.splitlines()[1:]]
     result = verify_records(records, KEYS)
     assert result.ok and result.entries == 3 and result.latest_checkpoint == 0
     assert "3 entries after it not yet covered" in result.details()
@@ -95,8 +97,8 @@ _json = st.recursive(
 @settings(max_examples=200, deadline=None)
 @given(_json)
 def test_the_verifiers_encoder_is_the_canonical_one(value):
-    assert audit._encode(value).encode("utf-8") == canonical_json(value)
-    assert audit._decode(audit._encode(value)) == value
+    assert audit_entry._encode(value).encode("utf-8") == canonical_json(value)
+    assert audit_entry._decode(audit_entry._encode(value)) == value
 
 
 @settings(max_examples=100, deadline=None)
@@ -120,7 +122,7 @@ def test_any_payload_round_trips_through_an_entry_record_and_verifies(payload):
         "stream_id": "example-1", "stream_version": 1, "event_id": event_id,
         "event_type": "example.X", "schema_version": 1, "payload": payload, "metadata": metadata,
         "payload_hash": phash, "metadata_hash": mhash}}
-    line = audit.canonical_line(record)
+    line = audit_entry.canonical_line(record)
     result = verify_bytes(line)
     assert result.ok, result.failure
-    assert audit.check_entry(record, want_line=True)[2] == line
+    assert audit_entry.check_entry(record, want_line=True)[2] == line
