@@ -23,6 +23,7 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
+from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
 from shared.errors import LookbackError, UnauthenticatedError, ValidationFailed
@@ -308,6 +309,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         # try_it_out_path=None: the default route would let anyone publish onto the real broker.
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
+    app.include_router(audit_router)  # read-only proofs and history for auditors, on every service
     if spec.router is not None:
         app.include_router(spec.router)
     return app

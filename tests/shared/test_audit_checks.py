@@ -7,19 +7,19 @@ import pytest
 from typer.testing import CliRunner
 
 from shared.audit_cli import cli
+from shared.audit_entry import canonical_line
 from shared.audit_file import read_checkpoint_dir, read_export_lines, verify_file
 from shared.audit_verify import verify_labelled
-from shared.merkle import consistency_proof
+from shared.merkle import EMPTY_ROOT, consistency_proof
 from shared.signing import public_key_to_text
-from tests.shared.audit_support import SIGNER, MemoryLog
+from tests.shared.audit_support import KEYS, SIGNER, MemoryLog, checkpoint_record
 
 pytestmark = pytest.mark.unit
 PUBLIC = public_key_to_text(SIGNER.public_key)
 
 
 def verify(data: bytes, **kwargs):
-    return verify_labelled(read_export_lines(data.splitlines(keepends=True)), SIGNER and
-                           {SIGNER.key_id: SIGNER.public_key}, **kwargs)
+    return verify_labelled(read_export_lines(data.splitlines(keepends=True)), KEYS, **kwargs)
 
 
 def run(*args) -> object:
@@ -91,7 +91,7 @@ def test_a_checkpoint_file_whose_name_disagrees_with_its_signed_size_fails(tmp_p
     (folder / "checkpoint-000000000003.txt").rename(folder / "checkpoint-000000000004.txt")
     export = tmp_path / "log.jsonl"
     export.write_bytes(log.export(6))
-    result = verify_file(export, {SIGNER.key_id: SIGNER.public_key}, read_checkpoint_dir(folder))
+    result = verify_file(export, KEYS, read_checkpoint_dir(folder))
     assert not result.ok
     assert str(result.failure) == (
         "position 3 (checkpoint-000000000004.txt): the file is named for tree size 4, but its note "
@@ -116,11 +116,9 @@ def test_a_swap_of_two_entries_is_reported_as_out_of_order_not_only_as_a_deletio
 
 
 def test_an_empty_tree_may_be_signed_and_verifies():
-    log = MemoryLog.build(0, signed_at=[])
-    from shared.merkle import EMPTY_ROOT
-    from tests.shared.audit_support import checkpoint_record
-    from shared.audit_entry import canonical_line
     data = canonical_line(checkpoint_record(SIGNER.sign(0, EMPTY_ROOT)))
     result = verify(data)
     assert result.ok and result.entries == 0 and result.checkpoints == 1
-    assert log.entries == []
+    wrong = canonical_line(checkpoint_record(SIGNER.sign(0, bytes(32))))
+    assert str(verify(wrong).failure).startswith("position 0 (line 1): checkpoint at tree size 0: "
+                                                 "the empty tree's root is SHA-256 of nothing")
