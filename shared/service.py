@@ -36,6 +36,7 @@ from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool
 from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
+from shared.witness import WitnessShipper, targets_from_text
 
 log = get_logger()
 D = TypeVar("D")
@@ -107,16 +108,21 @@ def runtime_of(request: Request) -> Runtime[Any]:
     return runtime
 
 
-def default_sequencer(settings: Settings) -> Sequencer:
+def default_sequencer(settings: Settings, metrics: Metrics | None = None) -> Sequencer:
     """A sequencer candidate; the advisory lock elects one across every process of the system."""
     assert settings.database_url is not None
     checkpoint_dir = settings.resolved_checkpoint_dir()
     checkpoint_dir.mkdir(parents=True, exist_ok=True)  # an auditor can point at it from the start
+    targets = targets_from_text(settings.witness, settings.data_dir / "witness")
+    witness = WitnessShipper(settings.database_url, targets, role="lookback_sequencer",
+                             gauge=metrics.witnessed_tree_size if metrics else None
+                             ) if targets else None
     return Sequencer(settings.database_url, signer=load_signer(settings),
                      checkpoint_dir=checkpoint_dir,
                      checkpoint_every_events=settings.checkpoint_every_events,
                      checkpoint_every_seconds=settings.checkpoint_every_seconds,
-                     role="lookback_sequencer", poll_interval=settings.sequencer_poll_interval)
+                     role="lookback_sequencer", poll_interval=settings.sequencer_poll_interval,
+                     witness=witness)
 
 
 def load_signer(settings: Settings) -> CheckpointSigner | None:
@@ -216,7 +222,8 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             runtime.projections.add_consumer(projection)
         sequencer_stop = asyncio.Event()
         if settings.run_sequencer:
-            runtime.sequencer = (sequencer_factory or default_sequencer)(settings)
+            runtime.sequencer = (sequencer_factory(settings) if sequencer_factory
+                                 else default_sequencer(settings, metrics))
             runtime.tasks.append(asyncio.create_task(runtime.sequencer.run(sequencer_stop),
                                                      name="sequencer"))
         await runtime.projections.start()
