@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from shared.audit_entry import canonical_line
 from shared.canonical import canonical_json
 from shared.merkle import Frontier, leaf_hash, ledger_entry
+from shared.messages import NewEvent
 from shared.sequencer import checkpoint_file_name
 from shared.signing import Checkpoint, CheckpointSigner, load_private_key, public_keys_by_id
 
@@ -76,3 +78,28 @@ class MemoryLog:
         for size, checkpoint in self.checkpoints.items():
             (folder / checkpoint_file_name(size)).write_text(checkpoint.note, encoding="utf-8")
         return folder
+
+
+def export_of(events: list[NewEvent], signer: CheckpointSigner = SIGNER) -> bytes:
+    """The audit export of these events as the first entries of a log, signed at its end."""
+    frontier = Frontier()
+    lines = []
+    versions: dict[str, int] = {}
+    for position, event in enumerate(events, start=1):
+        payload = json.loads(canonical_json(event.payload))
+        metadata = json.loads(canonical_json(event.metadata))
+        phash = hashlib.sha256(canonical_json(payload)).hexdigest()
+        mhash = hashlib.sha256(canonical_json(metadata)).hexdigest()
+        version = versions[event.stream_id] = versions.get(event.stream_id, 0) + 1
+        ledger = {"global_position": position, "stream_id": event.stream_id,
+                  "stream_version": version, "event_id": str(event.event_id),
+                  "event_type": event.event_type, "payload_hash": phash, "metadata_hash": mhash}
+        ledger["leaf_hash"] = leaf_hash(ledger_entry(**ledger)).hex()
+        frontier.append(bytes.fromhex(ledger["leaf_hash"]))
+        lines.append(canonical_line({"kind": "entry", "ledger": ledger, "event": {
+            "stream_id": event.stream_id, "stream_version": version,
+            "event_id": str(event.event_id), "event_type": event.event_type,
+            "schema_version": event.schema_version, "payload": payload, "metadata": metadata,
+            "payload_hash": phash, "metadata_hash": mhash}}))
+    head = canonical_line(checkpoint_record(signer.sign(frontier.size, frontier.root())))
+    return head + b"".join(lines)
