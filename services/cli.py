@@ -33,6 +33,25 @@ def _register_groups() -> None:
 
 
 _register_groups()
+_audit = next(group.typer_instance for group in app.registered_groups if group.name == "audit")
+
+
+@_audit.command("replay")
+def audit_replay(keep: bool = typer.Option(False, help="keep the scratch database to look at")) -> None:
+    """Rebuild every service's read models from the log alone in a fresh database and compare
+    them with the live ones: `identical`, or the first difference by table and key."""
+    from services.system import replay_read_models
+    from shared.settings import Settings
+
+    settings = Settings()
+    if settings.database_url is None:
+        raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
+    report = asyncio.run(replay_read_models(settings, keep=keep))
+    typer.echo(report.summary())
+    for note in report.notes:
+        typer.echo(f"  note: {note}", err=True)
+    if not report.identical:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from shared.hosting import (DemoPrincipal, declare_bus, ensure_local_secrets, mi
                             print_listening, serve_apps, start_embedded_database)
 from shared.logging import configure_logging, get_logger
 from shared.messages import Role
+from shared.replay import Exempt, ReplayReport, replay
 from shared.service import ServiceSpec
 from shared.settings import Settings
 
@@ -37,6 +38,23 @@ def spec(name: str) -> ServiceSpec[Any]:
 
 def specs() -> list[ServiceSpec[Any]]:
     return [spec(name) for name in SERVICE_NAMES]
+
+
+# What `lookback audit replay` leaves out, because it does not derive from the log (each with
+# the reason the replay report prints).
+REPLAY_EXEMPT = (
+    Exempt("registry.personal_data_access", None,
+           "an access log written when a person reads personal data in clear, not by events"),
+    Exempt("rectification.ledger_links", frozenset({"received_at"}),
+           "the time the reaction ran, which the log does not hold"),
+)
+
+
+async def replay_read_models(settings: Settings, *, keep: bool = False) -> ReplayReport:
+    """Rebuild every service's read models from the log alone and compare (shared/replay.py)."""
+    assert settings.database_url is not None
+    return await replay(settings.database_url, specs(), settings, exempt=REPLAY_EXEMPT, keep=keep,
+                        migration_folders=migration_folders())
 
 
 def migration_folders() -> list[Path]:
