@@ -37,7 +37,8 @@ _audit = next(group.typer_instance for group in app.registered_groups if group.n
 
 
 @_audit.command("replay")
-def audit_replay(keep: bool = typer.Option(False, help="keep the scratch database to look at")) -> None:
+def audit_replay(
+        keep: bool = typer.Option(False, help="keep the scratch database to look at")) -> None:
     """Rebuild every service's read models from the log alone in a fresh database and compare
     them with the live ones: `identical`, or the first difference by table and key."""
     from services.system import replay_read_models

@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from shared.campaign import load_campaign
-from shared.hosting import (DemoPrincipal, declare_bus, ensure_local_secrets, migrate_database,
-                            print_listening, serve_apps, start_embedded_database)
+from shared.hosting import (
+    DemoPrincipal,
+    declare_bus,
+    ensure_local_secrets,
+    migrate_database,
+    print_listening,
+    serve_apps,
+    start_embedded_database,
+)
 from shared.logging import configure_logging, get_logger
 from shared.messages import Role
 from shared.replay import Exempt, ReplayReport, replay

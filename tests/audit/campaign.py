@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 import asyncpg
 import httpx
@@ -21,8 +21,8 @@ from services.rectification.app import create_app as rectification_app
 from services.registry.app import create_app as registry_app
 from services.system import specs
 from tests.faults import eventually
-from tests.registry import support as reg
 from tests.rectification.support import at
+from tests.registry import support as reg
 from tests.shared.test_bus import running
 
 
