@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from services.audit_labels import EVENT_LABELS
 from shared.campaign import load_campaign
 from shared.hosting import (
     DemoPrincipal,
@@ -72,7 +73,11 @@ def migration_folders() -> list[Path]:
 def service_app(name: str, settings: Settings, **kwargs: Any) -> Any:
     """The service's ASGI app from its one composition root, `services.<name>.app.create_app`."""
     spec(name)
-    return importlib.import_module(f"services.{name}.app").create_app(settings, **kwargs)
+    app = importlib.import_module(f"services.{name}.app").create_app(settings, **kwargs)
+    # /audit/history speaks of events by their Chinese names, in the campaign's time zone.
+    app.state.history_labels = EVENT_LABELS
+    app.state.history_zone = load_campaign(settings.campaign_file).tz
+    return app
 
 
 def all_consumers() -> list[tuple[str, Any]]:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 
 from shared.audit_proofs import consistency_document, inclusion_document, latest_checkpoint
 from shared.errors import ForbiddenError
+from shared.history import history
 from shared.messages import Actor, Role
 
 AUDIT_ROLES = frozenset({Role.AUDITOR, Role.CITY_ADMIN})
@@ -52,3 +53,17 @@ async def consistency(request: Request, first: int = Query(..., ge=0),
     _auditor(request)
     async with request.app.state.runtime.pool.acquire() as conn:
         return await consistency_document(conn, first, second)
+
+
+@router.get("/history/{subject}")
+async def subject_history(request: Request, subject: str,
+                          limit: int = Query(1000, ge=1, le=10000)) -> dict[str, Any]:
+    """Every event of or about one subject (project, problem item, draw…), in order, in Chinese,
+    with personal data masked (shared/history.py)."""
+    _auditor(request)
+    state = request.app.state
+    async with state.runtime.pool.acquire() as conn:
+        entries = await history(conn, subject, labels=getattr(state, "history_labels", {}),
+                                limit=limit, **({"zone": state.history_zone}
+                                                if hasattr(state, "history_zone") else {}))
+    return {"subject": subject, "events": [e.as_dict() for e in entries]}
