@@ -18,6 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 _GROUPS = {
     "audit": "shared.audit_cli",
     "inspection": "services.inspection.cli",
+    "dlq": "services.dlq_cli",
 }
 
 

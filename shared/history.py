@@ -64,7 +64,7 @@ class HistoryEntry:
                 "changes": self.changes, "text": self.text()}
 
 
-def _masked(key: str, value: Any) -> str:
+def mask_value(key: str, value: Any) -> str:
     """One payload value as a person reads it, with personal data masked."""
     lowered = key.lower()
     if isinstance(value, str):
@@ -73,7 +73,7 @@ def _masked(key: str, value: Any) -> str:
         if "email" in lowered or "mail" in lowered:
             return "（不显示）"
         if "phone" in lowered or "mobile" in lowered:
-            return mask_phone(value)
+            return value if "*" in value else mask_phone(value)  # `*_masked` fields already are
         return value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT] + "…"
     if isinstance(value, bool):
         return "是" if value else "否"
@@ -81,7 +81,7 @@ def _masked(key: str, value: Any) -> str:
         return "无"
     if isinstance(value, list):
         if all(isinstance(v, (str, int)) for v in value) and len(value) <= 5:
-            return "、".join(_masked(key, v) for v in value) or "（空）"
+            return "、".join(mask_value(key, v) for v in value) or "（空）"
         return f"{len(value)}项"
     if isinstance(value, dict):
         return f"{len(value)}项"
@@ -98,7 +98,7 @@ def _moment(value: Any, zone: tzinfo) -> str:
 def entry(row: Mapping[str, Any], labels: Mapping[str, str], zone: tzinfo = UTC) -> HistoryEntry:
     payload, metadata = row["payload"], row["metadata"]
     actor = metadata.get("actor") or {}
-    changes = {k: _masked(k, v) for k, v in list(payload.items())[:_MAX_FIELDS]}
+    changes = {k: mask_value(k, v) for k, v in list(payload.items())[:_MAX_FIELDS]}
     if len(payload) > _MAX_FIELDS:
         changes["…"] = f"另有{len(payload) - _MAX_FIELDS}项"
     return HistoryEntry(

@@ -362,10 +362,12 @@ class Sequencer:
             await self.close()
 
     async def lag(self) -> int:
-        """Events appended (committed) but not yet sequenced."""
-        if self._conn is not None and not self._conn.is_closed():
-            return await unsequenced_count(self._conn)
-        conn = await asyncpg.connect(self.dsn)
+        """Events appended (committed) but not yet sequenced.
+
+        On a connection of its own: the lock connection is busy sequencing, and a second query on
+        it while a batch runs fails ("another operation is in progress") and costs the leadership.
+        """
+        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "lookback:lag"})
         try:
             return await unsequenced_count(conn)
         finally:

@@ -26,6 +26,7 @@ from shared import topology
 from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
+from shared.deadletters import measure_depth as measure_dead_letter_depth
 from shared.errors import LookbackError, UnauthenticatedError, ValidationFailed
 from shared.logging import get_logger
 from shared.messages import Actor, Command, EventContract
@@ -296,6 +297,10 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                 metrics.relay_lag.set(await runtime.relay.lag())
             except Exception:
                 pass
+        try:
+            await measure_dead_letter_depth(runtime, metrics.dead_letters)
+        except Exception as exc:  # a scrape never fails for it; the gauge keeps its last value
+            log.warning("dead_letter_depth_unavailable", reason=str(exc)[:200])
         if runtime.sequencer is not None and hasattr(runtime.sequencer, "lag"):
             try:
                 metrics.sequencer_lag.set(await runtime.sequencer.lag())
