@@ -4,6 +4,10 @@ Specified in docs/sampling.md, precisely enough to reimplement in another langua
 is the whole algorithm: it imports nothing from the service but `shared.canonical`, so the
 stand-alone verifier (`lookback inspection verify-draw`) needs no database and no service code.
 
+It stays one module past 400 lines because it is the one file an auditor reads beside
+docs/sampling.md: the algorithm, the checks of an export, and the checks of an export against the
+draw's signed events (`verify_against_log`).
+
 Anything that changes a pick for the same inputs is a new algorithm: bump ALGORITHM_VERSION and
 keep the old one recomputable, or every printed 抽查名单 made so far stops verifying.
 """
