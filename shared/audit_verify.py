@@ -110,7 +110,7 @@ class Verifier:
         self._pending: dict[int, list[tuple[bytes, str | None, bool]]] = {}
         self._where: str | None = None
         self._last_record_checkpoint: int | None = None   # ascending order within the source
-        self._last_external_checkpoint: int | None = None
+        self._last_external: dict[str, int] = {}           # ... and within each external folder
 
     def feed(self, record: Any, where: str | None = None, raw: bytes | None = None) -> Failure | None:
         """Check one record of the source; `where` names it in a failure (e.g. "line 7").
@@ -277,12 +277,13 @@ class Verifier:
         if self.frontier.size:
             raise Mismatch(f"{label}: every checkpoint record comes before the first entry (already "
                            f"{self.frontier.size} entries)", size)
-        last = self._last_external_checkpoint if external else self._last_record_checkpoint
+        folder = (self._where or "").rpartition("/")[0]
+        last = self._last_external.get(folder) if external else self._last_record_checkpoint
         if last is not None and size <= last:
             raise Mismatch(f"{label}: checkpoints are in ascending tree size, and this one follows "
                            f"the one at {last}", size)
         if external:
-            self._last_external_checkpoint = size
+            self._last_external[folder] = size
         else:
             self._last_record_checkpoint = size
         if size == 0 and checkpoint.root_hash != EMPTY_ROOT:

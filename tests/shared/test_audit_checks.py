@@ -122,3 +122,22 @@ def test_an_empty_tree_may_be_signed_and_verifies():
     wrong = canonical_line(checkpoint_record(SIGNER.sign(0, bytes(32))))
     assert str(verify(wrong).failure).startswith("position 0 (line 1): checkpoint at tree size 0: "
                                                  "the empty tree's root is SHA-256 of nothing")
+
+
+def test_the_sequencers_folder_and_a_witness_copy_are_checked_together(tmp_path):
+    log = MemoryLog.build(6, signed_at=[3, 6])
+    export = tmp_path / "log.jsonl"
+    export.write_bytes(log.export(6))
+    local = log.write_checkpoint_dir(tmp_path / "local")
+    witness = log.write_checkpoint_dir(tmp_path / "witness")
+    result = run("verify", export, "--public-key", PUBLIC, "--checkpoint-dir", local,
+                 "--checkpoint-dir", witness, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "6 signed checkpoint(s) verified" in result.stderr  # 2 in each folder, 2 in the export
+    other = MemoryLog.build(6, signed_at=[6], payload={"n": "another log"})
+    other.write_checkpoint_dir(witness)  # the witness holds another log's head at 6
+    result = run("verify", export, "--public-key", PUBLIC, "--checkpoint-dir", local,
+                 "--checkpoint-dir", witness, "--no-progress")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("FAIL position 6 (line 8): the tree of the first 6 entries")
+    assert f"{witness}/checkpoint-000000000006.txt" in result.stdout
