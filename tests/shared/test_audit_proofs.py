@@ -5,10 +5,12 @@ import json
 
 import pytest
 
+import tests.shared.test_audit as with_a_log
 from tests.registry.support import as_, registry_client
-from tests.shared.test_audit import EVENTS, log, lookback, tamper  # noqa: F401 (fixture)
+from tests.shared.test_audit import EVENTS, lookback
 
 pytestmark = pytest.mark.integration
+log = with_a_log.log  # the fixture: a signed log of EVENTS events in a fresh database
 
 
 async def test_an_inclusion_proof_of_one_event_checks_offline_with_the_public_key(log, tmp_path):

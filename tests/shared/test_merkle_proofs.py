@@ -10,8 +10,15 @@ from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 from pymerkle import verify_consistency as oracle_verify_consistency
 
-from shared.merkle import (EMPTY_ROOT, consistency_proof, inclusion_proof, leaf_hash,
-                           root_of_leaf_hashes, verify_consistency, verify_inclusion)
+from shared.merkle import (
+    EMPTY_ROOT,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root_of_leaf_hashes,
+    verify_consistency,
+    verify_inclusion,
+)
 
 pytestmark = pytest.mark.unit
 
