@@ -8,12 +8,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from shared.audit_db import count_ledger, export_database, verify_database
 from shared.audit_file import read_checkpoint_dir, verify_file
@@ -61,7 +70,7 @@ async def connect(database_url: str, role: str | None) -> asyncpg.Connection:
     return await asyncpg.connect(database_url, server_settings=settings)
 
 
-def _keys(public_key: list[str]) -> dict:
+def _keys(public_key: list[str]) -> dict[str, Ed25519PublicKey]:
     if not public_key:
         raise typer.BadParameter("give at least one --public-key (the checkpoint signing key)")
     try:
@@ -154,9 +163,9 @@ def verify(
         typer.echo(f"{unsequenced} event(s) appended but not yet sequenced (not covered)", err=True)
 
 
-def _print_document(make: object) -> None:
+def _print_document(make: Coroutine[Any, Any, dict[str, Any]]) -> None:
     try:
-        doc = asyncio.run(make)  # type: ignore[arg-type]
+        doc = asyncio.run(make)
     except LookbackError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -172,7 +181,7 @@ def prove(
 ) -> None:
     """Print an inclusion proof (RFC 9162) of one event against a signed checkpoint, as JSON."""
 
-    async def run() -> dict:
+    async def run() -> dict[str, Any]:
         conn = await connect(database_url, role)
         try:
             return await inclusion_document(conn, position, tree_size)
@@ -191,7 +200,7 @@ def consistency(
 ) -> None:
     """Print a consistency proof (RFC 9162) that the first tree is a prefix of the second."""
 
-    async def run() -> dict:
+    async def run() -> dict[str, Any]:
         conn = await connect(database_url, role)
         try:
             return await consistency_document(conn, first, second)

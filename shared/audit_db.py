@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from shared import audit_workers
 from shared.audit_entry import _decode, _Undecodable, canonical_line
 from shared.audit_verify import Failure, Verifier, VerifyResult, feed_externals
-from shared.audit_workers import check_item, fold_items, process_pool, worker_count
+from shared.audit_workers import Item, check_item, fold_items, process_pool, worker_count
 from shared.merkle import Frontier
 
 _CHECKPOINTS = """
@@ -40,13 +40,13 @@ _ENTRIES_BETWEEN = _ENTRY_COLUMNS + """
      WHERE l.global_position BETWEEN $1 AND $2 ORDER BY l.global_position"""
 
 
-def _checkpoint_record(row: Mapping[str, Any]) -> dict:
+def _checkpoint_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"kind": "checkpoint", "tree_size": row["tree_size"], "root_hash": row["root_hash"].hex(),
             "key_id": row["key_id"], "signature": base64.b64encode(row["signature"]).decode(),
             "note": row["note"]}
 
 
-def _entry_record(row: Any, decode: Callable[[str], Any]) -> dict:
+def _entry_record(row: Any, decode: Callable[[str], Any]) -> dict[str, Any]:
     (position, stream_id, version, event_id, event_type, phash, mhash, leaf, has_event, e_stream_id,
      e_version, e_event_id, e_event_type, schema_version, payload, metadata, e_phash, e_mhash) = row
     ledger = {"global_position": position, "stream_id": stream_id, "stream_version": version,
@@ -70,7 +70,8 @@ def _lenient_decode(text: str) -> Any:
 
 async def database_records(conn: asyncpg.Connection, *, page_size: int = 5000,
                            on_page: Callable[[int], None] | None = None,
-                           decode: Callable[[str], Any] = _lenient_decode) -> AsyncIterator[dict]:
+                           decode: Callable[[str], Any] = _lenient_decode
+                           ) -> AsyncIterator[dict[str, Any]]:
     """Checkpoints, then ledger entries joined to their events, in export order.
 
     Call inside one REPEATABLE READ transaction so every page comes from the same snapshot. The
@@ -114,12 +115,13 @@ async def database_facts(conn: asyncpg.Connection) -> DatabaseFacts:
                          frontier.root())
 
 
-def _db_where(record: dict) -> str | None:
+def _db_where(record: dict[str, Any]) -> str | None:
     return f"es.checkpoints at size {record['tree_size']}" if record["kind"] == "checkpoint" else None
 
 
 async def verify_database(conn: asyncpg.Connection, public_keys: Mapping[str, Ed25519PublicKey], *,
-                          extra_checkpoints: Iterable[tuple[str, dict]] = (), page_size: int = 5000,
+                          extra_checkpoints: Iterable[tuple[str, dict[str, Any]]] = (),
+                          page_size: int = 5000,
                           on_page: Callable[[int], None] | None = None,
                           workers: int | None = None, dsn: str | None = None,
                           server_settings: Mapping[str, str] | None = None,
@@ -144,6 +146,7 @@ async def verify_database(conn: asyncpg.Connection, public_keys: Mapping[str, Ed
                     break
             if verifier.failure is None:
                 snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
+                assert dsn is not None  # `parallel` needs it
                 await _verify_ranges(verifier, dsn, dict(server_settings or {}), snapshot, facts,
                                      workers, on_page)
         elif verifier.failure is None:
@@ -163,7 +166,7 @@ async def verify_database(conn: asyncpg.Connection, public_keys: Mapping[str, Ed
 async def _verify_ranges(verifier: Verifier, dsn: str, settings: dict[str, str], snapshot: str,
                          facts: DatabaseFacts, workers: int,
                          on_page: Callable[[int], None] | None) -> None:
-    if facts.min_position is None:
+    if facts.min_position is None or facts.max_position is None:
         return
     lo, hi = facts.min_position, facts.max_position
     step = max(5000, (hi - lo + 1) // (workers * 8) + 1)
@@ -184,13 +187,13 @@ async def _verify_ranges(verifier: Verifier, dsn: str, settings: dict[str, str],
 
 
 def _check_range_job(dsn: str, settings: dict[str, str], snapshot: str, lo: int, hi: int
-                     ) -> list[tuple]:
+                     ) -> list[Item]:
     """Worker: check ledger positions lo..hi as the exported snapshot saw them."""
     return asyncio.run(_check_range(dsn, settings, snapshot, lo, hi))
 
 
 async def _check_range(dsn: str, settings: dict[str, str], snapshot: str, lo: int, hi: int
-                       ) -> list[tuple]:
+                       ) -> list[Item]:
     conn = await asyncpg.connect(dsn, server_settings=settings or None)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -222,4 +225,5 @@ async def export_database(conn: asyncpg.Connection, out: Any, *, page_size: int 
 
 
 async def count_ledger(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT count(*) FROM es.ledger")
+    count: int = await conn.fetchval("SELECT count(*) FROM es.ledger")
+    return count

@@ -30,7 +30,7 @@ def _no_float(text: str) -> Any:
 _encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
                            allow_nan=False).encode
 _decode = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float).decode
-_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_string = json.encoder.encode_basestring
 _sha256 = hashlib.sha256
 
 
@@ -159,7 +159,7 @@ def _check_entry(record: Any, want_line: bool) -> tuple[int, bytes, bytes | None
     return position, leaf, line.encode("utf-8")
 
 
-def _content(name: str, event: dict, committed: str, position: int) -> str:
+def _content(name: str, event: dict[str, Any], committed: str, position: int) -> str:
     """Recompute the payload or metadata hash against the ledger's; return the canonical text."""
     value = event[name]
     if type(value) is not dict:

@@ -23,7 +23,7 @@ from shared.audit_verify import (
     feed_externals,
     verify_labelled,
 )
-from shared.audit_workers import check_item, fold_items, ordered, process_pool, worker_count
+from shared.audit_workers import Item, check_item, fold_items, ordered, process_pool, worker_count
 
 
 def _parse_line(line: bytes, where: str) -> Any:
@@ -56,7 +56,7 @@ def read_export_lines(lines: Iterable[bytes]) -> Iterator[tuple[str, Any, bytes]
 
 
 def verify_file(path: str | Path, public_keys: Mapping[str, Ed25519PublicKey],
-                extra_checkpoints: Iterable[tuple[str, dict]] = (), *,
+                extra_checkpoints: Iterable[tuple[str, dict[str, Any]]] = (), *,
                 consistency_proofs: Mapping[tuple[int, int], Sequence[bytes]] | None = None,
                 workers: int | None = None,
                 on_progress: Callable[[int], None] | None = None) -> VerifyResult:
@@ -83,7 +83,7 @@ def verify_file(path: str | Path, public_keys: Mapping[str, Ed25519PublicKey],
                           window=workers * 2)
         line_base = 0
         for lines, items in results:
-            if fold_items(verifier, items, lambda i, base=line_base: f"line {base + i + 1}"):
+            if fold_items(verifier, items, _line_namer(line_base)):
                 break
             line_base += lines
             if on_progress is not None:
@@ -91,9 +91,13 @@ def verify_file(path: str | Path, public_keys: Mapping[str, Ed25519PublicKey],
     return verifier.result()
 
 
-def _check_file_slice(path: str, start: int, end: int) -> tuple[int, list[tuple]]:
+def _line_namer(base: int) -> Callable[[int], str]:
+    return lambda index: f"line {base + index + 1}"
+
+
+def _check_file_slice(path: str, start: int, end: int) -> tuple[int, list[Item]]:
     """Worker: check the lines starting in [start, end) of an export file."""
-    items: list[tuple] = []
+    items: list[Item] = []
     lines = 0
     with open(path, "rb") as handle:
         handle.seek(start)
@@ -128,7 +132,7 @@ def _file_slices(path: str | Path, size: int, count: int) -> list[tuple[int, int
     return list(zip(starts, starts[1:] + [size], strict=True))
 
 
-def read_checkpoint_dir(folder: str | Path) -> list[tuple[str, dict]]:
+def read_checkpoint_dir(folder: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """(file name, checkpoint record) for every checkpoint file, smallest tree first.
 
     Files named `checkpoint-<digits>.txt` with other than 12 digits are read too, so that the

@@ -255,7 +255,7 @@ class Verifier:
                             f"{signed_root.hex()}: an earlier entry was rewritten consistently "
                             "(event, ledger and leaf) after it was signed", position)
 
-    def _checkpoint(self, record: dict, *, external: bool) -> None:
+    def _checkpoint(self, record: dict[str, Any], *, external: bool) -> None:
         size = record.get("tree_size") if type(record) is dict else None
         place = size if type(size) is int else None
         if record.keys() != CHECKPOINT_KEYS:
@@ -313,7 +313,7 @@ def verify_records(records: Iterable[Any], public_keys: Mapping[str, Ed25519Publ
 
 def verify_labelled(records: Iterable[tuple[str | None, Any, bytes | None]],
                     public_keys: Mapping[str, Ed25519PublicKey], *,
-                    external: Iterable[tuple[str, dict]] = (),
+                    external: Iterable[tuple[str, dict[str, Any]]] = (),
                     consistency_proofs: Mapping[tuple[int, int], Sequence[bytes]] | None = None,
                     beyond_end: str = "report") -> VerifyResult:
     """Verify (where, record, raw line or None) triples; see `Verifier.feed`. `external`
@@ -330,7 +330,7 @@ def verify_labelled(records: Iterable[tuple[str | None, Any, bytes | None]],
     return verifier.result()
 
 
-def feed_externals(verifier: Verifier, external: Iterable[tuple[str, dict]]) -> bool:
+def feed_externals(verifier: Verifier, external: Iterable[tuple[str, dict[str, Any]]]) -> bool:
     """Feed external checkpoints; True once one failed."""
     for where, record in external:
         if verifier.feed_external(where, record) is not None:
@@ -342,7 +342,7 @@ def feed_externals(verifier: Verifier, external: Iterable[tuple[str, dict]]) -> 
 # Checkpoints from outside the source (file copies carry the note alone)
 
 
-def checkpoint_record_from_note(note: str) -> dict:
+def checkpoint_record_from_note(note: str) -> dict[str, Any]:
     """A checkpoint record built from a note alone (the file copies carry nothing else)."""
     try:
         checkpoint = parse_note(note)

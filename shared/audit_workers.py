@@ -21,13 +21,18 @@ PARALLEL_MIN_BYTES = 8 << 20  # below this a file is verified in-process
 PARALLEL_MIN_ENTRIES = 20_000
 
 
-def fold_items(verifier: Verifier, items: list[tuple], where_of: Callable[[int], str | None]) -> bool:
+Item = tuple[Any, ...]  # (tag, ...), see the module's docstring
+
+
+def fold_items(verifier: Verifier, items: list[Item], where_of: Callable[[int], str | None]
+               ) -> bool:
     """Fold a worker's results in order; True once a failure is recorded."""
     for index, item in enumerate(items):
         tag = item[0]
         if tag == 0:  # (0, position, leaf)
             if verifier.feed_checked(item[1], item[2]) is not None:
                 # name the input only now: formatting it for every entry would cost more
+                assert verifier.failure is not None
                 verifier.failure = replace(verifier.failure, where=where_of(index))
                 return True
         elif tag == 1:  # (1, record, raw): a checkpoint, fed whole
@@ -42,7 +47,7 @@ def fold_items(verifier: Verifier, items: list[tuple], where_of: Callable[[int],
     return False
 
 
-def check_item(record: Any, raw: bytes | None) -> tuple:
+def check_item(record: Any, raw: bytes | None) -> Item:
     if type(record) is dict and record.get("kind") == "entry":
         try:
             position, leaf, line = check_entry(record, raw is not None)
@@ -72,7 +77,8 @@ def process_pool(workers: int) -> Iterator[Executor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def ordered(pool: Executor, fn: Callable, jobs: list[tuple], window: int) -> Iterator[Any]:
+def ordered(pool: Executor, fn: Callable[..., Any], jobs: list[tuple[Any, ...]], window: int
+            ) -> Iterator[Any]:
     """Results of fn(*job) in job order, with at most `window` jobs in flight."""
     pending = []
     jobs_iter = iter(jobs)
@@ -83,8 +89,8 @@ def ordered(pool: Executor, fn: Callable, jobs: list[tuple], window: int) -> Ite
     while pending:
         future = pending.pop(0)
         result = future.result()
-        job = next(jobs_iter, None)
-        if job is not None:
-            pending.append(pool.submit(fn, *job))
+        following: tuple[Any, ...] | None = next(jobs_iter, None)
+        if following is not None:
+            pending.append(pool.submit(fn, *following))
         yield result
     # (a consumer that stops early leaves the rest to the pool's shutdown)

@@ -23,7 +23,7 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
 # The C string encoder json.dumps(ensure_ascii=False) uses: byte-identical to shared.canonical for str.
-_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_string = json.encoder.encode_basestring
 
 
 def leaf_hash(entry: bytes) -> bytes:

@@ -242,8 +242,9 @@ async def _compare(live: asyncpg.Connection, pool: asyncpg.Pool, report: ReplayR
             if rule is not None and rule.columns is None:
                 report.notes.append(f"{table} left out: {rule.reason}")
                 continue
-            ignored = rule.columns if rule is not None else frozenset()
-            if rule is not None:
+            ignored: frozenset[str] = frozenset()
+            if rule is not None and rule.columns is not None:
+                ignored = rule.columns
                 report.notes.append(f"{table}: {', '.join(sorted(ignored))} left out: {rule.reason}")
             report.tables.append(table)
             rebuilt, current = await _rows(conn, table, key), await _rows(live, table, key)
@@ -268,6 +269,7 @@ def _first_difference(table: str, key: list[str], live: list[dict[str, Any]],
     for k in sorted(set(live_by_key) | set(rebuilt_by_key)):
         a, b = live_by_key.get(k), rebuilt_by_key.get(k)
         if a is None:
+            assert b is not None  # the key came from one of the two
             return f"{table} [{named(b)}]: rebuilt from the log, but missing from the live table"
         if b is None:
             return f"{table} [{named(a)}]: in the live table, but not rebuilt from the log"
