@@ -27,6 +27,7 @@ from shared.signing import (
     generate_private_key,
     load_private_key,
     load_public_key,
+    private_key_to_text,
     public_key_to_text,
     public_keys_by_id,
 )
@@ -51,6 +52,7 @@ class Log:
     public_key: str
     checkpoint_dir: Path
     root: str
+    private_key: str = ""  # base64 seed, for tests that sign more on the same log
 
 
 @pytest.fixture
@@ -71,7 +73,8 @@ async def log(database, pg_store, tmp_path) -> Log:
         root = sequencer.root().hex()
     finally:
         await sequencer.close()
-    return Log(database, public_key_to_text(signer.public_key), folder, root)
+    return Log(database, public_key_to_text(signer.public_key), folder, root,
+               private_key_to_text(signer.private_key))
 
 
 async def lookback(*args: str):

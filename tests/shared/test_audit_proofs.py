@@ -6,8 +6,11 @@ import json
 import pytest
 
 import tests.shared.test_audit as with_a_log
+from shared.sequencer import Sequencer
+from shared.signing import CheckpointSigner, load_private_key
+from tests.faults import eventually
 from tests.registry.support import as_, registry_client
-from tests.shared.test_audit import EVENTS, lookback
+from tests.shared.test_audit import EVENTS, event, lookback
 
 pytestmark = pytest.mark.integration
 log = with_a_log.log  # the fixture: a signed log of EVENTS events in a fresh database
@@ -67,3 +70,41 @@ async def test_auditors_get_proofs_over_http_and_district_roles_do_not(log):
         assert (await client.get("/audit/proofs/inclusion/7")).status_code == 401
         missing = await client.get("/audit/proofs/inclusion/999", headers=as_("auditor"))
         assert missing.status_code == 404
+
+
+async def test_an_export_verifies_after_the_live_system_signed_more_and_a_proof_ties_them(
+        log, pg_store, tmp_path):
+    """The false alarm of issue 15: an untouched export against the sequencer's folder, once the
+    live system has signed a newer checkpoint."""
+    export = tmp_path / "log.jsonl"
+    assert (await lookback("export", "--database-url", log.dsn, "-o", export,
+                           "--no-progress")).exit_code == 0
+    for n in range(3):
+        await pg_store.append([event("example-9", n)])
+    signer = CheckpointSigner(load_private_key(log.private_key), "lookback.test/ledger")
+    sequencer = Sequencer(log.dsn, signer, log.checkpoint_dir, checkpoint_every_events=1,
+                          role="lookback_sequencer")
+    try:
+        await eventually(lambda: _sequenced(sequencer, EVENTS + 3), what="sequenced")
+        await sequencer.checkpoint()
+    finally:
+        await sequencer.close()
+    newer = EVENTS + 3
+    base = ["verify", export, "--public-key", log.public_key, "--checkpoint-dir",
+            log.checkpoint_dir, "--no-progress"]
+    result = await lookback(*base)
+    assert result.exit_code == 0, result.output
+    assert f"signs tree size {newer}, newer than this log of {EVENTS} entries" in result.stderr
+
+    proof = await lookback("consistency", str(EVENTS), str(newer), "--database-url", log.dsn)
+    path = tmp_path / "consistency.json"
+    path.write_text(proof.stdout)
+    result = await lookback(*base, "--consistency-proof", path)
+    assert result.exit_code == 0, result.output
+    assert (f"the consistency proof from {EVENTS} to {newer} shows this log is its first "
+            f"{EVENTS} entries") in result.stderr
+
+
+async def _sequenced(sequencer: Sequencer, size: int) -> bool:
+    await sequencer.run_once()
+    return sequencer.tree_size >= size
