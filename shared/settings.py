@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = None
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: float = 60.0
+    witness: str | None = Field(None, description="where signed checkpoints are shipped off the "
+                                "machine: folder:<path>,git:<remote> (shared/witness.py)")
     campaign_file: Path | None = None
     log_json: bool | None = Field(None, description="JSON logs; default: JSON unless on a TTY")
     log_level: str = "INFO"

@@ -17,7 +17,8 @@ import pytest
 from services.system import SERVICE_NAMES, migration_folders
 from shared.migrations import migrate
 from shared.personal_data import MasterKey
-from shared.provisioning import AUDITOR, MIGRATOR, SEQUENCER, provision_roles, service_role
+from shared.provisioning import (AUDITOR, MIGRATOR, OPERATOR, SEQUENCER, provision_roles,
+                                 service_role)
 from shared.store import PostgresEventStore, create_pool
 
 ADMIN_DSN = os.environ.get("LOOKBACK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -44,7 +45,7 @@ def dsn_for(database: str, user: str = "postgres") -> str:
 
 # Every login role the system and the test-only example services use (roles are cluster-wide).
 TEST_SERVICES = (*SERVICE_NAMES, "example", "exampleconsumer")
-LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR)
+LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR, OPERATOR)
 
 
 @pytest.fixture(scope="session")
