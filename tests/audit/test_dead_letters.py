@@ -63,12 +63,12 @@ async def test_a_local_dead_letter_is_listed_replayed_without_luck_then_discarde
                  "schema_version": 1, "actor": {"id": "x", "name": "x", "role": "city_admin"}})])
         finally:
             await pool.close()
-        depth = 'lookback_dead_letters{queue="rectification.on-registry"}'
+        depth = 'lookback_dead_letters{queue="rectification.registry-view"}'
         await eventually(lambda: _ends(metric(api, depth), " 1.0"), what="the depth metric")
 
         listed = await dlq(env, "list", "rectification")
         assert listed.exit_code == 0, listed.output
-        assert f"{event_id}  rectification.on-registry  registry.ProjectRegistered" in listed.stdout
+        assert f"{event_id}  rectification.registry-view  registry.ProjectRegistered" in listed.stdout
         assert "reason: invalid registry.ProjectRegistered payload" in listed.stdout
         shown = await dlq(env, "show", "rectification", str(event_id))
         assert '"mobile": "138****1234"' in shown.stdout and "13812341234" not in shown.stdout
@@ -85,7 +85,7 @@ async def test_a_local_dead_letter_is_listed_replayed_without_luck_then_discarde
         await eventually(lambda: _ends(metric(api, depth), " 0.0"), what="the depth back to 0")
 
     decisions = await fetch(database, "SELECT event_type, payload, metadata FROM es.events "
-                                      "WHERE stream_id = 'deadletter-rectification.on-registry' "
+                                      "WHERE stream_id = 'deadletter-rectification.registry-view' "
                                       "ORDER BY stream_version")
     assert [r["event_type"] for r in decisions] == ["deadletter.Replayed", "deadletter.Discarded"]
     first, second = (json.loads(r["payload"]) for r in decisions)
@@ -125,12 +125,13 @@ async def test_rabbitmq_dead_letters_are_replayed_to_their_consumer_or_discarded
                     routing_key="")
                 events = await channel.get_exchange(f"{unique_prefix}registry.events")
                 bad_id = str(uuid.uuid4())
+                bad_type = "registry.ProjectRegistered"  # one consumer (the registry view) takes it
                 await events.publish(aio_pika.Message(
-                    b'{"project_id": "p-x"}', message_id=bad_id, type=good.type_name,
-                    headers={"ce-specversion": "1.0", "ce-id": bad_id, "ce-type": good.type_name,
+                    b'{"project_id": "p-x"}', message_id=bad_id, type=bad_type,
+                    headers={"ce-specversion": "1.0", "ce-id": bad_id, "ce-type": bad_type,
                              "ce-source": "registry", "ce-subject": "project-p-x",
                              "ce-schemaversion": 1, "ce-streamversion": 1,
-                             "ce-time": "2024-03-08T02:00:00Z"}), routing_key=good.type_name)
+                             "ce-time": "2024-03-08T02:00:00Z"}), routing_key=bad_type)
             depth = f'lookback_dead_letters{{queue="{unique_prefix}rectification.dlq"}}'
             await eventually(lambda: _ends(metric(api, depth), " 2.0"), what="two in the DLQ")
 
@@ -138,7 +139,7 @@ async def test_rabbitmq_dead_letters_are_replayed_to_their_consumer_or_discarded
             assert listed.exit_code == 0, listed.output
             assert "rectification: 2 dead letter(s)" in listed.stdout
             assert "the broker dead-lettered it (delivery_limit, 5 time(s))" in listed.stdout
-            assert "reason: invalid registry.LedgerEntryAdded payload" in listed.stdout
+            assert "reason: invalid registry.ProjectRegistered payload" in listed.stdout
 
             replayed = await dlq(env, "replay", "rectification", good_id, "--by", "运维员乙",
                                  "--why", "数据库已恢复")
