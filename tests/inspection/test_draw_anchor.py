@@ -35,7 +35,8 @@ def _life() -> tuple[d.DrawState, list]:
 
     step(d.decide_freeze_frame(state, c.FreezeFrame(draw_id=world.DRAW_ID, title="2024年回头看市级抽查"),
                                actor=world.INSPECTOR, now=world.FROZEN_AT, units=world.UNITS,
-                               projects=world.projects(), households=world.households()))
+                               projects=world.projects(), households=world.households(),
+                               policy=world.POLICY))
     step(d.decide_commit_entropy(state, c.CommitEntropy(
         draw_id=world.DRAW_ID, statement="中国福利彩票3D 2024-05-08 开奖号码",
         not_before=world.ENTROPY_KNOWN_AT), actor=world.INSPECTOR, now=world.FROZEN_AT))
