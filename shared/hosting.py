@@ -51,7 +51,11 @@ async def declare_bus(settings: Settings, consumers: Sequence[tuple[str, Consume
 def start_embedded_database(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL whose data survives restarts in `data_dir`;
     return its administrator's DSN (provisioning and migrations use it, services never do)."""
-    import pgserver  # imported here: only the embedded mode needs it
+    try:
+        import pgserver  # imported here: only the embedded mode needs it
+    except ImportError:
+        raise SystemExit("the embedded default needs PostgreSQL in a wheel: pip install "
+                         "'lookback[embedded]', or set LOOKBACK_DATABASE_URL") from None
 
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
