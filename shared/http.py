@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, MutableMapping
 
-from shared.errors import UnauthenticatedError
+from shared.errors import MESSAGES_ZH, UnauthenticatedError
 from shared.messages import Actor
 
 Scope = MutableMapping[str, Any]
@@ -135,7 +135,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 async def _answer(send: Send, status: int, code: str, detail: Any,
                   headers: Mapping[str, str] | None = None) -> None:
-    body = json.dumps({"error": code, "detail": detail}, ensure_ascii=False).encode()
+    body = json.dumps({"error": code, "message": MESSAGES_ZH.get(status, MESSAGES_ZH[500]),
+                       "detail": detail}, ensure_ascii=False).encode()
     raw_headers = [(b"content-type", b"application/json"),
                    (b"content-length", str(len(body)).encode())]
     raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]

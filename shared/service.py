@@ -24,9 +24,11 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
+from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
-from shared.errors import LookbackError, UnauthenticatedError, ValidationFailed
+from shared.deadletters import measure_depth as measure_dead_letter_depth
+from shared.errors import MESSAGES_ZH, LookbackError, UnauthenticatedError, ValidationFailed
 from shared.http import Edge, EdgePolicy
 from shared.logging import get_logger
 from shared.messages import Actor, Command, EventContract
@@ -38,6 +40,7 @@ from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool
 from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
+from shared.witness import WitnessShipper, targets_from_text
 
 log = get_logger()
 D = TypeVar("D")
@@ -117,17 +120,23 @@ def runtime_of(request: Request) -> Runtime[Any]:
     return runtime
 
 
-def default_sequencer(settings: Settings) -> Sequencer:
+def default_sequencer(settings: Settings, metrics: Metrics | None = None) -> Sequencer:
     """A sequencer candidate; the advisory lock elects one across every process of the system."""
     assert settings.database_url is not None
     checkpoint_dir = settings.resolved_checkpoint_dir()
     checkpoint_dir.mkdir(parents=True, exist_ok=True)  # an auditor can point at it from the start
+    targets = targets_from_text(settings.witness, settings.data_dir / "witness")
+    witness = WitnessShipper(settings.database_url, targets, role=SEQUENCER,
+                             password=settings.database_password(SEQUENCER),
+                             gauge=metrics.witnessed_tree_size if metrics else None
+                             ) if targets else None
     return Sequencer(settings.database_url, signer=load_signer(settings),
                      password=settings.database_password(SEQUENCER),
                      checkpoint_dir=checkpoint_dir,
                      checkpoint_every_events=settings.checkpoint_every_events,
                      checkpoint_every_seconds=settings.checkpoint_every_seconds,
-                     role=SEQUENCER, poll_interval=settings.sequencer_poll_interval)
+                     role=SEQUENCER, poll_interval=settings.sequencer_poll_interval,
+                     witness=witness)
 
 
 def load_signer(settings: Settings) -> CheckpointSigner | None:
@@ -141,8 +150,12 @@ def load_signer(settings: Settings) -> CheckpointSigner | None:
     return CheckpointSigner(load_private_key(text.strip()))
 
 
-def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None, *,
+           message: str | None = None) -> JSONResponse:
+    """The one error body: a machine code, a Chinese message a person can act on, the detail."""
+    body = {"error": code, "message": message or MESSAGES_ZH.get(status, MESSAGES_ZH[500]),
+            "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -152,9 +165,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LookbackError)
     async def _lookback(_: Request, exc: LookbackError) -> JSONResponse:
         if isinstance(exc, ValidationFailed):
-            return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems])
+            return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems],
+                          message=exc.message_zh)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
-        return _error(exc.status, exc.code, str(exc), headers)
+        return _error(exc.status, exc.code, str(exc), headers, message=exc.message_zh)
 
     @app.exception_handler(Exception)
     async def _500(request: Request, exc: Exception) -> JSONResponse:
@@ -239,7 +253,8 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             runtime.projections.add_consumer(projection)
         sequencer_stop = asyncio.Event()
         if settings.run_sequencer:
-            runtime.sequencer = (sequencer_factory or default_sequencer)(settings)
+            runtime.sequencer = (sequencer_factory(settings) if sequencer_factory
+                                 else default_sequencer(settings, metrics))
             runtime.tasks.append(asyncio.create_task(runtime.sequencer.run(sequencer_stop),
                                                      name="sequencer"))
         await runtime.projections.start()
@@ -324,6 +339,10 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                     metrics.relay_lag.set(await runtime.relay.lag())
                 except Exception:
                     pass
+            try:
+                await measure_dead_letter_depth(runtime, metrics.dead_letters)
+            except Exception as exc:  # a scrape never fails for it; the gauge keeps its last value
+                log.warning("dead_letter_depth_unavailable", reason=str(exc)[:200])
             if runtime.sequencer is not None and hasattr(runtime.sequencer, "lag"):
                 try:
                     metrics.sequencer_lag.set(await runtime.sequencer.lag())
@@ -332,6 +351,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             return PlainTextResponse(generate_latest(metrics.registry).decode(),
                                      media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(audit_router)  # read-only proofs and history for auditors, on every service
     if spec.router is not None:
         app.include_router(spec.router)
     if not docs:

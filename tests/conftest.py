@@ -19,6 +19,7 @@ from shared.migrations import migrate
 from shared.provisioning import (
     AUDITOR,
     MIGRATOR,
+    OPERATOR,
     SEQUENCER,
     provision_roles,
     service_role,
@@ -26,20 +27,22 @@ from shared.provisioning import (
 from shared.store import PostgresEventStore, create_pool
 from tests.support.databases import ADMIN_DSN, admin_execute, dsn_for, fresh_database
 from tests.support.isolation import marker_problems, servers_unreachable
-from tests.support.services import AMQP_URL
+from tests.support.services import AMQP_URL, TEST_MASTER_KEY
 
 _TEMPLATE = f"lookback_tpl_{os.getpid()}"
 # The API documents and metrics are behind a token by default (a deployment's setting); most tests
 # read them as the embedded default serves them, openly. Tests of the default set it themselves.
 os.environ.setdefault("LOOKBACK_DOCS_ACCESS", "public")
 os.environ.setdefault("LOOKBACK_METRICS_ACCESS", "public")
+# The registry's personal-data keys are wrapped by a master key held outside the database.
+os.environ.setdefault("LOOKBACK_PII_MASTER_KEY", TEST_MASTER_KEY)
 
 # The test-only example services' role and category (tests/example_services.py).
 EXAMPLE_SQL = Path(__file__).with_name("example_sql")
 
 # Every login role the system and the test-only example services use (roles are cluster-wide).
 TEST_SERVICES = (*SERVICE_NAMES, "example", "exampleconsumer")
-LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR)
+LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR, OPERATOR)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -18,13 +18,15 @@ from services.registry.importing import (
     rows_to_xlsx,
 )
 from shared.campaign import load_campaign
-from shared.personal_data import PostgresPersonalDataVault
+from shared.personal_data import MasterKey, PostgresPersonalDataVault
 from shared.pipeline import CommandPipeline
 from shared.store import PostgresEventStore
 from tests.registry.support import NOW
 from tests.registry.test_api_import import HOUSEHOLD_ROWS, PROJECT_ROWS
 from tests.support.actors import city_admin, reporter
 from tests.support.databases import pool_as
+
+MASTER = MasterKey(bytes(range(32)))  # a test's master key, never a real one
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +75,7 @@ async def event_rows(pool, correlation_id) -> list[Any]:
 
 
 async def test_a_concurrent_identical_registration_makes_the_import_decide_again_without_duplicates(registry_pool):
-    deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool))
+    deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool, MASTER))
     store = PostgresEventStore(registry_pool)
     the_plan = plan()
     first_project = next(item.command for item in the_plan.items if isinstance(item.command, c.RegisterProject))
@@ -96,7 +98,7 @@ async def test_a_concurrent_identical_registration_makes_the_import_decide_again
 
 
 async def test_a_concurrent_conflicting_registration_refuses_the_whole_import(registry_pool):
-    deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool))
+    deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool, MASTER))
     store = PostgresEventStore(registry_pool)
     the_plan = plan()
     first_project = next(item.command for item in the_plan.items if isinstance(item.command, c.RegisterProject))

@@ -14,11 +14,15 @@ import httpx
 from aiormq.exceptions import AMQPError
 from fastapi import FastAPI
 
+from shared.personal_data import MasterKey
 from shared.settings import Settings
 from shared.topology import Names
 from tests.support.actors import TOKENS_JSON
 
 AMQP_URL = os.environ.get("LOOKBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The registry's personal-data keys are wrapped by a master key held outside the database: one
+# per test run (tests/conftest.py hands it to the services through the environment).
+TEST_MASTER_KEY = MasterKey.generate_text()
 
 # A service app in a test serves one client at a time: its pool needs the ledger waker's
 # connection plus a few for the request, a consumer and a projection (see DATABASE_CONNECTION_LIMIT).
