@@ -20,17 +20,17 @@ import json
 import statistics
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aio_pika
 import asyncpg
 
+from services.system import migration_folders as all_migration_folders
 from shared.consuming import ConsumerRuntime, ConsumerSpec, HandlerContext
 from shared.messages import SYSTEM_ACTOR, new_event
 from shared.metrics import Metrics
 from shared.migrations import migrate
 from shared.sequencer import Sequencer
-from services.system import migration_folders as all_migration_folders
 from shared.store import PostgresEventStore, create_pool
 from shared.topology import Names
 from shared.transport import LedgerWaker, RabbitTransport, Relay
@@ -84,7 +84,7 @@ async def raw_publish(exchange_name: str, bodies: list[tuple[bytes, dict]], wind
 
 
 async def append_many(store: PostgresEventStore, n: int) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for start in range(0, n, 100):
         batch = [new_event(f"example-{uuid.uuid4()}", thing(i), actor=SYSTEM_ACTOR, occurred_at=now)
                  for i in range(start, min(n, start + 100))]
@@ -172,7 +172,7 @@ async def end_to_end(dsn: str, names: Names, n: int, rate: float) -> list[float]
     sequencer = Sequencer(dsn, poll_interval=0.02)
     tasks = [asyncio.create_task(sequencer.run(stop)), asyncio.create_task(relay.run())]
     started: dict[str, float] = {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     interval = 1.0 / rate
     t_next = time.perf_counter()
     for i in range(n):

@@ -27,10 +27,11 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -41,13 +42,17 @@ from services.registry.api import import_summary  # noqa: E402
 from services.registry.events import CONTRACT  # noqa: E402
 from services.registry.handlers import COMMANDS, RegistryDeps, import_decision  # noqa: E402
 from services.registry.importing import ImportPlan, parse_xlsx, rows_to_xlsx  # noqa: E402
-from shared.personal_data import MasterKey, InMemoryPersonalDataVault  # noqa: E402
-from shared.pipeline import CommandPipeline, Decision  # noqa: E402
+from services.system import migration_folders as all_migration_folders  # noqa: E402
 from shared.campaign import Campaign, load_campaign  # noqa: E402
 from shared.messages import Actor, Role  # noqa: E402
 from shared.migrations import migrate  # noqa: E402
-from shared.personal_data import Keyring, PostgresPersonalDataVault  # noqa: E402
-from services.system import migration_folders as all_migration_folders  # noqa: E402
+from shared.personal_data import (  # noqa: E402  # noqa: E402
+    InMemoryPersonalDataVault,
+    Keyring,
+    MasterKey,
+    PostgresPersonalDataVault,
+)
+from shared.pipeline import CommandPipeline, Decision  # noqa: E402
 from shared.store import PostgresEventStore, create_pool  # noqa: E402
 
 MASTER = MasterKey(bytes(range(32)))  # a test's master key, never a real one

@@ -31,9 +31,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import asyncpg
 
@@ -44,8 +45,13 @@ from shared.audit_file import verify_file  # noqa: E402
 from shared.messages import NewEvent  # noqa: E402
 from shared.migrations import migrate  # noqa: E402
 from shared.sequencer import Sequencer, unsequenced_age_seconds, unsequenced_count  # noqa: E402
-from shared.signing import (CheckpointSigner, generate_private_key, load_private_key,  # noqa: E402
-                            private_key_to_text, public_keys_by_id)
+from shared.signing import (  # noqa: E402
+    CheckpointSigner,
+    generate_private_key,
+    load_private_key,
+    private_key_to_text,
+    public_keys_by_id,
+)
 from shared.store import NO_STREAM, PostgresEventStore, create_pool  # noqa: E402
 
 ALL_CASES = ["raw-1", "raw-8", "append-1", "append-8", "batch-100", "sequencer", "verify"]

@@ -181,10 +181,10 @@ def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
     """Make a bearer token: prints the token once, and the hashed line for the tokens file."""
     import json
 
+    from pydantic import ValidationError
+
     from shared.auth import hash_token, new_token
     from shared.messages import Actor
-
-    from pydantic import ValidationError
 
     try:
         actor = Actor(id=id, name=name, role=role, unit=unit)

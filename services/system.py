@@ -15,13 +15,29 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from services.audit_labels import EVENT_LABELS
 from shared.campaign import load_campaign
-from shared.hosting import (DemoPrincipal, declare_bus, ensure_local_secrets, ensure_passwords,
-                            migrate_database, print_listening, serve_apps,
-                            start_embedded_database)
+from shared.hosting import (
+    DemoPrincipal,
+    declare_bus,
+    ensure_local_secrets,
+    ensure_passwords,
+    migrate_database,
+    print_listening,
+    serve_apps,
+    start_embedded_database,
+)
 from shared.logging import configure_logging, get_logger
 from shared.messages import Role
-from shared.provisioning import (AUDITOR, MIGRATOR, OPERATOR, SEQUENCER, BrokerPlan, DatabasePlan,
-                                 provision_broker, provision_database, service_role)
+from shared.provisioning import (
+    AUDITOR,
+    MIGRATOR,
+    OPERATOR,
+    SEQUENCER,
+    BrokerPlan,
+    DatabasePlan,
+    provision_broker,
+    provision_database,
+    service_role,
+)
 from shared.replay import Exempt, ReplayReport, replay
 from shared.service import ServiceSpec
 from shared.settings import Settings

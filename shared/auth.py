@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from pydantic import ValidationError
 
@@ -31,7 +31,7 @@ class TokenStore:
         self._by_hash = dict(principals_by_hash)
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Mapping[str, object]]) -> "TokenStore":
+    def from_mapping(cls, raw: Mapping[str, Mapping[str, object]]) -> TokenStore:
         """Refuses the whole set if one principal is malformed (a district role without its
         unit would otherwise see every unit), naming the entry by its hash's first characters."""
         principals = {}
@@ -44,7 +44,7 @@ class TokenStore:
         return cls(principals)
 
     @classmethod
-    def from_sources(cls, *, file: Path | None = None, inline_json: str | None = None) -> "TokenStore":
+    def from_sources(cls, *, file: Path | None = None, inline_json: str | None = None) -> TokenStore:
         raw: dict[str, Mapping[str, object]] = {}
         if file is not None and file.exists():
             raw.update(json.loads(file.read_text(encoding="utf-8")))

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import tomllib
 import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -265,7 +266,7 @@ class Campaign(_Model):
     deduction_rules: tuple[DeductionRule, ...] = ()
 
     @model_validator(mode="after")
-    def _cross_references(self) -> "Campaign":
+    def _cross_references(self) -> Campaign:
         problems = list(_cross_reference_problems(self))
         if problems:
             # Not a ValueError on purpose: pydantic would flatten it to one message without paths.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -38,7 +39,7 @@ class Delivery(BaseModel):
     payload: dict[str, Any]
 
     @classmethod
-    def from_recorded(cls, event: RecordedEvent, source: str) -> "Delivery":
+    def from_recorded(cls, event: RecordedEvent, source: str) -> Delivery:
         meta = event.metadata
         return cls(
             event_id=event.event_id, event_type=event.event_type,
@@ -59,13 +60,13 @@ class Delivery(BaseModel):
     def amqp_body(self) -> bytes:
         return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
 
-    def outgoing(self) -> "Outgoing":
+    def outgoing(self) -> Outgoing:
         return Outgoing(str(self.event_id), self.event_type, self.amqp_headers(), self.amqp_body(),
                         str(self.correlation_id or self.event_id))
 
     @classmethod
     def from_amqp(cls, body: bytes, headers: Mapping[str, Any] | None,
-                  message_id: str | None) -> "Delivery":
+                  message_id: str | None) -> Delivery:
         """Parse a delivery; raise ValueError with a readable reason if it is not one of ours."""
         h = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (headers or {}).items()}
         event_id = h.get(f"{CE}id") or message_id

@@ -8,9 +8,10 @@ import json
 import os
 import secrets
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -19,8 +20,8 @@ from shared.auth import hash_token, new_token
 from shared.consuming import ConsumerSpec
 from shared.logging import get_logger
 from shared.messages import Role
-from shared.personal_data import MasterKey
 from shared.migrations import migrate
+from shared.personal_data import MasterKey
 from shared.settings import Settings
 from shared.signing import generate_private_key, private_key_to_text, public_key_to_text
 

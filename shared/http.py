@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
 
 from shared.errors import MESSAGES_ZH, UnauthenticatedError
 from shared.messages import Actor

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
@@ -43,7 +44,7 @@ class Actor(BaseModel):
     unit: str | None = None
 
     @model_validator(mode="after")
-    def _district_roles_have_a_unit(self) -> "Actor":
+    def _district_roles_have_a_unit(self) -> Actor:
         # A district role without a unit would be scoped to nothing, and a query that forgot to
         # check would show it every unit: such a principal cannot exist at all.
         if self.role.is_district and not self.unit:

@@ -16,11 +16,12 @@ import hashlib
 import hmac
 import os
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Iterable, Mapping, Protocol
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
-from pydantic import AfterValidator
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import AfterValidator
 
 from shared.errors import LookbackError
 
@@ -328,14 +329,14 @@ class MasterKey:
         self.key_id = hashlib.sha256(b"lookback-pii-master|" + key).hexdigest()[:16]
 
     @classmethod
-    def from_text(cls, text: str) -> "MasterKey":
+    def from_text(cls, text: str) -> MasterKey:
         try:
             return cls(base64.b64decode(text.strip(), validate=True))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"not a personal-data master key: {exc}") from None
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "MasterKey":
+    def from_settings(cls, settings: Settings) -> MasterKey:
         text = settings.pii_master_key_text()
         if text is None:
             raise RuntimeError("personal data needs its master key: set LOOKBACK_PII_MASTER_KEY_FILE "

@@ -26,16 +26,16 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Mapping, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from prometheus_client import Counter, Histogram
 
-from shared.errors import (ConcurrencyError, DomainError, ForbiddenError, LookbackError,
-                           TransientError)
+from shared.errors import ConcurrencyError, DomainError, ForbiddenError, LookbackError, TransientError
 from shared.logging import get_logger
 from shared.messages import Actor, Command, Event, EventRegistry, Role, deterministic_id, new_event
 from shared.store import NO_STREAM, Appended, PostgresEventStore
@@ -99,7 +99,7 @@ class Preparation(Generic[C, D]):
     deps: D
     conn: asyncpg.Connection
     states: dict[str, Any]
-    _pipeline: "CommandPipeline[Any]"
+    _pipeline: CommandPipeline[Any]
     _specs: dict[str, StreamSpec[Any]] = field(default_factory=dict)
     _versions: dict[str, int] = field(default_factory=dict)
 

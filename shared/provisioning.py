@@ -20,8 +20,8 @@ Nothing here logs a password; the plan printed to the operator names roles, user
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 from urllib.parse import quote
 
 import asyncpg

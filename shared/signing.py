@@ -23,9 +23,9 @@ import binascii
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -134,7 +134,7 @@ class Checkpoint:
 
 def note_body(origin: str, tree_size: int, root_hash: bytes) -> bytes:
     """The signed bytes: origin, decimal size and base64 root, each line ending in one LF."""
-    return f"{origin}\n{tree_size}\n{base64.b64encode(root_hash).decode()}\n".encode("utf-8")
+    return f"{origin}\n{tree_size}\n{base64.b64encode(root_hash).decode()}\n".encode()
 
 
 class CheckpointSigner:

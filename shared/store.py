@@ -9,9 +9,10 @@ import asyncio
 import copy
 import json
 import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg

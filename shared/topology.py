@@ -70,8 +70,8 @@ def consumer_queue(names: Names, consumer: str, service: str, first_routing_key:
         })
 
 
-async def declare_consumer_queues(broker: "RabbitBroker", names: Names,
-                                  consumers: "list[tuple[str, ConsumerSpec]]") -> None:
+async def declare_consumer_queues(broker: RabbitBroker, names: Names,
+                                  consumers: list[tuple[str, ConsumerSpec]]) -> None:
     """Declare every consumer queue of the system and its bindings, idempotently.
 
     Whichever process starts first declares them all, so a producer's relay can never publish an

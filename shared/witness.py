@@ -35,9 +35,9 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from shared.store import login_dsn
 from shared.logging import get_logger
 from shared.sequencer import checkpoint_file_name
+from shared.store import login_dsn
 
 log = get_logger()
 _PAGE = 100

@@ -17,7 +17,6 @@ from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
-
 from shared.messages import Event, EventContract, Record
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ REASON_TEXT = {
 }
 
 
-def describe_reason(code: str, campaign: "Campaign | None" = None) -> str:
+def describe_reason(code: str, campaign: Campaign | None = None) -> str:
     """Chinese text of a reason code, for 附件2 rows and screens (`no_meal_assistance` → 未开展助餐服务)."""
     min_services = campaign.service_rule.min_services if campaign else 3
     if code in REASON_TEXT:

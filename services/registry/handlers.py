@@ -14,9 +14,10 @@ a spreadsheet import (all rows or none) and the sample data.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 from services.registry import commands as c
 from services.registry import domain as d

@@ -16,9 +16,9 @@ obviously fake phones (1380000xxxx, 0711-0000xxx). The edge cases later services
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Iterator
 
 from pydantic import SecretStr
 

@@ -20,10 +20,10 @@ from services.inspection.app import create_app as inspection_app
 from services.rectification.app import create_app as rectification_app
 from services.registry.app import create_app as registry_app
 from services.system import specs
-from tests.support.polling import eventually
+from tests.registry import support as reg
 from tests.support.actors import auth
 from tests.support.clock import Clock, at
-from tests.registry import support as reg
+from tests.support.polling import eventually
 from tests.support.services import running, service_settings
 
 

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 from services.cli import app as lookback
 from services.registry.events import LedgerEntryAdded, OperatingStatus
 from shared.messages import NewEvent
-from tests.support.databases import fetch, store_as
-from tests.support.services import AMQP_URL
-from tests.support.polling import eventually
 from tests.rectification import api_support as rect
 from tests.support.actors import auth
 from tests.support.clock import Clock, at
+from tests.support.databases import fetch, store_as
+from tests.support.polling import eventually
+from tests.support.services import AMQP_URL
 
 pytestmark = pytest.mark.integration
 

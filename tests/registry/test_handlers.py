@@ -3,7 +3,8 @@ an expected version per stream, so a concurrent change anywhere makes it decide 
 state, never half-apply."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 

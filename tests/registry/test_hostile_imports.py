@@ -13,8 +13,8 @@ from services.registry.importing import rows_to_xlsx
 from services.registry.importing.parsing import MAX_ROWS_PER_SHEET
 from shared.isolation import IsolatedWorkRefused, Limits, run_isolated
 from tests.registry.support import registry_client, registry_event_count
-from tests.support.actors import auth
 from tests.registry.test_api_import import HOUSEHOLD_ROWS
+from tests.support.actors import auth
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

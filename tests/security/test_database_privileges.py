@@ -5,7 +5,7 @@ and cannot touch another service's bookkeeping. Each attempt is refused and chan
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -31,7 +31,7 @@ def forged_ledger_entry() -> object:
         project_name="不存在的食堂(伪造)", project_year=2022, unit="echeng", township="凤凰街道",
         village=None, provincial_key=False, reason="not_operating", reason_details=(),
         status=OperatingStatus.NOT_OPERATING, listed_on=datetime(2024, 3, 8).date()),
-        actor=SYSTEM_ACTOR, occurred_at=datetime(2024, 3, 8, tzinfo=timezone.utc))
+        actor=SYSTEM_ACTOR, occurred_at=datetime(2024, 3, 8, tzinfo=UTC))
 
 
 @pytest.mark.parametrize("service", SERVICES)

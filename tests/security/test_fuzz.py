@@ -15,9 +15,9 @@ from xml.etree import ElementTree
 
 import pytest
 
+from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
 from tests.support.actors import TOKENS_JSON, auth
 from tests.support.services import SERVICE_POOL_SIZE, TEST_MASTER_KEY
-from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -8,10 +8,10 @@ import pytest
 import tests.shared.test_audit as with_a_log
 from shared.sequencer import Sequencer
 from shared.signing import CheckpointSigner, load_private_key
-from tests.support.polling import eventually
 from tests.registry.support import registry_client
-from tests.support.actors import auth
 from tests.shared.test_audit import EVENTS, event, lookback
+from tests.support.actors import auth
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 log = with_a_log.log  # the fixture: a signed log of EVENTS events in a fresh database

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,8 @@ def test_due_moment_is_end_of_day_local_time(campaign: Campaign) -> None:
     due = campaign.due_at("monthly_list_2024_03")
     assert due == datetime(2024, 3, 25, 23, 59, 59, tzinfo=TZ8)
     assert due.utcoffset() == timedelta(hours=8)
-    assert not campaign.is_late("monthly_list_2024_03", datetime(2024, 3, 25, 15, 59, 59, tzinfo=timezone.utc))
-    assert campaign.is_late("monthly_list_2024_03", datetime(2024, 3, 25, 16, 0, 0, tzinfo=timezone.utc))
+    assert not campaign.is_late("monthly_list_2024_03", datetime(2024, 3, 25, 15, 59, 59, tzinfo=UTC))
+    assert campaign.is_late("monthly_list_2024_03", datetime(2024, 3, 25, 16, 0, 0, tzinfo=UTC))
 
 
 def test_holidays_and_make_up_working_days_of_2024(campaign: Campaign) -> None:

@@ -7,10 +7,21 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from shared.signing import (CheckpointError, CheckpointSigner, generate_private_key, key_id,
-                            load_private_key, load_public_key, parse_note, private_key_to_text,
-                            public_key_to_text, public_keys_by_id, raw_public_key, signer_from_env,
-                            verify_note)
+from shared.signing import (
+    CheckpointError,
+    CheckpointSigner,
+    generate_private_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    parse_note,
+    private_key_to_text,
+    public_key_to_text,
+    public_keys_by_id,
+    raw_public_key,
+    signer_from_env,
+    verify_note,
+)
 
 pytestmark = pytest.mark.unit
 

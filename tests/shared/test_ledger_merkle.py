@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.canonical import canonical_json
-from shared.merkle import (EMPTY_ROOT, Frontier, leaf_hash, ledger_entry, mth, node_hash,
-                           root_of_leaf_hashes)
+from shared.merkle import EMPTY_ROOT, Frontier, leaf_hash, ledger_entry, mth, node_hash, root_of_leaf_hashes
 
 pytestmark = pytest.mark.unit
 

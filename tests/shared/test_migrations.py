@@ -7,8 +7,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.migrations import discover, migrate
 from services.system import migration_folders as all_migration_folders
+from shared.migrations import discover, migrate
 
 FORBIDDEN_ON_EVENTS = [
     r"DROP\s+TABLE[^;]*\bes\.events\b",

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from shared.personal_data import (
     ERASED,
-    MasterKey,
     InMemoryPersonalDataVault,
     Keyring,
+    MasterKey,
     PersonalDataVault,
     PostgresPersonalDataVault,
     SubjectErasedError,

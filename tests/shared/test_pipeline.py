@@ -4,8 +4,9 @@ log line and one counter) has a test here that fails without it."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -31,7 +32,7 @@ from tests.support.databases import pool_as
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2024, 3, 5, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
 ADMIN = city_admin()
 REPORTER = reporter("echeng")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -31,7 +31,7 @@ def make_event(stream_id: str, n: int = 0, event_id: uuid.UUID | None = None) ->
         metadata={"event_id": str(event_id), "event_type": "example.Happened", "schema_version": 1,
                   "correlation_id": str(event_id), "causation_id": None,
                   "actor": ACTOR.model_dump(mode="json"),
-                  "occurred_at": datetime(2024, 3, 4, tzinfo=timezone.utc).isoformat()})
+                  "occurred_at": datetime(2024, 3, 4, tzinfo=UTC).isoformat()})
 
 
 @pytest.fixture(params=[pytest.param("memory", marks=pytest.mark.unit),

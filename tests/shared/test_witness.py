@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from shared.sequencer import Sequencer, checkpoint_file_name
 from shared.signing import CheckpointSigner, generate_private_key, public_key_to_text
 from shared.witness import FolderWitness, GitWitness, WitnessConflict, WitnessShipper
-from tests.support.polling import eventually
 from tests.shared.test_audit import Log, event, lookback, rewrite_consistently
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -5,21 +5,30 @@ older people only sealed per subject (shared/personal_data.py), never in clear.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Mapping
 
 from services.registry import commands as c
 from services.registry import events as e
 from services.registry.domain.rules import (
-    MAX_HOUSEHOLDS_PER_COMMAND, REGISTERING_ROLES, authorise, household_id_for,
-    household_problems, household_subject_id, programme_id_for, programme_problems,
-    programme_project_type, tidy_text)
+    MAX_HOUSEHOLDS_PER_COMMAND,
+    REGISTERING_ROLES,
+    authorise,
+    household_id_for,
+    household_problems,
+    household_subject_id,
+    programme_id_for,
+    programme_problems,
+    programme_project_type,
+    tidy_text,
+)
 from shared.campaign import Campaign
 from shared.errors import FieldProblem, NotFoundError, ValidationFailed
 from shared.messages import Actor, Event
 from shared.personal_data import Sealer, SubjectErasedError, normalise_phone
+
 
 @dataclass(frozen=True, slots=True)
 class ProgrammeState:

@@ -15,13 +15,28 @@ from datetime import date, datetime
 from services.registry import commands as c
 from services.registry import events as e
 from services.registry.domain.rules import (
-    ASSESSING_ROLES, MAX_TEXT_LENGTH, REGISTERING_ROLES, SHA256_HEX, Problems, authorise,
-    check_not_future, check_operator, check_required_text, check_services, effective_status,
-    ledger_entry_id_for, project_id_for, project_problems, tidy_operator, tidy_text)
+    ASSESSING_ROLES,
+    MAX_TEXT_LENGTH,
+    REGISTERING_ROLES,
+    SHA256_HEX,
+    Problems,
+    authorise,
+    check_not_future,
+    check_operator,
+    check_required_text,
+    check_services,
+    effective_status,
+    ledger_entry_id_for,
+    project_id_for,
+    project_problems,
+    tidy_operator,
+    tidy_text,
+)
 from services.registry.events import LEDGER_STATUSES, OperatingStatus
 from shared.campaign import Campaign
 from shared.errors import FieldProblem, IllegalTransitionError, NotFoundError, ValidationFailed
 from shared.messages import Actor, Event
+
 
 @dataclass(frozen=True, slots=True)
 class ProjectState:

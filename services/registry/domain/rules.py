@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
 from services.registry import commands as c
 from services.registry import events as e

@@ -9,14 +9,20 @@ the handler appends every event in one atomic multi-stream append.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from services.registry import commands as c
 from services.registry import domain as d
 from services.registry import events as e
-from services.registry.importing.parsing import (PROJECT_FIELD_COLUMNS, PROJECTS, ImportRefused,
-                                                 RowError, column_of)
+from services.registry.importing.parsing import (
+    PROJECT_FIELD_COLUMNS,
+    PROJECTS,
+    ImportRefused,
+    RowError,
+    column_of,
+)
 from shared.errors import FieldProblem, ForbiddenError, NotFoundError, ValidationFailed
 from shared.messages import Actor, Event
 

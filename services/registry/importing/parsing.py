@@ -19,9 +19,10 @@ import re
 import unicodedata
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from pydantic import SecretStr
 
