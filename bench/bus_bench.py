@@ -42,7 +42,8 @@ AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def thing(i: int) -> ThingRegistered:
-    return ThingRegistered(thing_id=f"t{i}", name=f"示例设施{i:05d}（用于基准测试的一段较长名称）", unit="echeng")
+    return ThingRegistered(thing_id=f"t{i}", name=f"示例设施{i:05d}（用于基准测试的一段较长名称）",
+                           unit="echeng")
 
 
 async def make_database() -> tuple[str, str]:
@@ -184,7 +185,8 @@ async def end_to_end(dsn: str, names: Names, n: int, rate: float) -> list[float]
         await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        count = await consumer_pool.fetchval("SELECT count(*) FROM public.example_seen WHERE thing_id LIKE 'e2e-%'")
+        count = await consumer_pool.fetchval(
+            "SELECT count(*) FROM public.example_seen WHERE thing_id LIKE 'e2e-%'")
         if count >= n:
             break
         await asyncio.sleep(0.1)
@@ -209,7 +211,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--latency-events", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200.0)

@@ -8,9 +8,10 @@ Per run, in a fresh database this script creates (migrated) and drops:
 
   parse       the .xlsx workbook → an ImportPlan (openpyxl read + row checks)
   decide      decide_import alone, in memory, with throw-away keys (the pure part)
-  import      the ImportRegistry command through the pipeline against PostgreSQL as `lookback_registry`: load every
-              touched stream, fetch/create the subjects' keys (AES-GCM sealing of name, address,
-              phone), decide, ONE append with an expected version per stream
+  import      the ImportRegistry command through the pipeline against PostgreSQL as
+              `lookback_registry`: load every touched stream, fetch/create the subjects' keys
+              (AES-GCM sealing of name, address, phone), decide, ONE append with an expected
+              version per stream
   re-import   the same plan again: loads, decides "identical", appends nothing
   projection  (unless --no-projection) the registry service started in embedded mode: time until
               its read model `registry.households` holds every household (sequencer + projection)
@@ -173,7 +174,8 @@ def row(label: str, runs: list[dict[str, float]], households: int) -> str:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--households", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)

@@ -109,7 +109,8 @@ def up(port_base: int = typer.Option(None, help="first HTTP port (default 8701..
 
 
 @app.command()
-def serve(service: str = typer.Argument(..., help="registry | rectification | inspection | notifier")) -> None:
+def serve(service: str = typer.Argument(..., help="registry | rectification | inspection | notifier"),
+          ) -> None:
     """Run one service process against LOOKBACK_DATABASE_URL and LOOKBACK_AMQP_URL."""
     from services.system import serve as run_serve
     from shared.settings import Settings

@@ -231,7 +231,8 @@ class DeductionRule(_Model):
         try:
             number = Decimal(value)
         except InvalidOperation as exc:
-            raise ValueError(f"{value!r} is not a decimal number (write it as a string, e.g. \"0.5\")") from exc
+            raise ValueError(f"{value!r} is not a decimal number "
+                             "(write it as a string, e.g. \"0.5\")") from exc
         if not number.is_finite() or number <= 0:
             raise ValueError("must be a positive decimal")
         return value
@@ -564,7 +565,8 @@ def _cross_reference_problems(c: Campaign) -> Iterable[tuple[str, str]]:
     names_seen: dict[str, int] = {}
     for i, township in enumerate(c.townships):
         if township.unit not in unit_codes:
-            yield f"townships[{i}].unit", f"unknown unit {township.unit!r} (known: {', '.join(sorted(unit_codes))})"
+            known = ", ".join(sorted(unit_codes))
+            yield f"townships[{i}].unit", f"unknown unit {township.unit!r} (known: {known})"
         for name in (township.name, *township.aliases):
             key = _normalise_name(name)
             if key in names_seen:
@@ -599,7 +601,8 @@ def _cross_reference_problems(c: Campaign) -> Iterable[tuple[str, str]]:
         if phase.ends_on < phase.starts_on:
             yield f"phases[{i}].ends_on", f"{phase.ends_on} is before starts_on {phase.starts_on}"
         if phase.starts_on < info.starts_on or phase.ends_on > info.ends_on:
-            yield f"phases[{i}]", f"{phase.starts_on}..{phase.ends_on} is outside the campaign {info.starts_on}..{info.ends_on}"
+            yield (f"phases[{i}]", f"{phase.starts_on}..{phase.ends_on} is outside the campaign "
+                                   f"{info.starts_on}..{info.ends_on}")
         if previous is not None and phase.starts_on <= previous.ends_on:
             yield f"phases[{i}].starts_on", f"overlaps phase {previous.code!r}; phases run in order"
         previous = phase
@@ -613,10 +616,11 @@ def _cross_reference_problems(c: Campaign) -> Iterable[tuple[str, str]]:
             yield f"deadlines[{i}].phase", f"unknown phase {deadline.phase!r}"
         elif not phase.contains(deadline.due_on):
             yield (f"deadlines[{i}].due_on",
-                   f"{deadline.due_on} is outside its phase {phase.code!r} ({phase.starts_on}..{phase.ends_on})")
+                   f"{deadline.due_on} is outside its phase {phase.code!r} "
+                   f"({phase.starts_on}..{phase.ends_on})")
         if deadline.kind == DeadlineKind.MONTHLY_PROBLEM_LIST and deadline.period is None:
             yield f"deadlines[{i}].period", "a monthly list names its month, e.g. \"2024-03\""
-        if deadline.reminder_offsets_working_days and any(o < 0 for o in deadline.reminder_offsets_working_days):
+        if any(o < 0 for o in deadline.reminder_offsets_working_days or ()):
             yield f"deadlines[{i}].reminder_offsets_working_days", "offsets cannot be negative"
 
     overlap = set(c.calendar.holidays) & set(c.calendar.make_up_working_days)

@@ -32,6 +32,9 @@ class Limits:
     memory_bytes: int = 512 * 1024 * 1024  # address space of the child (RLIMIT_AS)
 
 
+DEFAULT_LIMITS = Limits()
+
+
 class IsolatedWorkRefused(Exception):
     """The work went past a limit (`reason` says which) or failed in the child."""
 
@@ -45,7 +48,7 @@ def preload(modules: Sequence[str]) -> None:
     _context.set_forkserver_preload(list(modules))
 
 
-async def run_isolated(function: Callable[..., T], *args: Any, limits: Limits = Limits(),
+async def run_isolated(function: Callable[..., T], *args: Any, limits: Limits = DEFAULT_LIMITS,
                        **kwargs: Any) -> T:
     """`function(*args, **kwargs)` in a child process within `limits`; its result (pickled
     back). `function` and its arguments must pickle (a module-level function, plain data)."""

@@ -68,8 +68,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _refuse_control_characters(value: Any) -> Any:
-    if isinstance(value, str) and _CONTROL.search(value):
-        raise ValueError("contains a control character (U+%04X)" % ord(_CONTROL.search(value)[0]))
+    if isinstance(value, str) and (found := _CONTROL.search(value)):
+        raise ValueError(f"contains a control character (U+{ord(found[0]):04X})")
     if isinstance(value, (list, tuple, set, frozenset)):
         for item in value:
             _refuse_control_characters(item)

@@ -233,9 +233,11 @@ class Keyring:
         blob = base64.urlsafe_b64decode(sealed[len(SEALED_PREFIX):].encode("ascii"))
         nonce, ciphertext = blob[:12], blob[12:]
         try:
-            data = AESGCM(_subkey(key, b"enc")).decrypt(nonce, ciphertext, _associated_data(subject_id, field))
+            data = AESGCM(_subkey(key, b"enc")).decrypt(nonce, ciphertext,
+                                                        _associated_data(subject_id, field))
         except InvalidTag as exc:
-            raise ValueError(f"sealed {field} does not belong to subject {subject_id} or was altered") from exc
+            raise ValueError(f"sealed {field} does not belong to subject {subject_id} "
+                             "or was altered") from exc
         return data.decode("utf-8")
 
     def reveal(self, subject_id: str, field: str, sealed: str | None) -> str:

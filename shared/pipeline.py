@@ -331,7 +331,7 @@ class CommandPipeline(Generic[D]):
                                    event_id=event_id))
         expected = {new.stream_id: versions[new.stream_id] or NO_STREAM for new in batch}
         appended = await self.store.append(batch, expected, conn=conn)
-        for new, event in zip(batch, events):
+        for new, event in zip(batch, events, strict=True):
             states[new.stream_id] = specs[new.stream_id].evolve(states[new.stream_id], event)
             versions[new.stream_id] += 1
         return CommandResult(command, states, versions, tuple(events), tuple(appended), inputs,

@@ -518,7 +518,7 @@ async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str |
                  actor=actor.id, role=actor.role.value, unit=unit, subjects=len(subjects),
                  fields=fields, correlation_id=str(correlation))
         ring = await deps.vault.keyring(subjects)
-        for item, row in zip(items, rows):
+        for item, row in zip(items, rows, strict=True):
             item["mobile"] = ring.reveal(row["subject_id"], "mobile", row["mobile_sealed"])
             if row["office_phone_sealed"] is not None:
                 item["office_phone"] = ring.reveal(row["subject_id"], "office_phone",

@@ -123,7 +123,8 @@ async def on_ledger_entry_cleared(ctx: HandlerContext[RegistryDeps], event: Ledg
 # ----- home adaptation ----------------------------------------------------------------------------
 
 
-async def on_programme_registered(ctx: HandlerContext[RegistryDeps], event: AdaptationProgrammeRegistered) -> None:
+async def on_programme_registered(ctx: HandlerContext[RegistryDeps],
+                                  event: AdaptationProgrammeRegistered) -> None:
     await ctx.conn.execute(
         """INSERT INTO registry.programmes (programme_id, project_type, name, unit, township,
                    township_code, year, registered_at, version)

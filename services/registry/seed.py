@@ -33,7 +33,8 @@ SEED_ACTOR = Actor(id="seed", name="示例数据", role=Role.CITY_ADMIN, unit=No
 SEED_AS_OF = datetime(2024, 3, 5, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 
 GOOD = ("meal_assistance", "day_care", "cleaning_assistance")
-GOOD_COMPLEX = ("meal_assistance", "day_care", "residential_care", "rehabilitation", "medical_care_integration")
+GOOD_COMPLEX = ("meal_assistance", "day_care", "residential_care", "rehabilitation",
+                "medical_care_integration")
 NO_MEALS = ("day_care", "recreation", "psychological_comfort", "health_management")
 TOO_FEW = ("meal_assistance", "recreation")
 
@@ -75,7 +76,8 @@ FACILITIES: dict[str, tuple[Facility, ...]] = {
         Facility("community_center", "西山街道", services=TOO_FEW),
         Facility("community_center", "古楼街道"),  # retired below: 5 stay in the frame
         Facility("community_center", "杜山镇"),
-        Facility("community_center", "鄂州经济开发区", claimed=_O.NOT_OPERATING, services=(), operator=_K.NONE),
+        Facility("community_center", "鄂州经济开发区", claimed=_O.NOT_OPERATING, services=(),
+                 operator=_K.NONE),
         Facility("rural_center", "新庙镇", True, operator=_K.VILLAGE_COMMITTEE),
         Facility("rural_center", "碧石镇", True, operator=_K.ELDERLY_ASSOCIATION),
         Facility("rural_center", "汀祖镇", True, claimed=_O.NOT_OPERATING, services=(), operator=_K.NONE),
@@ -166,7 +168,8 @@ class SeedPlan:
 
 
 def _villages(township: str) -> tuple[str, ...]:
-    return _VILLAGES.get(township, (f"(示例){township[:2]}社区", f"(示例){township[:2]}一村", f"(示例){township[:2]}二村"))
+    short = township[:2]
+    return _VILLAGES.get(township, (f"(示例){short}社区", f"(示例){short}一村", f"(示例){short}二村"))
 
 
 def _operator(kind: OperatorKind, unit: str, index: int, township: str) -> Operator:
@@ -176,7 +179,8 @@ def _operator(kind: OperatorKind, unit: str, index: int, township: str) -> Opera
              OperatorKind.VILLAGE_COMMITTEE: f"{township}(示例)村民委员会",
              OperatorKind.ELDERLY_ASSOCIATION: f"{township}(示例)老年协会"}
     if kind == OperatorKind.PROFESSIONAL:
-        return Operator(kind=kind, name=names[kind], contract_start=date(2023, 1, 1), contract_end=date(2025, 12, 31))
+        return Operator(kind=kind, name=names[kind], contract_start=date(2023, 1, 1),
+                        contract_end=date(2025, 12, 31))
     return Operator(kind=kind, name=names[kind])
 
 
@@ -229,7 +233,8 @@ def _household_commands(unit: str, campaign: Campaign, phone_counter: Iterator[i
 
 def _liaison_commands(unit: str, index: int) -> Iterator[c.RegisterLiaison]:
     yield c.RegisterLiaison(unit=unit, role=LiaisonRole.LEADER, name=f"{_SURNAMES[index]}某(示例)",
-                            gender=Gender.MALE, position="副局长", mobile=SecretStr(f"1380000{2 * index + 1:04d}"),
+                            gender=Gender.MALE, position="副局长",
+                            mobile=SecretStr(f"1380000{2 * index + 1:04d}"),
                             office_phone=SecretStr(f"0711-0000{2 * index + 1:03d}"))
     yield c.RegisterLiaison(unit=unit, role=LiaisonRole.LIAISON, name=f"{_SURNAMES[index + 5]}某某(示例)",
                             gender=Gender.FEMALE, position="养老服务科科长",
@@ -265,6 +270,7 @@ def build_seed(campaign: Campaign) -> SeedPlan:
     # A community centre turned into something else: out of the sampling frame, with its reason.
     commands.append(c.RetireProject(
         project_id=d.project_id_for("echeng", "community_center", "古楼街道(示例)2号社区居家养老服务中心"),
-        reason_code="repurposed", reason="(示例)场地改作社区卫生服务站,服务并入古楼街道(示例)社区居家养老服务中心",
+        reason_code="repurposed",
+        reason="(示例)场地改作社区卫生服务站,服务并入古楼街道(示例)社区居家养老服务中心",
         retired_on=date(2024, 2, 20)))
     return SeedPlan(tuple(commands))

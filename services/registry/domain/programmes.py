@@ -53,7 +53,8 @@ def evolve_programme(state: ProgrammeState, event: Event) -> ProgrammeState:
 
 def programme_stream_for(cmd: c.RegisterAdaptationProgramme, campaign: Campaign) -> str:
     township = campaign.township(cmd.township)
-    return e.programme_stream(programme_id_for(cmd.unit, township.name if township else cmd.township, cmd.year))
+    place = township.name if township else cmd.township
+    return e.programme_stream(programme_id_for(cmd.unit, place, cmd.year))
 
 
 def decide_register_programme(state: ProgrammeState, cmd: c.RegisterAdaptationProgramme, *,

@@ -147,7 +147,8 @@ def decide_register_project(state: ProjectState, cmd: c.RegisterProject, *, acto
         status_reasons=reasons)
 
     if state.registration is not None:
-        if cmd.on_duplicate == c.OnDuplicate.SKIP_IF_IDENTICAL and _same_registration(state.registration, registered):
+        if (cmd.on_duplicate == c.OnDuplicate.SKIP_IF_IDENTICAL
+                and _same_registration(state.registration, registered)):
             return []
         raise ValidationFailed([FieldProblem(
             "name", f"a {campaign.project_type(cmd.project_type).name} named {state.registration.name!r} "
@@ -217,7 +218,8 @@ def decide_assess_project(state: ProjectState, cmd: c.AssessProject, *, actor: A
         problems.add("assessed_on", f"is before the latest assessment ({state.last_assessed_on})")
     for index, digest in enumerate(cmd.attachment_hashes):
         if not SHA256_HEX.fullmatch(digest):
-            problems.add(f"attachment_hashes[{index}]", "is not a SHA-256 hex digest (64 lowercase hex digits)")
+            problems.add(f"attachment_hashes[{index}]",
+                         "is not a SHA-256 hex digest (64 lowercase hex digits)")
     if cmd.services is not None:
         check_services(problems, "services", cmd.services, campaign)
     problems.raise_if_any()

@@ -245,7 +245,8 @@ def programme_project_type(campaign: Campaign) -> ProjectType | None:
     return next((t for t in campaign.project_types if t.kind == ProjectKind.PROGRAMME), None)
 
 
-def programme_problems(cmd: c.RegisterAdaptationProgramme, campaign: Campaign, today: date) -> list[FieldProblem]:
+def programme_problems(cmd: c.RegisterAdaptationProgramme, campaign: Campaign,
+                       today: date) -> list[FieldProblem]:
     problems = Problems()
     if programme_project_type(campaign) is None:
         problems.add("project_type", f"campaign {campaign.id} has no home-adaptation project type")
