@@ -41,7 +41,7 @@ def _await_ready(proc: subprocess.Popen) -> tuple[subprocess.Popen, str]:
     # A reader thread, not select(): the text wrapper buffers lines select() cannot see.
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
-    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     seen = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -95,7 +95,7 @@ def test_lookback_up_with_urls_runs_on_postgresql_and_rabbitmq(tmp_path, databas
                     bus_prefix=unique_prefix + ".", tokens_json="{}",
                     db_pool_size=str(SERVICE_POOL_SIZE))
     try:
-        for i, service in enumerate(("registry", "rectification", "inspection", "notifier")):
+        for i, _service in enumerate(("registry", "rectification", "inspection", "notifier")):
             url = f"http://127.0.0.1:{base + i}"
             ready = httpx.get(f"{url}/readyz", timeout=5)
             assert ready.status_code == 200, ready.text

@@ -66,7 +66,8 @@ def test_events_are_frozen_and_refuse_unknown_fields():
 
 
 def test_each_event_kind_goes_to_its_own_stream_category():
-    assert d.stream_id_for(e.SeqNoAllocated(unit="gedian", seq_no=1, problem_id=uuid.UUID(int=1))) == "unit-gedian"
+    allocated = e.SeqNoAllocated(unit="gedian", seq_no=1, problem_id=uuid.UUID(int=1))
+    assert d.stream_id_for(allocated) == "unit-gedian"
     assert d.stream_id_for(e.PointsDeducted(unit="gedian", points="1", rule_id="r", trigger_ref="t",
                                             reason="x", decided_by="a")) == "score-gedian"
     report_id = d.monthly_list_report_id("gedian", "2024-03")

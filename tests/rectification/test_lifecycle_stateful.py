@@ -211,10 +211,12 @@ class ProblemLifecycle(RuleBasedStateMachine):
                                              actor=actor, now=now)
         if command == "request_extension":
             return d.decide_request_extension(
-                item, c.RequestExtension(problem_id=pid, new_deadline=item.deadline + timedelta(days=extra_days),
+                item, c.RequestExtension(problem_id=pid,
+                                         new_deadline=item.deadline + timedelta(days=extra_days),
                                          reason="延期"), actor=actor, now=now)
         if command == "decide_extension":
-            return d.decide_extension(item, c.DecideExtension(problem_id=pid, approved=approved, reason="决定"),
+            return d.decide_extension(item, c.DecideExtension(problem_id=pid, approved=approved,
+                                                              reason="决定"),
                                       actor=actor, now=now)
         if command == "withdraw":
             return d.decide_withdraw_problem(item, c.WithdrawProblem(problem_id=pid, reason="误登记"),

@@ -35,7 +35,8 @@ def submit_list(report: d.ReportState, desk: Desk, now, *, actor: Actor = REP,
     return d.fold_report(report, events)
 
 
-def review(report: d.ReportState, actor: Actor, now, approved: bool = True, comment: str = "") -> d.ReportState:
+def review(
+        report: d.ReportState, actor: Actor, now, approved: bool = True, comment: str = "") -> d.ReportState:
     events = d.decide_review_report(report, c.ReviewReport(report_id=report.report_id,
                                                           approved=approved, comment=comment),
                                     actor=actor, now=now)

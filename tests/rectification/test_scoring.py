@@ -23,6 +23,7 @@ from tests.support.clock import at
 pytestmark = pytest.mark.unit
 
 NOW = at(2024, 6, 1)
+MARCH_LIST_ON_TIME = at(2024, 3, 20)
 # The campaign file's supervision settings: its working days, dates and traffic-light window.
 SUPERVISION = dict(is_working_day=CAMPAIGN.is_working_day, rules=RULES,
                    yellow_working_days=CONFIG.yellow_working_days)
@@ -78,7 +79,7 @@ class Campaign:
             actor=reporter(unit), now=when, rules=RULES)
         self.reports[report.report_id] = d.fold_report(report, events)
 
-    def all_reports(self, unit: str, *, skip: tuple[str, ...] = (), monthly_03=at(2024, 3, 20)) -> None:
+    def all_reports(self, unit: str, *, skip: tuple[str, ...] = (), monthly_03=MARCH_LIST_ON_TIME) -> None:
         if "03" not in skip:
             self.monthly(unit, "2024-03", monthly_03)
         if "04" not in skip:

@@ -111,7 +111,8 @@ async def test_a_liaison_is_registered_and_an_identical_resubmission_records_not
     async with registry_client(database) as client:
         first = await client.post("/liaisons", json=liaison_body(), headers=auth("rep-echeng-1"))
         assert first.status_code == 201, first.text
-        assert (first.json()["role"], first.json()["version"], first.json()["name"]) == ("liaison", 1, "陈某某(示例)")
+        assert (first.json()["role"], first.json()["version"], first.json()["name"]) == (
+            "liaison", 1, "陈某某(示例)")
         assert (first.json()["mobile"], first.json()["office_phone"]) == ("138****9876", "0711-***0123")
         assert first.json()["submitted_late"] is True  # 2024-04-10 is after the 2024-03-06 due date
         events = await registry_event_count(database)
@@ -142,10 +143,12 @@ async def test_bad_input_gets_422_with_each_fields_reason_and_nothing_is_written
         future = await client.post("/projects", headers=auth("admin-1"), json=project_body(project_year=2025))
         assert future.status_code == 422 and "in the future" in reasons(future)["project_year"]
 
-        shapeless = await client.post("/projects", headers=auth("admin-1"), json={"name": "x", "project_year": "soon"})
+        shapeless = await client.post("/projects", headers=auth("admin-1"),
+                                      json={"name": "x", "project_year": "soon"})
         assert shapeless.status_code == 422
         fields = reasons(shapeless)
-        assert {"project_type", "unit", "township", "operator", "claimed_status", "project_year"} <= set(fields)
+        assert {"project_type", "unit", "township", "operator", "claimed_status",
+                "project_year"} <= set(fields)
 
         programme = await client.post("/programmes", headers=auth("admin-1"),
                                       json={"unit": "echeng", "township": "凤凰街道", "year": 2022})
@@ -177,12 +180,15 @@ async def test_bad_input_gets_422_with_each_fields_reason_and_nothing_is_written
 
 async def test_a_second_project_of_the_same_name_unit_and_type_is_refused(database):
     async with registry_client(database) as client:
-        assert (await client.post("/projects", json=project_body(), headers=auth("admin-1"))).status_code == 201
+        first = await client.post("/projects", json=project_body(), headers=auth("admin-1"))
+        assert first.status_code == 201
         twin = await client.post("/projects", headers=auth("admin-1"),
-                                 json=project_body(name=" 凤凰街道(示例)测试社区居家养老服务中心 ", services=["day_care"]))
+                                 json=project_body(name=" 凤凰街道(示例)测试社区居家养老服务中心 ",
+                                                   services=["day_care"]))
         assert twin.status_code == 422
         assert "already registered" in reasons(twin)["name"]
-        other_type = await client.post("/projects", headers=auth("admin-1"), json=project_body(project_type="canteen"))
+        other_type = await client.post("/projects", headers=auth("admin-1"),
+                                       json=project_body(project_type="canteen"))
         assert other_type.status_code == 201
         assert await registry_event_count(database) == 2
 
@@ -200,14 +206,16 @@ async def test_leaving_the_ledger_needs_an_assessment_with_evidence(database):
         claim = {"project_id": pid, "claimed_status": "operating", "assessor": "何某(示例)",
                  "assessed_on": "2024-04-09", "evidence": "(示例)称已正常运营"}
         meals = {"services": ["meal_assistance", "day_care", "health_management"]}
-        no_files = await client.post(f"/projects/{pid}/assessments", headers=auth("admin-1"), json=claim | meals)
+        no_files = await client.post(f"/projects/{pid}/assessments", headers=auth("admin-1"),
+                                     json=claim | meals)
         assert no_files.status_code == 422
         assert "evidence" in reasons(no_files)["attachment_hashes"]
 
         still_no_meals = await client.post(f"/projects/{pid}/assessments", headers=auth("admin-1"),
                                            json=claim | {"attachment_hashes": [sha("a")]})
         assert still_no_meals.status_code == 201
-        assert (still_no_meals.json()["status"], still_no_meals.json()["on_ledger"]) == ("underperforming", True)
+        assert (still_no_meals.json()["status"], still_no_meals.json()["on_ledger"]) == (
+            "underperforming", True)
 
         fixed = await client.post(f"/projects/{pid}/assessments", headers=auth("admin-1"),
                                   json=claim | meals | {"attachment_hashes": [sha("b")]})
@@ -285,8 +293,9 @@ async def test_leader_and_auditor_send_no_commands(database, who):
 
 async def test_an_inspector_may_assess_but_not_register(database):
     async with registry_client(database) as client:
-        assert (await client.post("/projects", json=project_body(), headers=auth("insp-1"))).status_code == 403
-        assert (await client.post("/liaisons", json=liaison_body(), headers=auth("insp-1"))).status_code == 403
+        as_inspector = auth("insp-1")
+        assert (await client.post("/projects", json=project_body(), headers=as_inspector)).status_code == 403
+        assert (await client.post("/liaisons", json=liaison_body(), headers=as_inspector)).status_code == 403
 
 
 async def test_commands_need_a_valid_token_and_name_existing_projects(database):

@@ -49,7 +49,8 @@ PROJECT_ROWS = [project_row("(示例)滨湖幸福食堂"),
                 project_row("(示例)泽林综合体", project_type="街道(乡镇)养老服务综合体", township="泽林镇",
                             provincial_key="是", village=None)]
 HOUSEHOLD_ROWS = [household_row(f"EC-IMP-{n:03d}", phone=f"1380000{n:04d}" if n % 2 else "")
-                  for n in range(1, 6)] + [household_row("EC-IMP-100", township="杜山镇", adaptation_year=2023,
+                  for n in range(1, 6)] + [household_row("EC-IMP-100", township="杜山镇",
+                                                         adaptation_year=2023,
                                                          acceptance_date="2023-08-01")]
 
 

@@ -136,7 +136,8 @@ async def test_liaison_phones_are_masked_unless_an_allowed_role_reveals_them(dat
     conn = await asyncpg.connect(database)
     try:
         rows = await conn.fetch("SELECT * FROM registry.personal_data_access ORDER BY accessed_at")
-        recorded = [(r["actor_id"], r["actor_role"], r["unit"], len(r["subject_ids"]), r["what"]) for r in rows]
+        recorded = [(r["actor_id"], r["actor_role"], r["unit"], len(r["subject_ids"]), r["what"])
+                    for r in rows]
         assert recorded == [("rev-echeng-1", "district_reviewer", "echeng", 1, "liaison_phones"),
                             ("admin-1", "city_admin", None, 2, "liaison_phones")]
         everything = " ".join(str(dict(r)) for r in rows)
@@ -164,7 +165,8 @@ async def test_households_are_shown_masked_and_stored_only_sealed(database):
         body = await projected(client, f"/programmes/{pid}/households", lambda b: b["total"] == 2,
                                who="leader-1")
         first, second = body["items"]
-        assert (first["household_code"], first["name"], first["phone"]) == ("EC-T-001", "王******", "138****2345")
+        assert (first["household_code"], first["name"], first["phone"]) == (
+            "EC-T-001", "王******", "138****2345")
         assert (second["name"], second["phone"]) == ("李******", None)
         assert "address" not in first and "凤凰街道滨湖社区(示例)1栋101" not in str(body)
         assert body["programme"]["households"] == 2

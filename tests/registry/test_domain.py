@@ -86,7 +86,8 @@ def assess(state: d.ProjectState, campaign: Campaign, *, actor: Actor = ADMIN,
                                   assessor="张某(示例)", assessed_on=date(2024, 3, 20),
                                   evidence="现场查看:午餐时段有老人就餐", attachment_hashes=(EVIDENCE_HASH,))
     values.update(overrides)
-    events = d.decide_assess_project(state, c.AssessProject(**values), actor=actor, now=NOW, campaign=campaign)
+    events = d.decide_assess_project(state, c.AssessProject(**values), actor=actor, now=NOW,
+                                     campaign=campaign)
     return d.fold(state, events), events
 
 
@@ -128,7 +129,8 @@ def test_recreation_does_not_count_as_a_professional_service(campaign: Campaign)
     assert events[0].status == S.UNDERPERFORMING
 
 
-def test_a_not_operating_project_goes_on_the_ledger_with_everything_for_a_problem_row(campaign: Campaign) -> None:
+def test_a_not_operating_project_goes_on_the_ledger_with_everything_for_a_problem_row(
+        campaign: Campaign) -> None:
     _, events = registered(campaign, register_cmd(
         project_type="rural_center", name="(示例)村农村互助照料中心", township="新庙镇", village="(示例)村",
         provincial_key=True, services=(), operator=e.Operator(kind=e.OperatorKind.NONE),
@@ -136,7 +138,8 @@ def test_a_not_operating_project_goes_on_the_ledger_with_everything_for_a_proble
     project, ledger = events
     assert project.status == S.NOT_OPERATING
     assert ledger.reason == "not_operating" and ledger.reason_details == ("not_operating",)
-    assert (ledger.project_name, ledger.project_year, ledger.unit, ledger.township, ledger.provincial_key) == (
+    assert (ledger.project_name, ledger.project_year, ledger.unit, ledger.township,
+            ledger.provincial_key) == (
         "(示例)村农村互助照料中心", 2021, "echeng", "新庙镇", True)
     assert ledger.listed_on == date(2024, 3, 20)
     assert ledger.entry_id == d.ledger_entry_id_for(project.project_id, 1)
@@ -156,7 +159,8 @@ def test_every_bad_field_is_reported_at_once(campaign: Campaign) -> None:
         d.decide_register_project(d.ProjectState(project_id=d.project_id_for("echeng", "school", "  ")), cmd,
                                   actor=ADMIN, now=NOW, campaign=campaign)
     problems = fields_of(caught.value)
-    assert set(problems) == {"project_type", "name", "township", "project_year", "services[1]", "operator.name"}
+    assert set(problems) == {"project_type", "name", "township", "project_year", "services[1]",
+                             "operator.name"}
     assert "outside the plan period 十四五 (2021-2025)" in problems["project_year"]
     assert caught.value.code == "validation_failed"
 
@@ -221,7 +225,8 @@ def test_a_district_role_registers_only_in_its_own_unit(campaign: Campaign) -> N
 def test_a_district_role_cannot_touch_another_units_project(campaign: Campaign) -> None:
     state, _ = registered(campaign)
     with pytest.raises(ForbiddenError):
-        d.decide_change_services(state, c.ChangeServices(project_id=state.project_id, services=("meal_assistance",)),
+        d.decide_change_services(state, c.ChangeServices(project_id=state.project_id,
+                                                         services=("meal_assistance",)),
                                  actor=HUARONG_REPORTER, now=NOW, campaign=campaign)
     with pytest.raises(ForbiddenError):
         assess(state, campaign, actor=HUARONG_REPORTER)
@@ -253,7 +258,8 @@ def test_an_inspector_may_assess_but_not_register(campaign: Campaign) -> None:
 def test_changing_the_operator_records_before_and_after(campaign: Campaign) -> None:
     state, _ = registered(campaign)
     association = e.Operator(kind=e.OperatorKind.ELDERLY_ASSOCIATION, name="(示例)村老年协会")
-    [event] = d.decide_change_operator(state, c.ChangeOperator(project_id=state.project_id, operator=association,
+    [event] = d.decide_change_operator(state, c.ChangeOperator(project_id=state.project_id,
+                                                               operator=association,
                                                                changed_on=date(2024, 3, 18)),
                                        actor=ECHENG_REPORTER, now=NOW, campaign=campaign)
     assert event.previous_operator == PROFESSIONAL and event.operator == association
@@ -265,7 +271,8 @@ def test_changing_the_operator_records_before_and_after(campaign: Campaign) -> N
                                     actor=ADMIN, now=NOW, campaign=campaign) == []
 
 
-def test_losing_meal_assistance_makes_an_operating_project_underperforming_and_listed(campaign: Campaign) -> None:
+def test_losing_meal_assistance_makes_an_operating_project_underperforming_and_listed(
+        campaign: Campaign) -> None:
     state, _ = registered(campaign)
     events = d.decide_change_services(state, c.ChangeServices(
         project_id=state.project_id, services=("day_care", "rehabilitation", "health_management")),
@@ -280,7 +287,8 @@ def test_losing_meal_assistance_makes_an_operating_project_underperforming_and_l
 def test_restoring_services_does_not_take_a_project_off_the_ledger(campaign: Campaign) -> None:
     state, _ = registered(campaign, register_cmd(services=("meal_assistance",)))
     assert state.on_ledger
-    [changed] = d.decide_change_services(state, c.ChangeServices(project_id=state.project_id, services=GOOD_SERVICES),
+    [changed] = d.decide_change_services(state, c.ChangeServices(project_id=state.project_id,
+                                                                 services=GOOD_SERVICES),
                                          actor=ADMIN, now=NOW, campaign=campaign)
     assert changed.meets_service_rule and changed.status == S.UNDERPERFORMING
     assert d.fold(state, [changed]).on_ledger
@@ -319,7 +327,8 @@ def test_retiring_needs_a_reason_and_happens_once(campaign: Campaign) -> None:
 def test_retiring_a_listed_project_keeps_its_ledger_entry_open(campaign: Campaign) -> None:
     state, _ = registered(campaign, register_cmd(claimed_status=S.NOT_OPERATING))
     [retired] = d.decide_retire_project(state, c.RetireProject(
-        project_id=state.project_id, reason_code="merged", reason="并入(示例)中心", retired_on=date(2024, 3, 19)),
+        project_id=state.project_id, reason_code="merged", reason="并入(示例)中心",
+        retired_on=date(2024, 3, 19)),
         actor=ADMIN, now=NOW, campaign=campaign)
     assert d.fold(state, [retired]).on_ledger
 
@@ -336,7 +345,8 @@ def test_commands_on_an_unknown_project_are_not_found(campaign: Campaign) -> Non
 # ----- assessments and the 台账 ledger ---------------------------------------------------------------------
 
 
-def test_an_assessment_claiming_operating_is_underperforming_without_meal_assistance(campaign: Campaign) -> None:
+def test_an_assessment_claiming_operating_is_underperforming_without_meal_assistance(
+        campaign: Campaign) -> None:
     state, _ = registered(campaign)
     state, events = assess(state, campaign, services=("day_care", "rehabilitation", "health_management"))
     changed, assessed, ledger = events
@@ -387,7 +397,8 @@ def test_assessment_fields_are_checked(campaign: Campaign) -> None:
     with pytest.raises(ValidationFailed) as caught:
         assess(state, campaign, assessor="", assessed_on=date(2024, 3, 21), attachment_hashes=("abc",),
                claimed_status=S.RETIRED)
-    assert set(fields_of(caught.value)) == {"assessor", "assessed_on", "attachment_hashes[0]", "claimed_status"}
+    assert set(fields_of(caught.value)) == {"assessor", "assessed_on", "attachment_hashes[0]",
+                                            "claimed_status"}
 
 
 def test_an_assessment_cannot_be_dated_before_the_latest_one(campaign: Campaign) -> None:
@@ -409,8 +420,9 @@ def programme_cmd(**overrides: Any) -> c.RegisterAdaptationProgramme:
 
 def household(code: str = "HR-2022-001", **overrides: Any) -> c.HouseholdInput:
     values: dict[str, Any] = dict(household_code=code, village="芦花村", adaptation_year=2022,
-                                  items=("anti_slip_floor", "bathroom_grab_bar"), acceptance_date=date(2022, 11, 3),
-                                  name=SecretStr("刘某某(示例)"), address=SecretStr("华容镇芦花村(示例)3组12号"),
+                                  items=("anti_slip_floor", "bathroom_grab_bar"),
+                                  acceptance_date=date(2022, 11, 3), name=SecretStr("刘某某(示例)"),
+                                  address=SecretStr("华容镇芦花村(示例)3组12号"),
                                   phone=SecretStr("13800000011"))
     values.update(overrides)
     return c.HouseholdInput(**values)
@@ -468,8 +480,10 @@ def test_household_rows_are_validated_field_by_field(campaign: Campaign) -> None
            household("420702195001011234"),
            household("HR-1", adaptation_year=2023, acceptance_date=date(2025, 1, 1), name=SecretStr(" ")))
     with pytest.raises(ValidationFailed) as caught:
-        d.decide_register_households(state, c.RegisterHouseholds(programme_id=state.programme_id, households=bad),
-                                     actor=ADMIN, now=NOW, campaign=campaign, seal=Keyring(generate_missing=True))
+        d.decide_register_households(state, c.RegisterHouseholds(programme_id=state.programme_id,
+                                                                 households=bad),
+                                     actor=ADMIN, now=NOW, campaign=campaign,
+                                     seal=Keyring(generate_missing=True))
     problems = fields_of(caught.value)
     assert "households[0].phone" in problems and "households[0].items" in problems
     assert "ID card" in problems["households[1].household_code"]
@@ -479,10 +493,12 @@ def test_household_rows_are_validated_field_by_field(campaign: Campaign) -> None
     assert problems["households[2].name"] == "is required"
 
 
-def test_reregistering_identical_households_adds_nothing_but_a_changed_one_is_refused(campaign: Campaign) -> None:
+def test_reregistering_identical_households_adds_nothing_but_a_changed_one_is_refused(
+        campaign: Campaign) -> None:
     state = programme(campaign)
     ring = Keyring(generate_missing=True)
-    first = c.RegisterHouseholds(programme_id=state.programme_id, households=(household("A1"), household("A2")))
+    first = c.RegisterHouseholds(programme_id=state.programme_id,
+                                 households=(household("A1"), household("A2")))
     state = d.fold(state, d.decide_register_households(state, first, actor=ADMIN, now=NOW, campaign=campaign,
                                                        seal=ring))
     assert set(state.households) == {"A1", "A2"}
@@ -533,7 +549,8 @@ def test_a_liaison_is_registered_with_phones_sealed_and_masked(campaign: Campaig
     ring = Keyring(generate_missing=True)
     [event] = d.decide_register_liaison(d.LiaisonState(unit="echeng"), liaison_cmd(), actor=ECHENG_REPORTER,
                                         now=NOW.replace(month=3, day=5), campaign=campaign, seal=ring)
-    assert (event.name, event.role, event.version, event.position) == ("陈某(示例)", "liaison", 1, "养老服务科科长")
+    assert (event.name, event.role, event.version, event.position) == (
+        "陈某(示例)", "liaison", 1, "养老服务科科长")
     assert event.mobile_masked == "138****0001" == mask_phone("13800000001")
     assert event.office_phone_masked == "0711-***0001"
     assert "13800000001" not in event.model_dump_json()
@@ -543,8 +560,9 @@ def test_a_liaison_is_registered_with_phones_sealed_and_masked(campaign: Campaig
 
 
 def test_a_liaison_after_march_6_is_registered_late(campaign: Campaign) -> None:
-    [event] = d.decide_register_liaison(d.LiaisonState(unit="echeng"), liaison_cmd(role="leader"), actor=ADMIN,
-                                        now=datetime(2024, 3, 7, 0, 0, 1, tzinfo=LOCAL), campaign=campaign,
+    [event] = d.decide_register_liaison(d.LiaisonState(unit="echeng"), liaison_cmd(role="leader"),
+                                        actor=ADMIN, now=datetime(2024, 3, 7, 0, 0, 1, tzinfo=LOCAL),
+                                        campaign=campaign,
                                         seal=Keyring(generate_missing=True))
     assert event.submitted_late is True
 
@@ -554,7 +572,8 @@ def test_liaison_phones_must_be_valid(campaign: Campaign) -> None:
         d.decide_register_liaison(d.LiaisonState(unit="echeng"),
                                   liaison_cmd(mobile=SecretStr("0711-1234567"), office_phone=SecretStr("123"),
                                               position=""),
-                                  actor=ADMIN, now=NOW, campaign=campaign, seal=Keyring(generate_missing=True))
+                                  actor=ADMIN, now=NOW, campaign=campaign,
+                                  seal=Keyring(generate_missing=True))
     assert set(fields_of(caught.value)) == {"mobile", "office_phone", "position"}
 
 
@@ -563,8 +582,8 @@ def test_a_changed_liaison_is_a_new_version_and_a_resubmission_is_not(campaign: 
     state = d.LiaisonState(unit="echeng")
     state = d.fold(state, d.decide_register_liaison(state, liaison_cmd(), actor=ADMIN, now=NOW,
                                                     campaign=campaign, seal=ring))
-    assert d.decide_register_liaison(state, liaison_cmd(mobile=SecretStr("138 0000 0001")), actor=ADMIN, now=NOW,
-                                     campaign=campaign, seal=ring) == []
+    assert d.decide_register_liaison(state, liaison_cmd(mobile=SecretStr("138 0000 0001")),
+                                     actor=ADMIN, now=NOW, campaign=campaign, seal=ring) == []
     [second] = d.decide_register_liaison(state, liaison_cmd(mobile=SecretStr("13800000002")), actor=ADMIN,
                                          now=NOW, campaign=campaign, seal=ring)
     assert second.version == 2 and second.subject_id != state.current["liaison"].subject_id
@@ -572,11 +591,12 @@ def test_a_changed_liaison_is_a_new_version_and_a_resubmission_is_not(campaign: 
 
 def test_a_district_role_registers_only_its_own_liaisons(campaign: Campaign) -> None:
     with pytest.raises(ForbiddenError):
-        d.decide_register_liaison(d.LiaisonState(unit="echeng"), liaison_cmd(), actor=HUARONG_REPORTER, now=NOW,
-                                  campaign=campaign, seal=Keyring(generate_missing=True))
+        d.decide_register_liaison(d.LiaisonState(unit="echeng"), liaison_cmd(),
+                                  actor=HUARONG_REPORTER, now=NOW, campaign=campaign,
+                                  seal=Keyring(generate_missing=True))
 
 
-# ----- the generic entry points ------------------------------------------------------------------------------
+# ----- the generic entry points -----------------------------------------------------------------------------
 
 
 def test_the_command_table_names_each_commands_stream_and_decision(campaign: Campaign) -> None:
@@ -605,14 +625,16 @@ def test_events_round_trip_through_the_event_registry(campaign: Campaign) -> Non
 
 def test_ids_never_change_between_releases() -> None:
     # Re-importing last month's file must find last month's projects: these values are frozen.
-    assert d.project_id_for("echeng", "canteen", "凤凰街道(示例)幸福食堂") == "48d33dd4-7702-5e51-9bb7-741fa6264ff5"
-    assert d.project_id_for("echeng", "canteen", "凤凰街道 (示例) 幸福食堂") == "48d33dd4-7702-5e51-9bb7-741fa6264ff5"
+    assert d.project_id_for("echeng", "canteen", "凤凰街道(示例)幸福食堂") == (
+        "48d33dd4-7702-5e51-9bb7-741fa6264ff5")
+    assert d.project_id_for("echeng", "canteen", "凤凰街道 (示例) 幸福食堂") == (
+        "48d33dd4-7702-5e51-9bb7-741fa6264ff5")
     assert d.programme_id_for("huarong", "华容镇", 2022) == "98f5a365-4d14-5ab7-bcda-9e9d6276ea37"
     assert d.household_subject_id("p", " A1 ") == "99b17281-b35e-5877-b9d6-30f1f1fcba43"
     assert d.household_id_for("p", " A1 ") == d.household_id_for("p", "A1")
 
 
-# ----- the ledger invariant under any sequence of commands ----------------------------------------------------
+# ----- the ledger invariant under any sequence of commands --------------------------------------------------
 
 _SERVICE_SETS = st.lists(st.sampled_from(["meal_assistance", "day_care", "rehabilitation", "recreation",
                                           "cleaning_assistance"]), unique=True, max_size=4).map(tuple)
@@ -633,7 +655,8 @@ def test_a_project_is_on_the_ledger_exactly_when_it_is_not_operating_or_underper
     for step in steps:
         try:
             if step[0] == "services":
-                new = d.decide_change_services(state, c.ChangeServices(project_id=state.project_id, services=step[1]),
+                new = d.decide_change_services(state, c.ChangeServices(project_id=state.project_id,
+                                                                       services=step[1]),
                                                actor=ADMIN, now=NOW, campaign=campaign)
             else:
                 _, status, with_files, services = step

@@ -21,7 +21,8 @@ _JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "o
                "null": type(None), "number": (int, float)}
 
 
-def schema_problems(value: Any, schema: dict[str, Any], document: dict[str, Any], path: str = "$") -> list[str]:
+def schema_problems(
+        value: Any, schema: dict[str, Any], document: dict[str, Any], path: str = "$") -> list[str]:
     """Required fields, types, enums and no undeclared fields (the parts of JSON Schema the
     AsyncAPI document uses for these messages)."""
     if "$ref" in schema:
@@ -115,7 +116,8 @@ async def test_registry_events_on_rabbitmq_match_the_asyncapi_document(database,
         assert headers["ce-schemaversion"] == 1
         assert headers["ce-streamversion"] == recorded.stream_version
         assert headers["ce-correlationid"] == recorded.metadata["correlation_id"]
-        assert datetime.fromisoformat(headers["ce-time"]) == datetime.fromisoformat(recorded.metadata["occurred_at"])
+        assert datetime.fromisoformat(headers["ce-time"]) == datetime.fromisoformat(
+            recorded.metadata["occurred_at"])
         assert message.content_type == "application/json"
         body = json.loads(message.body)
         assert schema_problems(body, payload_schema(document, event_type), document) == []

@@ -75,11 +75,13 @@ async def event_rows(pool, correlation_id) -> list[Any]:
                             "WHERE metadata->>'correlation_id' = $1", str(correlation_id))
 
 
-async def test_a_concurrent_identical_registration_makes_the_import_decide_again_without_duplicates(registry_pool):
+async def test_a_concurrent_identical_registration_makes_the_import_decide_again_without_duplicates(
+        registry_pool):
     deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool, MASTER))
     store = PostgresEventStore(registry_pool)
     the_plan = plan()
-    first_project = next(item.command for item in the_plan.items if isinstance(item.command, c.RegisterProject))
+    first_project = next(item.command for item in the_plan.items
+                         if isinstance(item.command, c.RegisterProject))
 
     async def register_it_first() -> None:
         await pipeline(store, deps).run(first_project, actor=OTHER, now=NOW)
@@ -92,7 +94,8 @@ async def test_a_concurrent_identical_registration_makes_the_import_decide_again
     assert (outcome["projects_registered"], outcome["households_registered"],
             outcome["unchanged"]) == (2, 6, 1)
     registered = await registry_pool.fetch(
-        "SELECT metadata->'actor'->>'id' AS actor FROM es.events WHERE event_type = 'registry.ProjectRegistered'")
+        "SELECT metadata->'actor'->>'id' AS actor FROM es.events "
+        "WHERE event_type = 'registry.ProjectRegistered'")
     assert sorted(r["actor"] for r in registered) == ["admin-1", "admin-1", "rep-echeng-1"]
     rows = await event_rows(registry_pool, result.correlation_id)
     assert len(rows) == outcome["events_appended"] and len({r["tx_id"] for r in rows}) == 1
@@ -102,7 +105,8 @@ async def test_a_concurrent_conflicting_registration_refuses_the_whole_import(re
     deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool, MASTER))
     store = PostgresEventStore(registry_pool)
     the_plan = plan()
-    first_project = next(item.command for item in the_plan.items if isinstance(item.command, c.RegisterProject))
+    first_project = next(item.command for item in the_plan.items
+                         if isinstance(item.command, c.RegisterProject))
 
     async def register_something_else_under_that_name() -> None:
         clash = first_project.model_copy(update={"services": ("day_care",)})

@@ -51,13 +51,15 @@ def project_row(**overrides: Any) -> dict[str, Any]:
                            "township": "华容镇", "village": "华容社区", "project_year": 2022,
                            "provincial_key": "否", "operator_kind": "专业机构",
                            "operator_name": "(示例)餐饮管理有限公司", "contract_start": date(2023, 1, 1),
-                           "contract_end": "2025-12-31", "services": "助餐、日间照料、助洁", "status": "正常运营"}
+                           "contract_end": "2025-12-31", "services": "助餐、日间照料、助洁",
+                           "status": "正常运营"}
     row.update(overrides)
     return row
 
 
 def household_row(code: str = "HR-001", **overrides: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"unit": "huarong", "township": "华容镇", "village": "芦花村", "household_code": code,
+    row: dict[str, Any] = {"unit": "huarong", "township": "华容镇", "village": "芦花村",
+                           "household_code": code,
                            "adaptation_year": "2022年", "items": "地面防滑处理、如厕洗浴区扶手",
                            "acceptance_date": "2022年11月3日", "name": "刘某某(示例)",
                            "address": "华容镇芦花村(示例)3组", "phone": "13800000011"}
@@ -85,15 +87,16 @@ def run(plan: ImportPlan, campaign: Campaign, store: dict[str, list], ring: Keyr
 
 
 def test_an_xlsx_with_both_sheets_becomes_commands(campaign: Campaign) -> None:
-    data = rows_to_xlsx([project_row(), project_row(name="庙岭镇(示例)社区中心", project_type="社区居家养老服务中心",
+    data = rows_to_xlsx([project_row(), project_row(name="庙岭镇(示例)社区中心",
+                                                    project_type="社区居家养老服务中心",
                                                     township="庙岭镇", provincial_key="是")],
                         [household_row("HR-001"), household_row("HR-002", phone=None),
                          household_row("HR-003", adaptation_year=2021, acceptance_date=date(2021, 12, 1))])
     plan = plan_of(parse_xlsx(data, campaign, today=TODAY))
     assert (plan.project_rows, plan.household_rows) == (2, 3)
     kinds = [type(item.command).__name__ for item in plan.items]
-    assert kinds == ["RegisterProject", "RegisterProject", "RegisterAdaptationProgramme", "RegisterHouseholds",
-                     "RegisterAdaptationProgramme", "RegisterHouseholds"]
+    assert kinds == ["RegisterProject", "RegisterProject", "RegisterAdaptationProgramme",
+                     "RegisterHouseholds", "RegisterAdaptationProgramme", "RegisterHouseholds"]
     first = plan.items[0].command
     assert (first.unit, first.project_type, first.services, first.claimed_status) == (
         "huarong", "canteen", ("meal_assistance", "day_care", "cleaning_assistance"), "operating")
@@ -202,7 +205,8 @@ def test_a_row_conflicting_with_stored_data_refuses_the_whole_import(campaign: C
 
 
 def test_a_district_reporter_imports_only_its_own_units_rows(campaign: Campaign) -> None:
-    data = rows_to_xlsx([project_row(), project_row(unit="鄂城区", township="凤凰街道", name="凤凰(示例)食堂")])
+    data = rows_to_xlsx([project_row(),
+                         project_row(unit="鄂城区", township="凤凰街道", name="凤凰(示例)食堂")])
     plan = plan_of(parse_xlsx(data, campaign, today=TODAY))
     with pytest.raises(ImportRefused) as caught:
         run(plan, campaign, {}, Keyring(generate_missing=True), actor=HUARONG)
@@ -212,7 +216,8 @@ def test_a_district_reporter_imports_only_its_own_units_rows(campaign: Campaign)
             actor=LEADER)
 
 
-def test_the_template_has_both_sheets_with_bilingual_headers_and_imports_empty_as_an_error(campaign: Campaign) -> None:
+def test_the_template_has_both_sheets_with_bilingual_headers_and_imports_empty_as_an_error(
+        campaign: Campaign) -> None:
     data = build_template(campaign)
     workbook = load_workbook(io.BytesIO(data))
     assert workbook.sheetnames == [PROJECTS, HOUSEHOLDS, "说明"]

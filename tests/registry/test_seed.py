@@ -121,7 +121,8 @@ def test_provincial_key_complexes_and_rural_centres_sit_beside_non_key_ones(appl
         assert flags[(project_type, True)] >= 5 and flags[(project_type, False)] >= 2
 
 
-def test_places_are_real_and_names_and_phones_are_obviously_fictional(plan: SeedPlan, campaign: Campaign) -> None:
+def test_places_are_real_and_names_and_phones_are_obviously_fictional(
+        plan: SeedPlan, campaign: Campaign) -> None:
     for cmd in plan.of_type(c.RegisterProject):
         assert campaign.unit_of_township(cmd.township) == cmd.unit
         assert "(示例)" in cmd.name

@@ -225,8 +225,8 @@ async def test_the_actor_is_written_into_the_event_metadata(database, unique_pre
         await register(p, "who", who="rep-echeng-1")
         meta = await fetchval(database, "SELECT metadata FROM es.events")
         meta = json.loads(meta) if isinstance(meta, str) else meta
-        assert meta["actor"] == {"id": "rep-echeng-1", "name": "鄂城填报人(示例)", "role": "district_reporter",
-                                 "unit": "echeng"}
+        assert meta["actor"] == {"id": "rep-echeng-1", "name": "鄂城填报人(示例)",
+                                 "role": "district_reporter", "unit": "echeng"}
         assert meta["event_type"] == "example.ThingRegistered"
 
 
@@ -237,7 +237,8 @@ async def test_operations_endpoints_tell_the_truth(database, unique_prefix):
         await register(p, "m")
         await eventually(lambda: _has(c, "m"))
         metrics = (await c.get("/metrics")).text
-        assert 'lookback_messages_handled_total{consumer="exampleconsumer.on-example",outcome="handled"} 1.0' in metrics
+        assert ('lookback_messages_handled_total{consumer="exampleconsumer.on-example",'
+                'outcome="handled"} 1.0') in metrics
         assert "lookback_relay_lag_events" in (await p.get("/metrics")).text
         spec = (await p.get("/asyncapi.json")).json()
         assert any("example.ThingRegistered" in key for key in spec["channels"])

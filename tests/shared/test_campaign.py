@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from shared.campaign import (
     CAMPAIGN_FILE_ENV,
@@ -145,7 +146,8 @@ def test_holidays_and_make_up_working_days_of_2024(campaign: Campaign) -> None:
 
 def test_reminders_move_before_the_may_holiday_and_never_move_the_deadline(campaign: Campaign) -> None:
     # T-3, T-1, T working days before 2024-05-07 (Tue) skip May 1-5: Apr 29, May 6, May 7.
-    assert campaign.reminder_dates(date(2024, 5, 7)) == (date(2024, 4, 29), date(2024, 5, 6), date(2024, 5, 7))
+    assert campaign.reminder_dates(date(2024, 5, 7)) == (date(2024, 4, 29), date(2024, 5, 6),
+                                                         date(2024, 5, 7))
     assert campaign.deadline("self_inspection_report").due_on == date(2024, 5, 7)
     # A deadline falling on a holiday: T is the previous working day (Apr 30), Apr 28 is a working Sunday.
     assert campaign.reminder_dates(date(2024, 5, 3), [3, 1, 0]) == (
@@ -276,7 +278,7 @@ def test_overlapping_phases_and_a_holiday_that_is_also_a_working_day_are_refused
 
 
 def test_campaign_is_immutable(campaign: Campaign) -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):  # frozen: pydantic refuses the assignment
         campaign.rectification.immediate_days = 1  # type: ignore[misc]
     assert isinstance(campaign.units, tuple)
 

@@ -135,7 +135,8 @@ class VaultContract:
         assert first.generated_keys()["s1"] == again.generated_keys()["s1"]
         assert first.generated_keys()["s1"] != again.generated_keys()["s2"]
 
-    async def test_erasing_a_subject_makes_its_ciphertext_unreadable_for_good(self, vault: PersonalDataVault) -> None:
+    async def test_erasing_a_subject_makes_its_ciphertext_unreadable_for_good(
+            self, vault: PersonalDataVault) -> None:
         name = await vault.seal("subject-b", "name", "周某某(示例)")
         other = await vault.seal("subject-c", "name", "吴某(示例)")
 
