@@ -611,13 +611,13 @@ def _cross_reference_problems(c: Campaign) -> Iterable[tuple[str, str]]:
     for code in _duplicates(d.code for d in c.deadlines):
         yield "deadlines", f"deadline {code!r} appears more than once"
     for i, deadline in enumerate(c.deadlines):
-        phase = phases.get(deadline.phase)
-        if phase is None:
+        owner = phases.get(deadline.phase)
+        if owner is None:
             yield f"deadlines[{i}].phase", f"unknown phase {deadline.phase!r}"
-        elif not phase.contains(deadline.due_on):
+        elif not owner.contains(deadline.due_on):
             yield (f"deadlines[{i}].due_on",
-                   f"{deadline.due_on} is outside its phase {phase.code!r} "
-                   f"({phase.starts_on}..{phase.ends_on})")
+                   f"{deadline.due_on} is outside its phase {owner.code!r} "
+                   f"({owner.starts_on}..{owner.ends_on})")
         if deadline.kind == DeadlineKind.MONTHLY_PROBLEM_LIST and deadline.period is None:
             yield f"deadlines[{i}].period", "a monthly list names its month, e.g. \"2024-03\""
         if any(o < 0 for o in deadline.reminder_offsets_working_days or ()):

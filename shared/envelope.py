@@ -83,15 +83,15 @@ class Delivery(BaseModel):
             raise ValueError(f"body is not JSON: {exc}") from exc
         if not isinstance(payload, dict):
             raise ValueError("body must be a JSON object")
-        try:
-            return cls(
+        try:  # header text is parsed into the fields' types (ids, positions) by validation
+            return cls.model_validate(dict(
                 event_id=event_id, event_type=h[f"{CE}type"],
                 schema_version=int(h.get(f"{CE}schemaversion", 1)), source=h[f"{CE}source"],
                 stream_id=h[f"{CE}subject"], stream_version=int(h.get(f"{CE}streamversion", 0)),
                 global_position=h.get(f"{CE}globalposition"),
                 occurred_at=_parse_time(h.get(f"{CE}time")),
                 correlation_id=h.get(f"{CE}correlationid"), causation_id=h.get(f"{CE}causationid"),
-                payload=payload)
+                payload=payload))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"bad CloudEvents attributes: {exc}") from exc
 

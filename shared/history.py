@@ -118,7 +118,7 @@ async def history(conn: asyncpg.Connection, subject: str, *, labels: Mapping[str
     return [entry(_decoded(r), labels, zone) for r in rows]
 
 
-def _decoded(row: Mapping[str, Any]) -> dict[str, Any]:
+def _decoded(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     decoded = dict(row)
     for name in ("payload", "metadata"):
         if isinstance(decoded[name], str):

@@ -44,7 +44,7 @@ async def declare_bus(settings: Settings, consumers: Sequence[tuple[str, Consume
     broker = RabbitBroker(settings.amqp_url, logger=None)
     await broker.connect()
     try:
-        await declare_consumer_queues(broker, Names(settings.bus_prefix), consumers)
+        await declare_consumer_queues(broker, Names(settings.bus_prefix), list(consumers))
     finally:
         await broker.stop()
 
@@ -53,14 +53,14 @@ def start_embedded_database(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL whose data survives restarts in `data_dir`;
     return its administrator's DSN (provisioning and migrations use it, services never do)."""
     try:
-        import pgserver  # imported here: only the embedded mode needs it
+        from pgserver.postgres_server import get_server  # only the embedded mode needs it
     except ImportError:
         raise SystemExit("the embedded default needs PostgreSQL in a wheel: pip install "
                          "'lookback[embedded]', or set LOOKBACK_DATABASE_URL") from None
 
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # stops when we exit
+    server = get_server(pgdata, cleanup_mode="stop")  # stops when we exit
     return server.get_uri()
 
 

@@ -12,11 +12,12 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 
 
-def _mask_phones(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _mask_phones(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     for key, value in event_dict.items():
         if isinstance(value, str) and _PHONE.search(value):
             event_dict[key] = _PHONE.sub(r"\1****\2", value)

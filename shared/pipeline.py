@@ -38,7 +38,7 @@ from prometheus_client import Counter, Histogram
 from shared.errors import ConcurrencyError, DomainError, ForbiddenError, LookbackError, TransientError
 from shared.logging import get_logger
 from shared.messages import Actor, Command, Event, EventRegistry, Role, deterministic_id, new_event
-from shared.store import NO_STREAM, Appended, PostgresEventStore
+from shared.store import NO_STREAM, Appended, Connection, PostgresEventStore
 
 log = get_logger()
 
@@ -97,7 +97,7 @@ class Preparation(Generic[C, D]):
     actor: Actor
     now: datetime
     deps: D
-    conn: asyncpg.Connection
+    conn: Connection
     states: dict[str, Any]
     _pipeline: CommandPipeline[Any]
     _specs: dict[str, StreamSpec[Any]] = field(default_factory=dict)
@@ -214,7 +214,7 @@ class CommandPipeline(Generic[D]):
 
     async def run(self, command: Command, *, actor: Actor, now: datetime | None = None,
                   correlation_id: uuid.UUID | None = None, causation_id: uuid.UUID | None = None,
-                  conn: asyncpg.Connection | None = None,
+                  conn: Connection | None = None,
                   event_ids: Callable[[int, Event], uuid.UUID] | None = None) -> CommandResult:
         """Authorize, prepare, load, decide, append (retrying conflicts); log and count.
 
@@ -268,7 +268,7 @@ class CommandPipeline(Generic[D]):
             self.metrics.duration.labels(self.service, name).observe(time.perf_counter() - started)
 
     @asynccontextmanager
-    async def _connection(self, conn: asyncpg.Connection | None) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self, conn: Connection | None) -> AsyncIterator[Connection]:
         if conn is not None:
             yield conn
             return
@@ -281,7 +281,7 @@ class CommandPipeline(Generic[D]):
 
     async def _attempts(self, command: Command, handler: Handler[Any, Any, D], *, actor: Actor,
                         now: datetime, correlation: uuid.UUID, causation_id: uuid.UUID | None,
-                        conn: asyncpg.Connection | None,
+                        conn: Connection | None,
                         event_ids: Callable[[int, Event], uuid.UUID] | None
                         ) -> tuple[CommandResult, int]:
         async with self._connection(conn) as connection:
@@ -302,7 +302,7 @@ class CommandPipeline(Generic[D]):
         raise AssertionError("unreachable")
 
     async def _attempt(self, command: Command, handler: Handler[Any, Any, D],
-                       conn: asyncpg.Connection, *, actor: Actor, now: datetime,
+                       conn: Connection, *, actor: Actor, now: datetime,
                        correlation: uuid.UUID, causation_id: uuid.UUID | None,
                        event_ids: Callable[[int, Event], uuid.UUID] | None) -> CommandResult:
         specs = {spec.stream_id: spec for spec in handler.streams(command, self.deps)}

@@ -36,7 +36,7 @@ from shared.logging import get_logger
 from shared.messages import NewEvent
 from shared.migrations import migrate
 from shared.pipeline import CommandPipeline
-from shared.store import Appended, PostgresEventStore, create_pool
+from shared.store import Appended, Connection, PostgresEventStore, create_pool
 
 log = get_logger()
 
@@ -212,7 +212,7 @@ async def _rebuild(live: asyncpg.Connection, pool: asyncpg.Pool, store: ReplaySt
             break
 
 
-async def _service_tables(conn: asyncpg.Connection) -> list[tuple[str, list[str]]]:
+async def _service_tables(conn: Connection) -> list[tuple[str, list[str]]]:
     """(schema.table, primary key columns) of every table outside the kernel's schemas."""
     rows = await conn.fetch(
         """SELECT n.nspname || '.' || c.relname AS name,

@@ -12,19 +12,21 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
 from shared.canonical import canonical_json, sha256
-from shared.errors import (
-    ConcurrencyError,
-    IdempotencyConflictError,
-    StreamPermissionError,
-    TransientError,
-)
+from shared.errors import ConcurrencyError, IdempotencyConflictError, StreamPermissionError, TransientError
 from shared.messages import NewEvent, RecordedEvent
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+# What code that runs SQL is handed: a direct connection, or one borrowed from a pool (a proxy of
+# the same interface). A string, because the proxy is not subscriptable at run time.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 # Expected versions: a number n > 0 means "exactly at version n".
 ANY = -1
@@ -142,7 +144,7 @@ def _event_columns(alias: str = "") -> str:
 _EVENT_COLUMNS = _event_columns()
 
 
-def _recorded(row: Mapping[str, Any], position: int | None = None) -> RecordedEvent:
+def _recorded(row: asyncpg.Record | Mapping[str, Any], position: int | None = None) -> RecordedEvent:
     return RecordedEvent(
         stream_id=row["stream_id"], stream_version=row["stream_version"], event_id=row["event_id"],
         event_type=row["event_type"], schema_version=row["schema_version"], payload=row["payload"],
@@ -158,7 +160,7 @@ class PostgresEventStore:
         self.pool = pool
 
     @asynccontextmanager
-    async def _conn(self, conn: Any) -> AsyncIterator[asyncpg.Connection]:
+    async def _conn(self, conn: Connection | None) -> AsyncIterator[Connection]:
         if conn is not None:
             yield conn
             return
@@ -212,6 +214,8 @@ class PostgresEventStore:
                 if translated is exc:
                     raise
                 raise translated from exc
+        if row is None:  # es.append_one returns its row or raises; never nothing
+            raise RuntimeError("es.append_one returned no row")
         return Appended(event.stream_id, row["stream_version"], event.event_id)
 
     async def read_stream(self, stream_id: str, after_version: int = 0, *,

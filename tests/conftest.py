@@ -16,14 +16,7 @@ import pytest
 
 from services.system import SERVICE_NAMES, migration_folders
 from shared.migrations import migrate
-from shared.provisioning import (
-    AUDITOR,
-    MIGRATOR,
-    OPERATOR,
-    SEQUENCER,
-    provision_roles,
-    service_role,
-)
+from shared.provisioning import AUDITOR, MIGRATOR, OPERATOR, SEQUENCER, provision_roles, service_role
 from shared.store import PostgresEventStore, create_pool
 from tests.support.databases import ADMIN_DSN, admin_execute, dsn_for, fresh_database
 from tests.support.isolation import marker_problems, servers_unreachable

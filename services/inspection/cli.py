@@ -62,10 +62,7 @@ def verify_draw(
 def _anchor(doc: dict, audit_log: Path, public_key: list[str], problems: list[str]) -> str:
     """Check the export against the draw stream of an audit export; return what was anchored."""
     from shared.audit_entry import AuditFormatError
-    from shared.audit_file import (  # the kernel's verifier, only here
-        read_export,
-        verify_file,
-    )
+    from shared.audit_file import read_export, verify_file  # the kernel's verifier, only here
     from shared.signing import load_public_key, public_keys_by_id
 
     signed = 0
@@ -103,9 +100,7 @@ def _anchor(doc: dict, audit_log: Path, public_key: list[str], problems: list[st
 def draw_list_xlsx(export: Annotated[Path, typer.Argument(help="a draw export (.json)")],
                    output: Annotated[Path, typer.Argument(help="the .xlsx to write")]) -> None:
     """Print the 抽查名单 of an export as .xlsx (one sheet per unit)."""
-    from services.inspection.draw_export import (
-        write_draw_xlsx,  # openpyxl only when needed
-    )
+    from services.inspection.draw_export import write_draw_xlsx  # openpyxl only when needed
 
     doc = json.loads(export.read_text(encoding="utf-8"))
     write_draw_xlsx(doc, output)

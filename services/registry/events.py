@@ -86,10 +86,7 @@ def describe_reason(code: str, campaign: Campaign | None = None) -> str:
     return code
 
 
-_Record = Record  # frozen, no unknown fields, no control characters in text
-
-
-class Operator(_Record):
+class Operator(Record):  # frozen, no unknown fields, no control characters in text
     """运营主体. `name` and the contract period are empty for `none`."""
 
     kind: OperatorKind
@@ -251,7 +248,7 @@ class AdaptationProgrammeRegistered(RegistryEvent):
     year: int
 
 
-class HouseholdRecord(_Record):
+class HouseholdRecord(Record):
     """An adapted household (改造户). Personal fields only as ciphertext under `subject_id`."""
 
     household_id: str

@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
 from tests.support.polling import eventually
-from tests.support.services import AMQP_URL, SERVICE_POOL_SIZE, TEST_MASTER_KEY
+from tests.support.services import AMQP_URL, TEST_MASTER_KEY, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -25,7 +25,7 @@ def serve(service: str, port: int, database: str, prefix: str, tmp_path) -> subp
                 "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": "{}", "LOOKBACK_LOG_JSON": "true",
                 "LOOKBACK_DATA_DIR": str(tmp_path / service),
-                "LOOKBACK_DB_POOL_SIZE": str(SERVICE_POOL_SIZE),
+                **small_pools_env(),
                 # only the registry process sequences; a killed one must not be the leader
                 "LOOKBACK_RUN_SEQUENCER": "true" if service == "registry" else "false"})
     proc = subprocess.Popen([LOOKBACK, "serve", service], stdout=subprocess.PIPE,

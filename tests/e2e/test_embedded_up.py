@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.services import AMQP_URL, SERVICE_POOL_SIZE, TEST_MASTER_KEY
+from tests.support.services import AMQP_URL, SMALL_POOLS, TEST_MASTER_KEY, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -93,7 +93,7 @@ def test_lookback_up_with_urls_runs_on_postgresql_and_rabbitmq(tmp_path, databas
     base = free_port_base()
     proc, _ = start(tmp_path / "var", base, database_url=database, amqp_url=AMQP_URL,
                     bus_prefix=unique_prefix + ".", tokens_json="{}",
-                    db_pool_size=str(SERVICE_POOL_SIZE))
+                    **{name: str(size) for name, size in SMALL_POOLS.items()})
     try:
         for i, _service in enumerate(("registry", "rectification", "inspection", "notifier")):
             url = f"http://127.0.0.1:{base + i}"
@@ -113,7 +113,7 @@ def test_lookback_serve_runs_one_service_process_and_stops_gracefully(tmp_path, 
                 "LOOKBACK_BUS_PREFIX": unique_prefix + ".", "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": "{}", "LOOKBACK_LOG_JSON": "true",
                 "LOOKBACK_DATA_DIR": str(tmp_path / "var"),
-                "LOOKBACK_DB_POOL_SIZE": str(SERVICE_POOL_SIZE)})
+                **small_pools_env()})
     proc = subprocess.Popen([LOOKBACK, "serve", "rectification"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env, text=True)
     proc, ready_line = _await_ready(proc)

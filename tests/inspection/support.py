@@ -15,14 +15,7 @@ import httpx
 from services.inspection.app import create_app
 from services.registry import events as reg
 from shared.messages import Event, new_event
-from tests.inspection.world import (
-    AFTER_VISIT,
-    DRAW_ID,
-    DRAWN_AT,
-    ENTROPY,
-    ENTROPY_KNOWN_AT,
-    FROZEN_AT,
-)
+from tests.inspection.world import AFTER_VISIT, DRAW_ID, DRAWN_AT, ENTROPY, ENTROPY_KNOWN_AT, FROZEN_AT
 from tests.support.actors import auth, reporter
 from tests.support.clock import Clock, at
 from tests.support.databases import store_as

@@ -11,12 +11,7 @@ from services.inspection import commands as c
 from services.inspection import domain as d
 from services.inspection import events as e
 from services.inspection import sampling
-from shared.errors import (
-    DomainError,
-    ForbiddenError,
-    IllegalTransitionError,
-    NotFoundError,
-)
+from shared.errors import DomainError, ForbiddenError, IllegalTransitionError, NotFoundError
 from shared.messages import EventRegistry, deterministic_id, new_event
 from tests.inspection import world
 from tests.inspection.world import (

@@ -28,12 +28,7 @@ from tests.inspection.support import INSPECTOR
 from tests.inspection.world import DRAW_ID, FROZEN_AT, VISIT_DAY
 from tests.support.databases import execute, fetch, fetchval, pool_as
 from tests.support.polling import eventually
-from tests.support.services import (
-    AMQP_URL,
-    SERVICE_POOL_SIZE,
-    running,
-    service_settings,
-)
+from tests.support.services import AMQP_URL, SERVICE_POOL_SIZE, running, service_settings
 from tests.support.services import delete_bus_objects as delete_service_bus_objects
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

@@ -11,16 +11,9 @@ import pytest
 from services.inspection import domain as d
 from services.inspection import sampling
 from services.inspection.config import InspectionDeps, sampling_policy
-from services.inspection.projections import (
-    registry_view_projection as registry_consumer,
-)
+from services.inspection.projections import registry_view_projection as registry_consumer
 from services.inspection.queries import registry_view, sampling_households
-from shared.campaign import (
-    DEFAULT_CAMPAIGN_FILE,
-    CampaignConfigError,
-    load_campaign,
-    parse_campaign,
-)
+from shared.campaign import DEFAULT_CAMPAIGN_FILE, CampaignConfigError, load_campaign, parse_campaign
 from shared.consuming import ConsumerRuntime, Outcome, handle
 from shared.envelope import Delivery
 from shared.messages import Event

@@ -13,14 +13,7 @@ from services.rectification import events as e
 from services.rectification.domain import ProblemStatus as S
 from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError
 from tests.rectification.support import RULES, Desk, content_hash, project
-from tests.support.actors import (
-    AUDITOR,
-    LEADER,
-    city_admin,
-    inspector,
-    reporter,
-    reviewer,
-)
+from tests.support.actors import AUDITOR, LEADER, city_admin, inspector, reporter, reviewer
 from tests.support.clock import at
 
 pytestmark = pytest.mark.unit

@@ -21,14 +21,7 @@ from services.rectification.domain import ProblemStatus as S
 from shared.errors import DomainError, ForbiddenError, IllegalTransitionError
 from shared.messages import Actor, Role
 from tests.rectification.support import RULES, Desk, content_hash, project
-from tests.support.actors import (
-    AUDITOR,
-    LEADER,
-    city_admin,
-    inspector,
-    reporter,
-    reviewer,
-)
+from tests.support.actors import AUDITOR, LEADER, city_admin, inspector, reporter, reviewer
 from tests.support.clock import at
 
 pytestmark = pytest.mark.unit

@@ -5,13 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.registry.support import (
-    household_body,
-    liaison_body,
-    project_body,
-    projected,
-    registry_client,
-)
+from tests.registry.support import household_body, liaison_body, project_body, projected, registry_client
 from tests.support.actors import auth
 
 pytestmark = pytest.mark.integration

@@ -17,22 +17,10 @@ from services.registry import handlers as h
 from services.registry.events import OperatingStatus as S
 from services.registry.handlers import RegistryDeps
 from shared.campaign import Campaign, load_campaign
-from shared.errors import (
-    ForbiddenError,
-    IllegalTransitionError,
-    NotFoundError,
-    ValidationFailed,
-)
+from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError, ValidationFailed
 from shared.messages import Actor
 from shared.personal_data import InMemoryPersonalDataVault, Keyring, mask_phone
-from tests.support.actors import (
-    AUDITOR,
-    LEADER,
-    city_admin,
-    inspector,
-    reporter,
-    reviewer,
-)
+from tests.support.actors import AUDITOR, LEADER, city_admin, inspector, reporter, reviewer
 from tests.support.clock import LOCAL, at
 
 pytestmark = pytest.mark.unit

@@ -12,12 +12,7 @@ from services.registry import commands as c
 from services.registry.api import import_summary
 from services.registry.events import CONTRACT
 from services.registry.handlers import COMMANDS, RegistryDeps
-from services.registry.importing import (
-    ImportPlan,
-    ImportRefused,
-    parse_xlsx,
-    rows_to_xlsx,
-)
+from services.registry.importing import ImportPlan, ImportRefused, parse_xlsx, rows_to_xlsx
 from shared.campaign import load_campaign
 from shared.personal_data import MasterKey, PostgresPersonalDataVault
 from shared.pipeline import CommandPipeline

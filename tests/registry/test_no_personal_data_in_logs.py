@@ -6,12 +6,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.registry.importing import rows_to_xlsx
-from tests.registry.support import (
-    household_body,
-    liaison_body,
-    projected,
-    registry_client,
-)
+from tests.registry.support import household_body, liaison_body, projected, registry_client
 from tests.registry.test_api_import import XLSX, household_row
 from tests.support.actors import auth
 

@@ -12,13 +12,7 @@ from services.registry import events as e
 from services.registry import handlers as h
 from services.registry.events import OperatingStatus as S
 from services.registry.handlers import RegistryDeps
-from services.registry.seed import (
-    SEED_ACTOR,
-    SEED_AS_OF,
-    SINGLE_HOUSEHOLD_TOWNSHIPS,
-    SeedPlan,
-    build_seed,
-)
+from services.registry.seed import SEED_ACTOR, SEED_AS_OF, SINGLE_HOUSEHOLD_TOWNSHIPS, SeedPlan, build_seed
 from shared.campaign import Campaign, load_campaign
 from shared.personal_data import InMemoryPersonalDataVault, Keyring
 

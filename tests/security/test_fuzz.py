@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
 from tests.support.actors import TOKENS_JSON, auth
-from tests.support.services import SERVICE_POOL_SIZE, TEST_MASTER_KEY
+from tests.support.services import TEST_MASTER_KEY, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -44,7 +44,7 @@ def _running_system(template_db: str, data: Path):
     base = free_port_base()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
     env.update({"LOOKBACK_DATABASE_URL": dsn, "LOOKBACK_TOKENS_JSON": TOKENS_JSON,
-                "LOOKBACK_DB_POOL_SIZE": str(SERVICE_POOL_SIZE),
+                **small_pools_env(),
                 "LOOKBACK_PII_MASTER_KEY": TEST_MASTER_KEY, "LOOKBACK_DOCS_ACCESS": "public",
                 "LOOKBACK_LOG_JSON": "true", "LOOKBACK_DATA_DIR": str(data / "var")})
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(base), "--no-seed"],

@@ -13,12 +13,7 @@ from shared.audit_file import read_export_lines
 from shared.audit_verify import verify_labelled
 from shared.canonical import canonical_json
 from shared.merkle import Frontier, leaf_hash, ledger_entry
-from shared.signing import (
-    CheckpointSigner,
-    load_private_key,
-    public_key_to_text,
-    public_keys_by_id,
-)
+from shared.signing import CheckpointSigner, load_private_key, public_key_to_text, public_keys_by_id
 
 pytestmark = pytest.mark.unit
 

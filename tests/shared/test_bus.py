@@ -24,12 +24,7 @@ from tests.support.actors import auth
 from tests.support.databases import execute, fetchval, pool_as
 from tests.support.faults import TcpProxy
 from tests.support.polling import eventually
-from tests.support.services import (
-    AMQP_URL,
-    SERVICE_POOL_SIZE,
-    running,
-    service_settings,
-)
+from tests.support.services import AMQP_URL, SERVICE_POOL_SIZE, running, service_settings
 from tests.support.services import delete_bus_objects as delete_service_bus_objects
 
 pytestmark = pytest.mark.integration

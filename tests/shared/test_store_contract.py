@@ -8,14 +8,7 @@ import pytest
 
 from shared.errors import ConcurrencyError, IdempotencyConflictError
 from shared.messages import NewEvent
-from shared.store import (
-    ANY,
-    EXISTS,
-    NO_STREAM,
-    InMemoryEventStore,
-    PostgresEventStore,
-    create_pool,
-)
+from shared.store import ANY, EXISTS, NO_STREAM, InMemoryEventStore, PostgresEventStore, create_pool
 from tests.support.actors import city_admin
 from tests.support.databases import fresh_database
 from tests.support.polling import eventually

@@ -27,6 +27,14 @@ TEST_MASTER_KEY = MasterKey.generate_text()
 # A service app in a test serves one client at a time: its pool needs the ledger waker's
 # connection plus a few for the request, a consumer and a projection (see DATABASE_CONNECTION_LIMIT).
 SERVICE_POOL_SIZE = 3
+# Every pool a service opens, sized for a test. Settings ignores names it does not know, so a pool
+# a kernel version does not have yet costs nothing here.
+SMALL_POOLS = {"db_pool_size": SERVICE_POOL_SIZE, "consumer_pool_size": 2, "background_pool_size": 2}
+
+
+def small_pools_env() -> dict[str, str]:
+    """The same sizes for a service in a child process (`lookback serve`, `lookback up`)."""
+    return {f"LOOKBACK_{name.upper()}": str(size) for name, size in SMALL_POOLS.items()}
 
 
 def service_settings(dsn: str, data_dir: Path | None = None, *, amqp_url: str | None = None,
@@ -36,7 +44,7 @@ def service_settings(dsn: str, data_dir: Path | None = None, *, amqp_url: str | 
     values: dict[str, Any] = {
         "database_url": dsn, "amqp_url": amqp_url, "bus_prefix": prefix, "tokens_json": TOKENS_JSON,
         "data_dir": data_dir or Path(tempfile.mkdtemp(prefix="lookback-test-")),
-        "db_pool_size": SERVICE_POOL_SIZE, "poll_interval": 0.02, "publish_timeout": 3.0,
+        **SMALL_POOLS, "poll_interval": 0.02, "publish_timeout": 3.0,
         "graceful_timeout": 5.0}
     values.update(extra)
     return Settings(**values)

@@ -10,11 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 from services.inspection.commands import RecordFinding, RecordVisit, ScheduleVisit
-from services.inspection.domain.checklists import (
-    UNABLE_REASON_CODES,
-    check_checklist,
-    checklist_of,
-)
+from services.inspection.domain.checklists import UNABLE_REASON_CODES, check_checklist, checklist_of
 from services.inspection.domain.rules import (
     NotSampledError,
     VisitRuleError,
