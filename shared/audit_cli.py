@@ -16,16 +16,8 @@ import asyncpg
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from shared.settings import Settings
-from shared.store import login_dsn
 from shared.audit_db import count_ledger, export_database, verify_database
 from shared.audit_file import read_checkpoint_dir, verify_file
 from shared.audit_proofs import (
@@ -37,6 +29,7 @@ from shared.audit_proofs import (
 )
 from shared.audit_verify import VerifyResult
 from shared.errors import LookbackError
+from shared.settings import Settings
 from shared.signing import (
     PUBLIC_KEY_ENV,
     generate_private_key,
@@ -46,6 +39,7 @@ from shared.signing import (
     public_key_to_text,
     public_keys_by_id,
 )
+from shared.store import login_dsn
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Export the audit trail, verify it, prove entries (docs/audit-format.md).")

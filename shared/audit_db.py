@@ -40,7 +40,7 @@ _ENTRIES_BETWEEN = _ENTRY_COLUMNS + """
      WHERE l.global_position BETWEEN $1 AND $2 ORDER BY l.global_position"""
 
 
-def _checkpoint_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def _checkpoint_record(row: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     return {"kind": "checkpoint", "tree_size": row["tree_size"], "root_hash": row["root_hash"].hex(),
             "key_id": row["key_id"], "signature": base64.b64encode(row["signature"]).decode(),
             "note": row["note"]}
@@ -110,6 +110,8 @@ async def database_facts(conn: asyncpg.Connection) -> DatabaseFacts:
         "  FROM es.sequencer_state s,"
         "       (SELECT count(*) AS n, min(global_position) AS lo, max(global_position) AS hi"
         "          FROM es.ledger) l")
+    if row is None:  # the migrations create the sequencer's one row; without it there is no log
+        raise RuntimeError("es.sequencer_state is empty: not a migrated Lookback database")
     frontier = Frontier(row["tree_size"], list(row["frontier"]))
     return DatabaseFacts(row["n"], row["lo"], row["hi"], row["events"], row["tree_size"],
                          frontier.root())
