@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import asyncpg
 import structlog
@@ -72,12 +73,14 @@ class _State:
 
 async def unsequenced_count(conn: asyncpg.Connection) -> int:
     """Events committed (and visible) but not yet in the ledger."""
-    return await conn.fetchval(_LAG)
+    count: int = await conn.fetchval(_LAG)
+    return count
 
 
 async def unsequenced_age_seconds(conn: asyncpg.Connection) -> float:
     """Age of the oldest event not yet in the ledger (0 when the sequencer has caught up)."""
-    return await conn.fetchval(_LAG_SECONDS)
+    seconds: float = await conn.fetchval(_LAG_SECONDS)
+    return seconds
 
 
 def checkpoint_file_name(tree_size: int) -> str:
@@ -132,11 +135,11 @@ class Sequencer:
         self.lock_key = lock_key
         self.clock = clock
         self.name = name
+        self.is_leader = False
         # A WitnessShipper (shared/witness.py): ships each signed checkpoint off the machine.
         self.witness = witness
         if witness is not None:
             witness.active = lambda: self.is_leader
-        self.is_leader = False
         self.last_checkpoint: Checkpoint | None = None
         self._conn: asyncpg.Connection | None = None
         self._state: _State | None = None
@@ -163,8 +166,8 @@ class Sequencer:
             return True
         if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
             self.is_leader = True
-            await self._load_state(conn)
-            log.info("sequencer_elected", name=self.name, tree_size=self._state.frontier.size)
+            state = await self._load_state(conn)
+            log.info("sequencer_elected", name=self.name, tree_size=state.frontier.size)
         return self.is_leader
 
     async def wait_for_leadership(self, stop: asyncio.Event) -> bool:
@@ -179,14 +182,16 @@ class Sequencer:
             await _wait(stop, self.election_interval)
         return False
 
-    async def _load_state(self, conn: asyncpg.Connection) -> None:
+    async def _load_state(self, conn: asyncpg.Connection) -> _State:
         row = await conn.fetchrow(
             "SELECT last_tx_id, last_tx_seq, tree_size, frontier FROM es.sequencer_state")
+        if row is None:  # the migrations create the one row; without it nothing can be sequenced
+            raise RuntimeError("es.sequencer_state is empty: not a migrated Lookback database")
         latest = await conn.fetchrow(
             "SELECT tree_size, note FROM es.checkpoints ORDER BY tree_size DESC LIMIT 1")
-        self._state = _State(row["last_tx_id"], row["last_tx_seq"],
-                             Frontier(row["tree_size"], list(row["frontier"])),
-                             latest["tree_size"] if latest else 0, self.clock())
+        state = self._state = _State(row["last_tx_id"], row["last_tx_seq"],
+                                     Frontier(row["tree_size"], list(row["frontier"])),
+                                     latest["tree_size"] if latest else 0, self.clock())
         # A leader that died between its commit and its file write left the file missing: the
         # note is signed, so copying it from the database is as good as the original.
         if latest is not None and latest["note"] and self.checkpoint_dir is not None:
@@ -197,6 +202,7 @@ class Sequencer:
                 except OSError as exc:
                     log.error("checkpoint_file_not_written", folder=str(self.checkpoint_dir),
                               tree_size=latest["tree_size"], error=str(exc))
+        return state
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -213,7 +219,7 @@ class Sequencer:
         if conn is not None and not conn.is_closed():
             try:
                 await asyncio.wait_for(conn.close(), 5)
-            except (asyncio.TimeoutError, *_CONNECTION_LOST):
+            except (TimeoutError, *_CONNECTION_LOST):
                 conn.terminate()
 
     # -- sequencing ----------------------------------------------------------------------------
@@ -277,7 +283,7 @@ class Sequencer:
             tx_ids.append(tx_id)
             tx_seqs.append(tx_seq)
         checkpoint = None
-        if self._checkpoint_due(len(rows)):
+        if self.signer is not None and self._checkpoint_due(len(rows)):
             checkpoint = self.signer.sign(frontier.size, frontier.root())
         try:
             await conn.fetchval(
@@ -294,26 +300,28 @@ class Sequencer:
         state.frontier = frontier
         state.last_tx_id, state.last_tx_seq = tx_ids[-1], tx_seqs[-1]
         if checkpoint is not None:
-            self._checkpoint_committed(checkpoint)
+            self._checkpoint_committed(state, checkpoint)
         return len(rows)
 
     async def checkpoint(self) -> Checkpoint | None:
         """Sign the current tree head now, if it grew since the last checkpoint."""
-        state = self._state
+        state, conn = self._state, self._conn
         if self.signer is None or state is None or state.frontier.size <= state.checkpoint_size:
             return None
+        if conn is None:  # the state outlived its connection: a new leader loads it afresh
+            raise NotLeaderError("this sequencer has no connection, so it does not lead")
         checkpoint = self.signer.sign(state.frontier.size, state.frontier.root())
-        stored = await self._conn.fetchval(
+        stored = await conn.fetchval(
             _STANDALONE_CHECKPOINT, checkpoint.tree_size, checkpoint.root_hash, checkpoint.key_id,
             checkpoint.signature, checkpoint.note)
         if stored is None:
             raise NotLeaderError("the tree moved on under this sequencer, or it was signed already")
-        self._checkpoint_committed(checkpoint)
+        self._checkpoint_committed(state, checkpoint)
         return checkpoint
 
-    def _checkpoint_committed(self, checkpoint: Checkpoint) -> None:
-        self._state.checkpoint_size = checkpoint.tree_size
-        self._state.checkpoint_at = self.clock()
+    def _checkpoint_committed(self, state: _State, checkpoint: Checkpoint) -> None:
+        state.checkpoint_size = checkpoint.tree_size
+        state.checkpoint_at = self.clock()
         self.last_checkpoint = checkpoint
         log.info("checkpoint_signed", tree_size=checkpoint.tree_size,
                  root=checkpoint.root_hash.hex(), key_id=checkpoint.key_id)
@@ -359,7 +367,7 @@ class Sequencer:
                 witness_stop.set()
                 try:
                     await asyncio.wait_for(witnessing, 10)
-                except (asyncio.TimeoutError, asyncio.CancelledError):
+                except (TimeoutError, asyncio.CancelledError):
                     witnessing.cancel()
             await self.close()
 
@@ -379,5 +387,5 @@ class Sequencer:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
