@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Mapping, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import asyncpg
 from pydantic import ValidationError
@@ -27,7 +28,7 @@ from shared.errors import DomainError, TransientError
 from shared.logging import get_logger
 from shared.messages import SYSTEM_ACTOR, Actor, Command, Event, EventContract, EventRegistry
 from shared.pipeline import reaction_event_ids
-from shared.store import PostgresEventStore
+from shared.store import Connection, PostgresEventStore
 
 if TYPE_CHECKING:
     from shared.pipeline import CommandPipeline, CommandResult
@@ -39,7 +40,7 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Outcome(enum.StrEnum):
@@ -56,7 +57,7 @@ class ConsumerRuntime(Generic[D]):
     service: str
     store: PostgresEventStore
     deps: D
-    commands: "CommandPipeline[D] | None" = None
+    commands: CommandPipeline[D] | None = None
 
 
 @dataclass
@@ -65,7 +66,7 @@ class HandlerContext(Generic[D]):
     it is handled, and the service's deps; `run` sends a command through the service's pipeline
     inside this same transaction (a reaction's events commit with its inbox row)."""
 
-    conn: asyncpg.Connection
+    conn: Connection
     delivery: Delivery
     now: datetime
     runtime: ConsumerRuntime[D]
@@ -86,7 +87,7 @@ class HandlerContext(Generic[D]):
     def causation_id(self) -> uuid.UUID:
         return self.delivery.event_id
 
-    async def run(self, command: Command, *, actor: Actor = SYSTEM_ACTOR) -> "CommandResult":
+    async def run(self, command: Command, *, actor: Actor = SYSTEM_ACTOR) -> CommandResult:
         """A reaction is a command: through the pipeline, as the system, caused by this event,
         with event ids derived from it (a redelivery appends nothing new)."""
         if self.runtime.commands is None:
@@ -167,7 +168,7 @@ def decode(spec: ConsumerSpec, delivery: Delivery) -> tuple[Reaction, Event] | R
     return reaction, event
 
 
-async def handle_in_transaction(conn: asyncpg.Connection, spec: ConsumerSpec, delivery: Delivery, *,
+async def handle_in_transaction(conn: Connection, spec: ConsumerSpec, delivery: Delivery, *,
                                 runtime: ConsumerRuntime[Any], now: datetime) -> Result:
     """Run inside the caller's transaction; the caller commits (with its position, if any)."""
     decoded = decode(spec, delivery)
@@ -217,6 +218,6 @@ def log_outcome(service: str, consumer: str, delivery: Delivery, result: Result)
         log.info("message_handled", **fields)
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException | str) -> str:
     text = str(exc).replace("\n", " ")
     return text[:500]
