@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import asyncpg
@@ -17,14 +18,26 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import topology
-from shared.consuming import (Clock, ConsumerRuntime, ConsumerSpec, Outcome, Result, handle,
-                              handle_in_transaction, log_outcome, utc_now)
+from shared.consuming import (
+    Clock,
+    ConsumerRuntime,
+    ConsumerSpec,
+    Outcome,
+    Result,
+    handle,
+    handle_in_transaction,
+    log_outcome,
+    utc_now,
+)
 from shared.envelope import Delivery, Outgoing, cloud_event_headers
 from shared.errors import TransientError
 from shared.logging import get_logger
 from shared.messages import Event
 from shared.metrics import Metrics
 from shared.positions import advance_position, get_position
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 log = get_logger()
 
@@ -184,16 +197,22 @@ class LedgerWaker:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self._conn: asyncpg.Connection | None = None
+        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
         self._waiters: set[asyncio.Event] = set()
 
     async def start(self) -> None:
         try:
-            self._conn = await self.pool.acquire()
-            await self._conn.add_listener(self.CHANNEL, self._notified)
+            conn = await self.pool.acquire()
         except Exception as exc:  # polling still works
             log.warning("ledger_waker_unavailable", reason=str(exc)[:200])
-            self._conn = None
+            return
+        try:
+            await conn.add_listener(self.CHANNEL, self._notified)
+        except Exception as exc:  # polling still works; the connection goes back to the pool
+            log.warning("ledger_waker_unavailable", reason=str(exc)[:200])
+            await self.pool.release(conn)
+            return
+        self._conn = conn
 
     def _notified(self, *_: Any) -> None:
         for waiter in self._waiters:
@@ -258,7 +277,7 @@ class LocalTransport:
         for task in self._tasks:
             try:
                 await asyncio.wait_for(task, 30)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         self._tasks = []
 
@@ -303,6 +322,8 @@ class LocalTransport:
                             spec.name, event.event_id, event.event_type, event.global_position,
                             result.reason)
                         self.metrics.dead_lettered.labels(spec.name).inc()
+                if event.global_position is None:  # read_all gives every event its position
+                    raise RuntimeError(f"{event.event_id} came from the ledger without a position")
                 if not await advance_position(conn, name, position, event.global_position):
                     raise TransientError(f"position {name} moved under us")
             position = event.global_position
@@ -356,10 +377,11 @@ class Relay:
 
     async def lag(self) -> int:
         position = await get_position(self.pool, self.name)
-        return await self.pool.fetchval(
+        behind: int = await self.pool.fetchval(
             "SELECT count(*) FROM es.ledger l JOIN es.events e ON e.event_id = l.event_id "
             "WHERE l.global_position > $1 AND e.category = ANY($2::text[])",
             position, self.categories)
+        return behind
 
     async def run(self) -> None:
         self._stop.clear()
