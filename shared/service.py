@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import traceback
 import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Mapping, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
@@ -66,7 +67,7 @@ class ServiceSpec(Generic[D]):
     consumers: Sequence[ConsumerSpec] = ()
     projections: Sequence[ConsumerSpec] = ()
     build_deps: Callable[[Settings, asyncpg.Pool], D] | None = None
-    background: Sequence[Callable[["Runtime[D]"], Awaitable[None]]] = ()
+    background: Sequence[Callable[[Runtime[D]], Coroutine[Any, Any, None]]] = ()
     migrations: Path | None = None
     # Larger bodies than the edge's 1 MiB default, by path prefix (an import workbook).
     body_limits: Mapping[str, int] = field(default_factory=dict)
@@ -227,7 +228,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         app.state.runtime = runtime
         runtime.waker = LedgerWaker(the_pool)
         await runtime.waker.start()
-        if settings.local_transport:
+        if settings.amqp_url is None:  # the local transport
             runtime.transport = LocalTransport(service=spec.name, pool=the_pool,
                                                runtime=consumer_runtime, metrics=metrics,
                                                clock=clock, poll_interval=settings.poll_interval,
@@ -278,7 +279,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             for task in runtime.tasks:
                 try:
                     await asyncio.wait_for(task, 15)
-                except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                except (TimeoutError, asyncio.CancelledError, Exception):
                     task.cancel()
             await runtime.transport.stop()     # drains in-flight messages (graceful_timeout)
             await runtime.projections.stop()
@@ -312,7 +313,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     @app.get("/readyz", tags=["operations"])
     async def readyz(request: Request) -> JSONResponse:
         """Ready only when the database answers, the broker is connected and consumers attached."""
-        runtime: Runtime = request.app.state.runtime
+        runtime: Runtime[Any] = request.app.state.runtime
         checks: dict[str, str] = {}
         if runtime.shutting_down:
             checks["process"] = "shutting down"
