@@ -4,11 +4,12 @@ the application's business (services/system.py), never the kernel's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,12 @@ class Listening:
     port: int
 
 
+@contextlib.contextmanager
+def _signals_stay_ours() -> Iterator[None]:
+    """In place of uvicorn's `capture_signals`: leaves the process's signal handlers alone."""
+    yield
+
+
 async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, int],
                      on_ready: Any = None) -> None:
     """Run several ASGI apps in this event loop until SIGINT/SIGTERM; graceful shutdown."""
@@ -161,7 +168,9 @@ async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, 
                                 access_log=False, lifespan="on")
         servers.append((name, uvicorn.Server(config)))
     for _, server in servers:
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # The signals are ours (below), not each uvicorn server's: uvicorn would take them over
+        # while it serves and raise them again after its own stop.
+        server.capture_signals = _signals_stay_ours  # type: ignore[method-assign]  # on purpose
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
