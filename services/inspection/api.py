@@ -328,7 +328,7 @@ async def draw_list_xlsx(draw_id: str, request: Request, actor: Reader,
     scope = _scope(request, actor, unit)
     doc = await _document(request, draw_id, scope)
     buffer = io.BytesIO()
-    write_draw_xlsx(doc, buffer)
+    write_draw_xlsx(doc, buffer, campaign=_runtime(request).deps.campaign)
     name = f"draw-{draw_id}-{scope}.xlsx" if scope else f"draw-{draw_id}.xlsx"
     return Response(buffer.getvalue(), media_type=XLSX_MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
