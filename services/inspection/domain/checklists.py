@@ -58,7 +58,7 @@ def check_checklist(answers: Mapping[str, str], items: Mapping[str, str]) -> Non
     missing = sorted(set(items) - set(answers))
     unknown = sorted(set(answers) - set(items))
     if missing or unknown:
-        said = [f"未回答：{'、'.join(items[k] for k in missing)}"] if missing else []
+        said = [f"未回答：{'、'.join(v for k, v in items.items() if k in missing)}"] if missing else []
         said += [f"不属于本类项目的检查项：{'、'.join(unknown)}"] if unknown else []
         raise VisitRuleError(f"checklist does not match the project type: missing {missing}, "
                              f"unknown {unknown}", code="checklist_mismatch",
