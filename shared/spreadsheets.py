@@ -45,9 +45,10 @@ def put(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
 
 
 def append(sheet: Worksheet, values: Sequence[Any]) -> int:
-    """Append a row (after the last one written) with `put`; returns its row number."""
+    """Append a row (after the last one appended) with `put`; returns its row number. An empty
+    row counts too (it leaves a blank line), which `max_row` would not see."""
     sheet.append(list(values))
-    row: int = sheet.max_row
+    row: int = sheet._current_row  # openpyxl's own append counter (max_row skips empty rows)
     for column, value in enumerate(values, start=1):
         if is_formula_like(value):
             put(sheet, row, column, value)
@@ -112,7 +113,7 @@ def fit_row_heights(sheet: Worksheet, rows: Iterable[int], *, point_size: float 
                     merged_widths: Mapping[tuple[int, int], float] | None = None) -> None:
     """Set each row's height to its tallest wrapped cell. `merged_widths` gives the width of a
     cell that spans several columns, by (row, column) of its top-left cell."""
-    line = point_size * 1.45
+    line = point_size * 1.32
     for row in rows:
         lines = 1
         for cell in sheet[row]:
@@ -122,4 +123,4 @@ def fit_row_heights(sheet: Worksheet, rows: Iterable[int], *, point_size: float 
             if width is None:
                 width = sheet.column_dimensions[get_column_letter(cell.column)].width or 8.43
             lines = max(lines, wrapped_lines(str(cell.value), width))
-        sheet.row_dimensions[row].height = round(lines * line + 4, 1)
+        sheet.row_dimensions[row].height = round(lines * line + 3, 1)

@@ -117,7 +117,7 @@ LIST_HEADER = ("序号", "项目类型", "项目名称（改造户编号）", "�
 REPLACEMENT_HEADER = ("替补顺序", "项目类型", "项目名称（改造户编号）", "乡镇(街道)", "项目年份")
 STRATA_HEADER = ("", "项目类型", "抽查规则", "抽样框数量N", "抽取数量n", "抽样框摘要（SHA-256）", "",
                  "说明")
-WIDTHS = (6, 22, 34, 12, 9, 14, 24, 26)
+WIDTHS = (6, 22, 40, 13, 9, 12, 22, 24)
 FONT = "宋体"
 _THIN = Side(style="thin")
 _BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
