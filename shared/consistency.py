@@ -188,10 +188,11 @@ class UnknownToken(ValidationFailed):
 async def _transaction_of(conn: asyncpg.Connection, event_id: uuid.UUID) -> list[asyncpg.Record]:
     """Every event appended in the same transaction as `event_id` (one command's, or one
     reaction's), with its ledger position once sequenced."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT e.event_id, e.category, e.event_type, l.global_position
              FROM es.events e LEFT JOIN es.ledger l ON l.event_id = e.event_id
             WHERE e.tx_id = (SELECT tx_id FROM es.events WHERE event_id = $1)""", event_id)
+    return rows
 
 
 def parse_token(text: str) -> uuid.UUID:

@@ -28,6 +28,7 @@ from shared.campaign import Campaign, load_campaign
 from shared.spreadsheets import append, fit_row_heights, print_setup, set_widths
 from shared.times import written_datetime
 
+
 def _as_draw(outcome: Any) -> sampling.StratumDraw:
     return sampling.StratumDraw(
         stratum=outcome.stratum, rule=sampling.Rule(outcome.rule),

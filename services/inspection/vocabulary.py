@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from services.inspection.domain.checklists import (ANSWER_LABELS, DEFAULT_CHECKLISTS,
-                                                   UNABLE_REASON_CODES)
+from services.inspection.domain.checklists import ANSWER_LABELS, DEFAULT_CHECKLISTS, UNABLE_REASON_CODES
 from services.inspection.domain.rules import STAGE_LABELS
 from services.inspection.events import TargetKind, VisitOutcome
 from shared.campaign import Campaign

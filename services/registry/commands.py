@@ -12,8 +12,6 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, SecretStr
 
-from shared.personal_data import FreeText
-
 from services.registry.events import (
     Gender,
     LiaisonRole,
@@ -22,6 +20,7 @@ from services.registry.events import (
     RetirementReason,
 )
 from shared.messages import Command, Record
+from shared.personal_data import FreeText
 
 
 class OnDuplicate(StrEnum):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -17,9 +18,9 @@ import httpx
 import pytest
 
 from services.inspection.app import create_app as inspection_app
+from services.registry import commands as c
 from services.registry.app import create_app as registry_app
 from services.registry.seed import build_seed
-from services.registry import commands as c
 from services.registry.seeding import seed_if_empty
 from shared.auth import hash_token
 from shared.campaign import load_campaign

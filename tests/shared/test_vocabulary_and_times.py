@@ -2,7 +2,7 @@
 them): pure helpers every service uses."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -56,10 +56,10 @@ def test_the_campaign_terms_carry_the_campaign_files_names():
 
 
 def test_instants_are_written_in_the_campaigns_offset_and_dates_as_people_write_them():
-    utc = datetime(2024, 3, 25, 15, 59, 59, tzinfo=timezone.utc)
+    utc = datetime(2024, 3, 25, 15, 59, 59, tzinfo=UTC)
     assert iso_local(utc, SHANGHAI) == "2024-03-25T23:59:59+08:00"
     assert written_date(utc, SHANGHAI) == "2024年3月25日"
-    late = datetime(2024, 3, 25, 16, 30, tzinfo=timezone.utc)   # already the 26th in Ezhou
+    late = datetime(2024, 3, 25, 16, 30, tzinfo=UTC)   # already the 26th in Ezhou
     assert written_datetime(late, SHANGHAI) == "2024年3月26日 00:30"
     assert written_date(date(2024, 5, 7)) == "2024年5月7日"
     assert json_value({"due": utc, "on": date(2024, 3, 6), "list": [utc]}, SHANGHAI) == {
