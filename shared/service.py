@@ -8,6 +8,7 @@ document at /asyncapi (try-it-out off). Resources are created in the lifespan, n
 from __future__ import annotations
 
 import asyncio
+import re
 import traceback
 import uuid
 from contextlib import asynccontextmanager
@@ -198,9 +199,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-                   "reason": e.get("msg", "")} for e in exc.errors()]
+        fields = [_field_problem(e) for e in exc.errors()]
         return _error(422, "invalid_request", fields)
+
+
+def _field_problem(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One refused field; a value outside an enum or literal also names the valid codes."""
+    problem: dict[str, Any] = {
+        "field": ".".join(str(p) for p in error.get("loc", ()) if p != "body"),
+        "reason": error.get("msg", "")}
+    expected = (error.get("ctx") or {}).get("expected")
+    if error.get("type") in ("enum", "literal_error") and isinstance(expected, str):
+        problem["valid"] = re.findall(r"'([^']*)'", expected)
+    return problem
 
 
 def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None, *,

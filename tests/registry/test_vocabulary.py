@@ -83,6 +83,13 @@ async def test_a_422_names_the_valid_codes_and_says_so_in_chinese(database):
         assert "养老服务“massage”不是可选的养老服务" in body["message"]
         assert "meal_assistance（助餐）" in body["message"]
 
+        answer = await client.post("/projects", json=project_body(claimed_status="busy"),
+                                   headers=as_("admin"))
+        assert answer.status_code == 422, answer.text
+        [problem] = answer.json()["detail"]
+        assert problem["field"] == "claimed_status"
+        assert problem["valid"] == ["operating", "underperforming", "not_operating", "retired"]
+
 
 @pytest.mark.integration
 async def test_refusals_say_in_chinese_what_to_do(database):
