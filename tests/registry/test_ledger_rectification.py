@@ -19,7 +19,7 @@ from tests.registry.test_domain import ADMIN, NOW, assess, register_cmd, registe
 
 pytestmark = pytest.mark.unit
 
-VERIFIED_AT = datetime.fromisoformat("2024-03-28T16:00:00+08:00")
+VERIFIED_AT = datetime.fromisoformat("2024-03-28T08:00:00+00:00")   # as rectification stored it
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,7 @@ def test_a_verified_close_out_marks_the_open_entry_rectified_with_the_verifying_
     assert (event.entry_id, event.entry_open, event.problem_id, event.seq_no) == (
         state.open_ledger_entry, True, "p-1", 7)
     assert event.verification_event_id == "event-of-p-1"
+    assert event.verified_at.isoformat() == "2024-03-28T16:00:00+08:00"   # the campaign's offset
     # Rectified, yet still on the 台账 and still not operating: only an assessment changes that.
     assert after.on_ledger and after.ledger_rectified and after.status == S.NOT_OPERATING
     assert mark(after, campaign)[1] == []          # the same item's 销号 again: nothing new

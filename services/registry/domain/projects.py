@@ -338,7 +338,8 @@ def decide_mark_ledger_entry_rectified(state: ProjectState, cmd: c.MarkLedgerEnt
         entry_id=entry_id, project_id=state.project_id, project_type=registration.project_type,
         unit=registration.unit, township=registration.township, entry_open=covers_open,
         problem_id=cmd.problem_id, seq_no=cmd.seq_no, verified_by=cmd.verified_by,
-        verifier_role=cmd.verifier_role, conclusion=cmd.conclusion, verified_at=cmd.verified_at,
+        verifier_role=cmd.verifier_role, conclusion=cmd.conclusion,
+        verified_at=cmd.verified_at.astimezone(campaign.tz),  # the campaign's offset, as ours are
         verification_event_id=cmd.verification_event_id)]
 
 
