@@ -314,6 +314,9 @@ def _instant(text: str | None) -> dt.datetime | None:
 def _rule_name(frame: Mapping[str, Any]) -> str:
     """The rule as printed; R2 with the frame's share (50% unless the frame records another)."""
     rule = frame["rule"]
+    if rule == sampling.Rule.TOWNSHIP_HOUSEHOLDS and frame.get("households_per_township"):
+        return (f"R3 每个区随机抽取1个乡镇(街道)，"
+                f"每个乡镇抽{frame['households_per_township']}户")
     if rule != sampling.Rule.SHARE:
         return f"{rule} {RULE.label(rule)}"
     share = frame.get("share", {"numerator": 1, "denominator": 2})

@@ -24,7 +24,7 @@ EXCLUSION = code_terms("exclusion", "未列入抽样框的原因", {
     "programme_retired": "所属改造计划已退出"})
 RULE = code_terms("sampling_rule", "抽查规则", {
     "R1": "省级重点项目实地全覆盖", "R2": "每个区按比例随机抽查",
-    "R3": "每个区随机抽取1个乡镇(街道)，每个乡镇至少抽2户"})
+    "R3": "每个区随机抽取1个乡镇(街道)，再抽取其中的改造户"})
 SELECTION = code_terms("selection", "入选方式", {
     "full_coverage": "全覆盖", "random": "随机抽取", "replacement": "替补",
     "discretionary": "自由裁量增加"})
