@@ -221,7 +221,8 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
         assert reasons["linkong-work_plan"] == (
             "每迟报(或逾期未报)一项材料(联络员信息、工作计划、月度问题清单、自查报告)扣1分："
             "上报工作计划截至报送期限2024年3月6日未报送")
-        assert reasons[f"{g1}@reopened"] == "已销号问题反弹,每项扣1分：序号1（葛店镇幸福食堂1(示例)）销号后反弹"
+        assert reasons[f"{g1}@reopened"] == (
+            "已销号问题反弹,每项扣1分：序号1（葛店镇幸福食堂1(示例)）销号后反弹")
 
         expected = [
             {"rank": 1, "unit": "echeng", "score": "100", "closure_rate": "1/1"},
