@@ -13,8 +13,20 @@ from openpyxl import load_workbook
 
 from tests.faults import eventually
 
-from .api_support import (Clock, auth, known_projects, ledger_entry, other_services, post, problem,
-                          rectification, register, request_close_out, start, verify)
+from .api_support import (
+    Clock,
+    auth,
+    known_projects,
+    ledger_entry,
+    other_services,
+    post,
+    problem,
+    rectification,
+    register,
+    request_close_out,
+    start,
+    verify,
+)
 from .support import at
 
 pytestmark = pytest.mark.integration
@@ -148,7 +160,8 @@ async def test_errors_say_in_chinese_what_to_do_and_422s_name_the_valid_codes(da
             "problem_id": str(uuid.uuid4()), "project_id": "p-nowhere", "description": "x",
             "deadline": "2024-05-07"})
         assert unknown.status_code == 404
-        assert unknown.json()["message"] == "未找到该项目：问题须登记在项目库中已有的项目下，请先核对项目编号。"
+        assert unknown.json()["message"] == (
+            "未找到该项目：问题须登记在项目库中已有的项目下，请先核对项目编号。")
         pid = (await register(api, "rep-echeng", project))["problem_id"]
         early = await api.post("/problems/request-close-out", headers=auth("rep-echeng"), json={
             "problem_id": pid, "evidence_text": "照片", "attachment_hashes": ["0" * 64]})
