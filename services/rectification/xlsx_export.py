@@ -50,7 +50,7 @@ from shared.spreadsheets import put
 HEADERS = ("序号", "区域", "项目名称", "项目年份", "存在的问题隐患", "整改限期", "责任人")
 COLUMN_WIDTHS = (6, 13, 26, 9, 40, 30, 14)
 STATUS_HEADERS = ("序号", "区域", "项目名称", "整改限期", "销号状态", "是否逾期")
-STATUS_WIDTHS = (6, 20, 34, 30, 14, 12)
+STATUS_WIDTHS = (6, 20, 40, 30, 14, 12)
 NIL_RETURN = "无"
 TITLE_ROW, UNIT_ROW, HEADER_ROW, FIRST_DATA_ROW = 1, 2, 3, 4
 FORM_SHEET, STATUS_SHEET = "问题清单", "销号情况"
