@@ -316,7 +316,7 @@ async def get_problem(problem_id: uuid.UUID, request: Request) -> dict[str, Any]
     runtime, actor = _caller(request)
     item = await q.item(runtime.pool, problem_id)
     if item is None:
-        raise NotFoundError(f"no problem {problem_id}")
+        raise NotFoundError(f"no problem {problem_id}", zh="未找到该问题，请核对问题编号。")
     authorize_read(actor, unit=item.unit)
     leaders = await q.responsible_leaders(runtime.pool, [item.unit])
     view = problem_view(item, runtime.deps, runtime.clock(), leader=leaders.get(item.unit))
@@ -419,7 +419,7 @@ async def get_report(report_id: str, request: Request) -> dict[str, Any]:
     runtime, actor = _caller(request)
     report = await q.report(runtime.pool, report_id)
     if report is None:
-        raise NotFoundError(f"no report {report_id}")
+        raise NotFoundError(f"no report {report_id}", zh=d.NO_REPORT_ZH)
     authorize_read(actor, unit=report.unit)
     return report_view(report, runtime.deps)
 

@@ -124,6 +124,9 @@ class ProblemLifecycle(RuleBasedStateMachine):
         assert self.snapshot() == before, "a refused command changed something"
         if isinstance(error, IllegalTransitionError) and item is not None:
             assert str(item.status) in str(error)
+        # What a person reads: the refusal's own Chinese message, never only its kind (issue 12).
+        assert getattr(error, "zh", None), f"no Chinese message on {error!r}"
+        assert not any(code in error.zh for code in ("district_", "city_admin", "close_out", "_"))
 
     # Few items, many steps each: the life cycle is deep, the width adds little.
     @precondition(lambda self: len(self.desk.problems) < 4)

@@ -75,6 +75,7 @@ from services.rectification.domain.registration import (
     registration_for_ledger_entry,
 )
 from services.rectification.domain.reports import (
+    NO_REPORT_ZH,
     REPORT_STATUS_LABELS,
     ReportState,
     ReportStatus,
@@ -112,7 +113,7 @@ from shared.messages import Event
 from shared.pipeline import StreamSpec
 
 __all__ = [
-    "REPORT_STATUS_LABELS", "ROLE_LABELS", "STATUS_LABELS", "Submission", "SubmissionKind",
+    "NO_REPORT_ZH", "REPORT_STATUS_LABELS", "ROLE_LABELS", "STATUS_LABELS", "Submission", "SubmissionKind",
     "close_out_deciders_zh", "decide_submit_work_plan", "may_judge_close_out",
     "requester_is_the_units_reviewer",
     "work_plan_report_id", "zh_date", "zh_datetime",
