@@ -199,12 +199,18 @@ def _progress(config: RectificationConfig, now: datetime, unit: str, items: list
                            liaisons_at=liaisons_at.get(unit))
 
 
+async def _item_view(runtime: Runtime[RectificationConfig], state: d.ProblemState
+                     ) -> dict[str, Any]:
+    """An item as a command leaves it, with its unit's 责任领导 (for `responsible_person_effective`)."""
+    leaders = await q.responsible_leaders(runtime.pool, [state.unit])
+    return problem_view(state, runtime.deps, runtime.clock(), leader=leaders.get(state.unit))
+
+
 async def _item_command(cmd: c.Command, problem_id: uuid.UUID, request: Request) -> dict[str, Any]:
     """Run a command about one item; the item as it is afterwards."""
     runtime, actor = _caller(request)
     result = await runtime.run(cmd, actor, request)
-    return problem_view(result.state(d.problem_stream_id(problem_id)), runtime.deps,
-                        runtime.clock())
+    return await _item_view(runtime, result.state(d.problem_stream_id(problem_id)))
 
 
 async def _report_command(cmd: c.Command, report_id: str, request: Request, *,
@@ -227,8 +233,7 @@ async def register(cmd: c.RegisterProblem, request: Request) -> JSONResponse:
     """登记 a problem item of a known project (its unit's next 序号)."""
     runtime, actor = _caller(request)
     result = await runtime.run(cmd, actor, request)
-    view = problem_view(result.state(d.problem_stream_id(cmd.problem_id)), runtime.deps,
-                        runtime.clock())
+    view = await _item_view(runtime, result.state(d.problem_stream_id(cmd.problem_id)))
     return JSONResponse(view, status_code=201 if result.changed else 200)
 
 
@@ -275,10 +280,9 @@ async def reopen(cmd: c.ReopenProblem, request: Request) -> dict[str, Any]:
     """反弹: the closed item is marked reopened and a new item (next 序号) registered."""
     runtime, actor = _caller(request)
     result = await runtime.run(cmd, actor, request)
-    config, now = runtime.deps, runtime.clock()
-    return {"original": problem_view(result.state(d.problem_stream_id(cmd.problem_id)), config, now),
-            "problem": problem_view(result.state(d.problem_stream_id(cmd.new_problem_id)), config,
-                                    now)}
+    return {"original": await _item_view(runtime, result.state(d.problem_stream_id(cmd.problem_id))),
+            "problem": await _item_view(runtime,
+                                        result.state(d.problem_stream_id(cmd.new_problem_id)))}
 
 
 # ----- problem items: queries -----------------------------------------------------------------------
