@@ -6,7 +6,7 @@ table) and maps the result: the pipeline refuses leaders and auditors and each h
 the domain checks the unit and the rest before anything is written. Command responses carry the
 resulting state; queries read the projections (queries.py) and are eventually consistent.
 
-The module stays whole (~400 lines): one flat list of routes of a few lines each, in the order of
+The module stays whole (~540 lines): one flat list of routes of a few lines each, in the order of
 the API document, so a reader finds a route by its path; the views above them are their shapes.
 """
 from __future__ import annotations

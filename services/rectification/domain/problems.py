@@ -10,6 +10,9 @@
 
 Registering an item (by people, by a 反弹, or automatically) also takes the unit's next 序号, so
 it lives in registration.py with the counter.
+
+The module stays whole (~460 lines): who decides an item (its own section) and the decisions that
+ask it are one rule read in several places; apart, a decision could drift from the rule.
 """
 from __future__ import annotations
 
