@@ -142,6 +142,8 @@ def problem_view(state: d.ProblemState, config: RectificationConfig, now: dateti
                 light=str(light) if light else None,
                 evidence_reuse_flagged=bool(state.flagged_hashes),
                 responsible_person_effective=state.responsible_person or leader or "",
+                deadline_text=(d.zh_deadline(state.deadline_kind, state.deadline)
+                               if state.deadline is not None else None),
                 deciders=d.close_out_deciders_zh(state) if state.is_registered else None)
     result: dict[str, Any] = _json(view, config)
     return result

@@ -43,8 +43,9 @@ from services.rectification.domain import (
     RectificationRules,
     ReportState,
     zh_date,
+    zh_deadline,
 )
-from services.rectification.events import DeadlineKind, ProblemListRow
+from services.rectification.events import ProblemListRow
 from shared.spreadsheets import put
 
 HEADERS = ("序号", "区域", "项目名称", "项目年份", "存在的问题隐患", "整改限期", "责任人")
@@ -78,9 +79,7 @@ def chinese_date(day: date) -> str:
 
 def deadline_text(row: ProblemListRow) -> str:
     """整改限期 as the form shows it: a date, or 立行立改 with the date it fell due."""
-    if row.deadline_kind is DeadlineKind.IMMEDIATE:
-        return f"立行立改（{zh_date(row.deadline)}前）"
-    return zh_date(row.deadline)
+    return zh_deadline(row.deadline_kind, row.deadline)
 
 
 def status_text(row: ProblemListRow) -> str:

@@ -137,7 +137,9 @@ async def test_every_moment_in_an_answer_is_in_the_campaigns_time_zone(database,
         project = await others.project("echeng")
         await known_projects(api, project)
         pid = (await register(api, "rep-echeng", project))["problem_id"]
-        assert (await start(api, "rep-echeng", pid))["registered_at"] == "2024-03-12T09:30:00+08:00"
+        started = await start(api, "rep-echeng", pid)
+        assert started["registered_at"] == "2024-03-12T09:30:00+08:00"
+        assert (started["deadline"], started["deadline_text"]) == ("2024-05-07", "2024年5月7日")
         body = await problem(api, pid, version=2)
         assert body["registered_at"] == "2024-03-12T09:30:00+08:00"
         assert {h["occurred_at"][-6:] for h in body["history"]} == {"+08:00"}

@@ -108,6 +108,7 @@ from services.rectification.domain.rules import (
     work_plan_report_id,
     zh_date,
     zh_datetime,
+    zh_deadline,
 )
 from shared.messages import Event
 from shared.pipeline import StreamSpec
@@ -116,7 +117,7 @@ __all__ = [
     "NO_REPORT_ZH", "REPORT_STATUS_LABELS", "ROLE_LABELS", "STATUS_LABELS", "Submission", "SubmissionKind",
     "close_out_deciders_zh", "decide_submit_work_plan", "may_judge_close_out",
     "requester_is_the_units_reviewer",
-    "work_plan_report_id", "zh_date", "zh_datetime",
+    "work_plan_report_id", "zh_date", "zh_datetime", "zh_deadline",
     "UNKNOWN_PROJECT_ZH", "OPEN_STATUSES", "FourEyesError",
     "InvalidCommandError", "PendingExtension", "ProblemState", "ProblemStatus", "ProjectRef",
     "RectificationRules", "ReportState", "ReportStatus", "UnitSequenceState",

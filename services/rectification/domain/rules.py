@@ -181,6 +181,11 @@ def zh_date(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+def zh_deadline(kind: str, day: date) -> str:
+    """整改限期 as the form shows it: a date, or 立行立改 with the date it falls due."""
+    return f"立行立改（{zh_date(day)}前）" if kind == "immediate" else zh_date(day)
+
+
 def zh_datetime(instant: datetime, tz: ZoneInfo) -> str:
     """A moment as people write it, local time: 2024年3月25日 23:59."""
     local = instant.astimezone(tz)
