@@ -40,6 +40,7 @@ from shared.auth import authorize_read
 from shared.errors import NotFoundError, ValidationFailed
 from shared.messages import Actor
 from shared.service import Runtime, new_correlation_id, runtime_of
+from shared.times import iso_local, local
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_OFFSET = 1_000_000  # as the registry's lists: far past any list here
@@ -84,15 +85,16 @@ def _xlsx(content: bytes, filename: str) -> Response:
 
 # ----- views --------------------------------------------------------------------------------------
 #
-# Every moment an answer carries is in the campaign's time zone (+08:00 for Ezhou), converted here,
-# in one place (`_local`): the read models hold UTC, the store holds whatever offset the writer had.
+# Every moment an answer carries is in the campaign's time zone (+08:00 for Ezhou), the kernel's
+# convention (shared/times.py), applied here in one place (`_local`): the read models hold UTC, the
+# store holds whatever offset the writer had, and an event payload's instants are ISO text.
 
 
 def _local(value: Any, tz: ZoneInfo) -> Any:
     """`value` with every aware datetime in it (dicts, lists, tuples; ISO text in `*_at` / `due`
     keys of an event payload) moved to the campaign's time zone."""
     if isinstance(value, datetime):
-        return value.astimezone(tz) if value.tzinfo is not None else value
+        return local(value, tz) if value.tzinfo is not None else value
     if isinstance(value, dict):
         return {k: _local_field(k, v, tz) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -106,7 +108,7 @@ def _local_field(key: Any, value: Any, tz: ZoneInfo) -> Any:
             moment = datetime.fromisoformat(value)
         except ValueError:
             return value
-        return moment.astimezone(tz).isoformat() if moment.tzinfo is not None else value
+        return iso_local(moment, tz) if moment.tzinfo is not None else value
     return _local(value, tz)
 
 

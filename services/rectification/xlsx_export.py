@@ -19,13 +19,12 @@ renumbered), 区域 = the unit's area and the township.
 
 Row heights are set from the text each row wraps to (LibreOffice and Excel do not grow a row that
 openpyxl wrote), the widths let 「立行立改（2024年12月8日前）」 stand on one line, and every cell
-filled from data goes through `shared.spreadsheets.put` (formula-like text is written as text).
+filled from data goes through `shared.spreadsheets.put` (formula-like text is written as text):
+the kernel's helpers, which every service's printed exports share.
 No phone numbers or other contact details are written.
 """
 from __future__ import annotations
 
-import math
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,7 +32,6 @@ from io import BytesIO
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
-from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from services.rectification.domain import (
@@ -46,7 +44,7 @@ from services.rectification.domain import (
     zh_deadline,
 )
 from services.rectification.events import ProblemListRow
-from shared.spreadsheets import put
+from shared.spreadsheets import fit_row_heights, print_setup, put, set_widths
 
 HEADERS = ("序号", "区域", "项目名称", "项目年份", "存在的问题隐患", "整改限期", "责任人")
 COLUMN_WIDTHS = (6, 13, 26, 9, 40, 30, 14)
@@ -58,7 +56,6 @@ FORM_SHEET, STATUS_SHEET = "问题清单", "销号情况"
 
 _FONT = "宋体"
 _BODY_PT = 11
-_LINE_PT = 15.0          # one wrapped line of 11 pt CJK text, with its leading
 _THIN = Side(style="thin", color="000000")
 _BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 
@@ -102,39 +99,13 @@ def overdue_text(row: ProblemListRow, as_of: datetime | None,
 
 
 # ------------------------------------------------------------------------------------------
-# Layout
+# Layout (the kernel's shared/spreadsheets.py: text stays text, pages, row heights)
 
 
-def text_width(text: str) -> int:
-    """Display width in spreadsheet character units: a CJK (wide) character takes two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
-
-
-def wrapped_lines(text: str, width: float) -> int:
-    usable = max(width - 1.5, 1.0)  # the cell's own padding
-    return sum(max(1, math.ceil(text_width(part) / usable)) for part in text.split("\n"))
-
-
-def row_height(values: Sequence[object], widths: Sequence[float]) -> float:
-    """The height (points) a row needs so that its wrapped text does not run into the next row."""
-    lines = max(wrapped_lines("" if v is None else str(v), w) for v, w in zip(values, widths, strict=True))
-    return lines * _LINE_PT + 6
-
-
-def _print_setup(sheet: Worksheet, *, header_row: int) -> None:
-    """A4 landscape, as wide as the page, as many pages down as it takes, header row repeated."""
-    sheet.print_title_rows = f"{header_row}:{header_row}"
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-    sheet.page_setup.fitToWidth = 1
-    sheet.page_setup.fitToHeight = 0
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
-    sheet.print_options.horizontalCentered = True
-    sheet.page_margins.left = sheet.page_margins.right = 0.4
-    sheet.page_margins.top = sheet.page_margins.bottom = 0.5
-    sheet.page_margins.header = sheet.page_margins.footer = 0.3
-    sheet.oddFooter.center.text = "第 &P 页，共 &N 页"
-    sheet.freeze_panes = f"A{header_row + 1}"
+def _pages(sheet: Worksheet) -> None:
+    """A4 landscape, as wide as the page, the header row on every page, page numbers."""
+    print_setup(sheet, landscape=True, repeat_rows=(HEADER_ROW, HEADER_ROW), margins_cm=1.0)
+    sheet.freeze_panes = f"A{HEADER_ROW + 1}"
 
 
 def _heading(sheet: Worksheet, row: int, text: str, columns: int, *, size: int, bold: bool,
@@ -164,10 +135,10 @@ def _table(sheet: Worksheet, headers: Sequence[str], widths: Sequence[float],
             cell.border = _BOX
             cell.alignment = Alignment(horizontal="center" if col in centred else "left",
                                        vertical="center", wrap_text=True)
-        sheet.row_dimensions[row_no].height = row_height(values, widths)
-    for col, width in enumerate(widths, start=1):
-        sheet.column_dimensions[get_column_letter(col)].width = width
-    return FIRST_DATA_ROW + len(body)
+    set_widths(sheet, widths)
+    end = FIRST_DATA_ROW + len(body)
+    fit_row_heights(sheet, range(FIRST_DATA_ROW, end), point_size=_BODY_PT)
+    return end
 
 
 def _form(sheet: Worksheet, body: Sequence[Sequence[object]], *, title: str, filer: str,
@@ -190,7 +161,7 @@ def _form(sheet: Worksheet, body: Sequence[Sequence[object]], *, title: str, fil
         cell.font = Font(name=_FONT, size=12)
         cell.alignment = Alignment(horizontal="left", vertical="center")
     sheet.row_dimensions[footer_row].height = 22
-    _print_setup(sheet, header_row=HEADER_ROW)
+    _pages(sheet)
 
 
 def _status(sheet: Worksheet, body: Sequence[Sequence[object]], *, title: str, filer: str,
@@ -206,7 +177,7 @@ def _status(sheet: Worksheet, body: Sequence[Sequence[object]], *, title: str, f
              centred=False, height=22)
     _table(sheet, STATUS_HEADERS, STATUS_WIDTHS, body or [(NIL_RETURN, "", "", "", "", "")],
            centred=(1, 5, 6))
-    _print_setup(sheet, header_row=HEADER_ROW)
+    _pages(sheet)
 
 
 def _save(workbook: Workbook) -> bytes:

@@ -13,6 +13,7 @@ from services.rectification import commands as c
 from services.rectification import domain as d
 from services.rectification import events as e
 from services.rectification import xlsx_export as x
+from shared.spreadsheets import wrapped_lines
 
 from .support import CONFIG, RULES, Desk, at, reporter, reviewer
 
@@ -93,7 +94,7 @@ def test_the_status_of_each_item_is_on_its_own_sheet_in_chinese():
 def test_the_widths_hold_an_immediate_deadline_on_one_line():
     text = x.deadline_text(row(1, kind=e.DeadlineKind.IMMEDIATE, deadline=date(2024, 12, 8)))
     assert text == "立行立改（2024年12月8日前）"
-    assert x.wrapped_lines(text, x.COLUMN_WIDTHS[5]) == 1
+    assert wrapped_lines(text, x.COLUMN_WIDTHS[5]) == 1
 
 
 def test_every_row_is_as_tall_as_its_wrapped_text():
@@ -103,7 +104,7 @@ def test_every_row_is_as_tall_as_its_wrapped_text():
     sheet = read(data, x.FORM_SHEET)
     short_height, long_height = sheet.row_dimensions[4].height, sheet.row_dimensions[5].height
     assert short_height is not None and long_height is not None
-    lines = x.wrapped_lines(long, x.COLUMN_WIDTHS[4])
+    lines = wrapped_lines(long, x.COLUMN_WIDTHS[4])
     assert lines >= 4
     assert long_height >= lines * 14 > short_height
 

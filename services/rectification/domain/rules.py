@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from services.rectification.events import ReportKind
 from shared.errors import DomainError, ForbiddenError
 from shared.messages import Actor, Role
+from shared.times import written_date, written_datetime
 
 
 class InvalidCommandError(DomainError):
@@ -177,8 +178,8 @@ def require_role(actor: Actor, allowed: Collection[Role], what: str) -> None:
 
 
 def zh_date(day: date) -> str:
-    """A date as people write it: 2024年3月25日."""
-    return f"{day.year}年{day.month}月{day.day}日"
+    """A date as people write it: 2024年3月25日 (the kernel's convention, shared/times.py)."""
+    return written_date(day)
 
 
 def zh_deadline(kind: str, day: date) -> str:
@@ -188,5 +189,4 @@ def zh_deadline(kind: str, day: date) -> str:
 
 def zh_datetime(instant: datetime, tz: ZoneInfo) -> str:
     """A moment as people write it, local time: 2024年3月25日 23:59."""
-    local = instant.astimezone(tz)
-    return f"{zh_date(local.date())} {local:%H:%M}"
+    return written_datetime(instant, tz)
