@@ -158,6 +158,14 @@ class SubmitSelfInspectionReport(_Command):
     attachment_hashes: tuple[ContentHash, ...] = ()
 
 
+class SubmitWorkPlan(_Command):
+    """工作计划: the unit's plan for the campaign, due with the liaisons (phase 1)."""
+
+    unit: str
+    text: str = Field(min_length=1)
+    attachment_hashes: tuple[ContentHash, ...] = ()
+
+
 class SubmitTypicalCase(_Command):
     unit: str
     case_id: uuid.UUID
