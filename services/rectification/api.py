@@ -40,6 +40,7 @@ from shared.auth import authorize_read
 from shared.errors import NotFoundError, ValidationFailed
 from shared.messages import Actor
 from shared.service import Runtime, new_correlation_id, runtime_of
+from shared.consistency import ReadYourWrites
 from shared.times import iso_local, local
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -227,7 +228,7 @@ async def _report_command(cmd: c.Command, report_id: str, request: Request, *,
     return report_view(result.state(d.report_stream_id(report_id)), runtime.deps)
 
 
-router = APIRouter()
+router = APIRouter(dependencies=[ReadYourWrites])
 
 # ----- problem items: commands ----------------------------------------------------------------------
 

@@ -70,18 +70,20 @@ class Clock:
         self.now = at(*args)
 
 
-def settings_for(dsn: str, tmp: Path, *, amqp_url: str | None = None, prefix: str = "") -> Settings:
+def settings_for(dsn: str, tmp: Path, *, amqp_url: str | None = None, prefix: str = "",
+                 **extra: Any) -> Settings:
     return Settings(database_url=dsn, amqp_url=amqp_url, bus_prefix=prefix,
                     tokens_json=TOKENS_JSON, poll_interval=0.02, publish_timeout=3.0,
-                    graceful_timeout=5.0, data_dir=tmp, checkpoint_dir=tmp / "checkpoints")
+                    graceful_timeout=5.0, data_dir=tmp, checkpoint_dir=tmp / "checkpoints",
+                    **extra)
 
 
 @asynccontextmanager
 async def rectification(dsn: str, tmp: Path, clock: Clock, *, amqp_url: str | None = None,
                         prefix: str = "", score_check_interval: float | None = None,
-                        ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(dsn, tmp, amqp_url=amqp_url, prefix=prefix), clock=clock,
-                     score_check_interval=score_check_interval)
+                        **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for(dsn, tmp, amqp_url=amqp_url, prefix=prefix, **settings),
+                     clock=clock, score_check_interval=score_check_interval)
     async with running(app) as client:
         yield client
 
