@@ -23,9 +23,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
-from shared.messages import Event, EventContract
+from shared.messages import Event, EventContract, Record
 
 CONTENT_HASH_PATTERN = r"^[0-9a-f]{64}$"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
@@ -61,10 +61,8 @@ class _Fact(Event):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ProblemListRow(BaseModel):
+class ProblemListRow(Record):
     """One row of 附件2 as frozen into a monthly list (plus the id and status it had then)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     problem_id: uuid.UUID
     seq_no: int = Field(ge=1)               # 序号

@@ -43,3 +43,20 @@ async def test_the_vocabulary_names_statuses_sources_reports_and_deduction_rules
         assert sets["report_kind"]["work_plan"] == "工作计划"
         assert "item_reopened" in sets["deduction_rule"]
         assert sets["unit"]["echeng"] == "鄂城区民政局"
+
+
+async def test_a_phone_or_id_number_in_a_description_is_refused_and_nothing_is_written(
+        database, tmp_path):
+    async with other_services(database) as others, rectification(database, tmp_path,
+                                                                 Clock(at(2024, 3, 12))) as api:
+        project_id = await others.project("echeng")
+        await known_projects(api, project_id)
+        refused = await api.post("/problems/register", headers=auth("rep-echeng"), json={
+            "problem_id": "00000000-0000-4000-8000-0000000000aa", "project_id": project_id,
+            "description": "独居老人王某某(示例)电话13812345678无人照看", "deadline": "2024-05-07",
+            "source": "self_inspection"})
+        assert refused.status_code == 422, refused.text
+        assert [d["field"] for d in refused.json()["detail"]] == ["description"]
+        assert "13812345678" not in refused.text
+        listed = await api.get("/problems", headers=auth("admin"))
+        assert listed.json()["items"] == []
