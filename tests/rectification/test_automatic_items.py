@@ -10,6 +10,7 @@ from services.rectification import domain as d
 from services.rectification import events as e
 from shared.errors import ForbiddenError, NotFoundError
 from shared.messages import SYSTEM_ACTOR
+
 from tests.rectification.support import RULES, Desk, content_hash, project
 from tests.support.actors import inspector, reporter, reviewer
 from tests.support.clock import at
@@ -42,8 +43,9 @@ def test_a_ledger_entry_opens_a_ledger_item_due_on_the_campaign_deadline():
     assert registered.source is e.ProblemSource.LEDGER
     assert registered.source_ref == LEDGER_ENTRY and registered.ledger_reason == "underperforming"
     assert registered.deadline == date(2024, 5, 7)
+    # the registry's own words for its reason codes (services/registry/events.py: describe_reason)
     assert registered.description == (
-        "列入台账：项目运营不佳，作用发挥不够（专业养老服务不足3项；未开展助餐服务）")
+        "列入台账：项目运营不佳,作用发挥不够（专业养老服务不足3项；未开展助餐服务）")
     assert registered.unit == UNIT and registered.seq_no == 1
 
 

@@ -59,10 +59,13 @@ def token(actor_id: str) -> str:
     return f"tok-{actor_id}"
 
 
-def auth(actor_id: str) -> dict[str, str]:
-    """The header of a request sent by `actor_id` (an id of `PRINCIPALS`, or any text for a token
-    nobody holds)."""
-    return {"Authorization": f"Bearer {token(actor_id)}"}
+def auth(actor_id: str, *, after: str | None = None) -> dict[str, str]:
+    """The headers of a request sent by `actor_id` (an id of `PRINCIPALS`, or any text for a token
+    nobody holds); `after`, a consistency token, makes the read wait for that write (ADR 0013)."""
+    headers = {"Authorization": f"Bearer {token(actor_id)}"}
+    if after is not None:
+        headers["X-Lookback-After"] = after
+    return headers
 
 
 TOKENS_JSON = json.dumps({hash_token(token(actor_id)): actor.model_dump(mode="json")

@@ -19,19 +19,21 @@ import re
 import unicodedata
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from pydantic import SecretStr
 
 from services.registry import commands as c
 from services.registry import domain as d
 from services.registry import events as e
+from services.registry import vocabulary as vocab
 from services.registry.events import OperatingStatus, OperatorKind
 from shared.campaign import Campaign, ProjectKind
 from shared.errors import FieldProblem, ValidationFailed
+from shared.vocabulary import Terms
 
 PROJECTS = "projects"
 HOUSEHOLDS = "households"
@@ -43,8 +45,7 @@ MAX_COLUMNS = 64          # columns read per row; the sheets have fewer than 20
 MAX_CELL_CHARACTERS = 2000
 MAX_ECHOED_CHARACTERS = 40  # how much of a bad cell an error quotes back
 MAX_ROW_ERRORS = 200  # reported per import: enough to fix a file, never an answer as big as it
-_SHEET_NAMES = {PROJECTS: ("projects", "项目", "项目清单"),
-                HOUSEHOLDS: ("households", "改造户", "适老化改造户")}
+_SHEET_NAMES = {PROJECTS: ("projects", "项目", "项目清单"), HOUSEHOLDS: ("households", "改造户", "适老化改造户")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,22 +91,17 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
 
 _COLUMNS = {PROJECTS: PROJECT_COLUMNS, HOUSEHOLDS: HOUSEHOLD_COLUMNS}
 
-_STATUS_WORDS = {
-    OperatingStatus.OPERATING: ("operating", "正常运营", "运营", "正常", "运营中"),
-    OperatingStatus.UNDERPERFORMING: ("underperforming", "运营不佳", "作用发挥不够", "作用发挥不充分"),
-    OperatingStatus.NOT_OPERATING: ("not_operating", "未投入运营", "未运营", "闲置", "未开展运营"),
-}
-_OPERATOR_WORDS = {
-    OperatorKind.NONE: ("none", "无", "暂无", "无运营主体"),
-    OperatorKind.VILLAGE_COMMITTEE: ("village_committee", "村委会", "居委会", "村(居)委会", "村居委会",
-                                     "社区居委会"),
-    OperatorKind.ELDERLY_ASSOCIATION: ("elderly_association", "老年协会", "农村老龄协会", "老龄协会",
-                                       "村老年协会"),
-    OperatorKind.PROFESSIONAL: ("professional", "专业机构", "专业运营机构", "专业养老服务机构", "第三方机构"),
-}
-_TYPE_ALIASES = {"综合体": "complex", "养老服务综合体": "complex", "社区中心": "community_center",
-                 "社区居家养老中心": "community_center", "互助照料中心": "rural_center",
-                 "食堂": "canteen", "老年食堂": "canteen", "适老化改造": "home_adaptation"}
+# The words a cell may hold for a code: the code, its Chinese label, the other accepted words, all
+# from one place (events.py's labels, via vocabulary.py), as `(code, label, *aliases)`.
+def _words(terms: Terms, enum: type[StrEnum], *, leave_out: tuple[Any, ...] = ()
+           ) -> dict[Any, tuple[str, ...]]:
+    return {enum(t.code): (t.code, t.label, *t.aliases) for t in terms.terms
+            if enum(t.code) not in leave_out}
+
+
+# A project is registered operating, underperforming or not operating; retired comes later.
+_STATUS_WORDS = _words(vocab.STATUS, OperatingStatus, leave_out=(OperatingStatus.RETIRED,))
+_OPERATOR_WORDS = _words(vocab.OPERATOR_KIND, OperatorKind)
 _YES = ("是", "yes", "y", "true", "1", "√", "✓", "省级")
 _NO = ("否", "no", "n", "false", "0", "", "×")
 _LIST_SEPARATORS = re.compile(r"[、,，;；/|\n]+")
@@ -146,8 +142,7 @@ class ImportRefused(ValidationFailed):
 
     def __init__(self, errors: Iterable[RowError]) -> None:
         self.errors: tuple[RowError, ...] = tuple(errors)
-        super().__init__([FieldProblem(f"{err.sheet}[{err.row}].{err.column}", err.reason)
-                          for err in self.errors])
+        super().__init__([FieldProblem(f"{err.sheet}[{err.row}].{err.column}", err.reason) for err in self.errors])
 
 
 # ----- cell parsing -----------------------------------------------------------------------------
@@ -329,8 +324,8 @@ _REQUIRED = object()
 
 # Domain field names → spreadsheet column keys, so an error points at the cell to fix.
 PROJECT_FIELD_COLUMNS = {"operator": "operator_kind", "operator.name": "operator_name",
-                          "operator.contract_start": "contract_start",
-                          "operator.contract_end": "contract_end", "claimed_status": "status"}
+                          "operator.contract_start": "contract_start", "operator.contract_end": "contract_end",
+                          "claimed_status": "status"}
 
 
 def column_of(field_name: str, mapping: Mapping[str, str]) -> str:
@@ -355,10 +350,8 @@ def _project_command(number: int, row: Mapping[str, Any], campaign: Campaign, to
     p = _RowProblems(PROJECTS, number, errors)
     unit = _unit_code(p, row.get("unit"), campaign)
     type_text = _text(row.get("project_type"))
-    project_type = campaign.project_type_by_name(type_text) if type_text else None
-    if project_type is None and _norm(type_text) in {_norm(k) for k in _TYPE_ALIASES}:
-        alias = next(v for k, v in _TYPE_ALIASES.items() if _norm(k) == _norm(type_text))
-        project_type = campaign.project_type(alias) if campaign.has_project_type(alias) else None
+    type_term = vocab.project_types(campaign).find(type_text) if type_text else None
+    project_type = campaign.project_type(type_term.code) if type_term is not None else None
     if not type_text:
         p.add("project_type", "is required")
     elif project_type is None:
@@ -371,8 +364,7 @@ def _project_command(number: int, row: Mapping[str, Any], campaign: Campaign, to
                   row.get("operator_kind"), _REQUIRED)
     start = p.cell("contract_start", _date, row.get("contract_start"))
     end = p.cell("contract_end", _date, row.get("contract_end"))
-    status = p.cell("status", lambda v: _word(v, _STATUS_WORDS, "operating status"), row.get("status"),
-                    _REQUIRED)
+    status = p.cell("status", lambda v: _word(v, _STATUS_WORDS, "operating status"), row.get("status"), _REQUIRED)
     services: list[str] = []
     for part in _split(row.get("services")):
         service = campaign.service_by_name(part)
@@ -521,8 +513,7 @@ def parse_xlsx(data: bytes, campaign: Campaign, *, today: date) -> ImportResult:
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a file that is not a workbook
-        unreadable = f"not a readable .xlsx workbook ({type(exc).__name__})"
-        return ImportRejected((RowError("", 0, "file", unreadable),))
+        return ImportRejected((RowError("", 0, "file", f"not a readable .xlsx workbook ({type(exc).__name__})"),))
     try:
         sheets: dict[str, Iterable[Sequence[Any]]] = {}
         by_name = {_norm(ws.title): ws for ws in workbook.worksheets}
@@ -534,8 +525,7 @@ def parse_xlsx(data: bytes, campaign: Campaign, *, today: date) -> ImportResult:
                 worksheet.reset_dimensions()
                 sheets[sheet] = worksheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)
         if not sheets:
-            return ImportRejected((RowError(
-                "", 0, "file", "no sheet named projects (项目) or households (改造户)"),))
+            return ImportRejected((RowError("", 0, "file", "no sheet named projects (项目) or households (改造户)"),))
         return _plan(sheets, campaign, today, digest, [])
     finally:
         workbook.close()
@@ -621,12 +611,10 @@ def build_template(campaign: Campaign) -> bytes:
     guide = workbook.create_sheet("说明")
     lines = [
         ("说明 / How to fill in", ""),
-        ("整表导入:任一行有误则全部不导入,并列出每个错误的行号和原因。",
-         "All or nothing: any bad row refuses the file."),
+        ("整表导入:任一行有误则全部不导入,并列出每个错误的行号和原因。", "All or nothing: any bad row refuses the file."),
         ("重复导入同一文件不会产生重复记录。", "Importing the same file twice adds nothing."),
         ("多个服务或改造项目用顿号(、)分隔。", "Separate several services or items with 、"),
-        ("姓名、地址、电话为个人信息,加密保存。",
-         "Names, addresses and phones are personal data, stored encrypted."),
+        ("姓名、地址、电话为个人信息,加密保存。", "Names, addresses and phones are personal data, stored encrypted."),
         ("", ""),
         ("填报单位 unit", "、".join(u.area_name for u in campaign.units)),
         ("项目类型 project_type", "、".join(facility_types)),
@@ -637,8 +625,7 @@ def build_template(campaign: Campaign) -> bytes:
         ("项目年份 years", f"{campaign.plan_period.first_year}-{campaign.plan_period.last_year}"),
     ]
     for unit in campaign.units:
-        townships = "、".join(t.name for t in campaign.townships_of(unit.code))
-        lines.append((f"{unit.area_name} 乡镇(街道)", townships))
+        lines.append((f"{unit.area_name} 乡镇(街道)", "、".join(t.name for t in campaign.townships_of(unit.code))))
     for row in lines:
         guide.append(row)
     guide["A1"].font = bold
@@ -650,8 +637,7 @@ def build_template(campaign: Campaign) -> bytes:
     return buffer.getvalue()
 
 
-def rows_to_xlsx(projects: Sequence[Mapping[str, Any]] = (),
-                 households: Sequence[Mapping[str, Any]] = ()) -> bytes:
+def rows_to_xlsx(projects: Sequence[Mapping[str, Any]] = (), households: Sequence[Mapping[str, Any]] = ()) -> bytes:
     """A workbook in the import layout from rows keyed by column key (tests, seeds, exports)."""
     from openpyxl import Workbook
 
