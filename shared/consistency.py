@@ -36,6 +36,7 @@ from fastapi import Depends, Header, Query, Request
 
 from shared.errors import LookbackError, ValidationFailed
 from shared.pipeline import CommandResult, reaction_event_ids
+from shared.store import Connection
 
 TOKEN_HEADER = "X-Lookback-Token"
 AFTER_HEADER = "X-Lookback-After"
@@ -119,7 +120,7 @@ class ReadFence:
     projections: Sequence[_Consumer]
     consumers: Sequence[_Consumer]
 
-    async def pending(self, conn: asyncpg.Connection, token: uuid.UUID) -> list[str]:
+    async def pending(self, conn: Connection, token: uuid.UUID) -> list[str]:
         """What is not seen yet, in words (empty: the token's writes are visible here)."""
         rows = await _transaction_of(conn, token)
         if not rows:
@@ -143,7 +144,7 @@ class ReadFence:
                 waiting += await self._projections_behind(conn, await _transaction_of(conn, first))
         return waiting
 
-    async def _projections_behind(self, conn: asyncpg.Connection,
+    async def _projections_behind(self, conn: Connection,
                                   rows: Sequence[asyncpg.Record]) -> list[str]:
         behind = []
         for projection in self.projections:
@@ -185,7 +186,7 @@ class UnknownToken(ValidationFailed):
                          zh="一致性令牌无效：请使用操作返回的 X-Lookback-Token。")
 
 
-async def _transaction_of(conn: asyncpg.Connection, event_id: uuid.UUID) -> list[asyncpg.Record]:
+async def _transaction_of(conn: Connection, event_id: uuid.UUID) -> list[asyncpg.Record]:
     """Every event appended in the same transaction as `event_id` (one command's, or one
     reaction's), with its ledger position once sequenced."""
     rows: list[asyncpg.Record] = await conn.fetch(

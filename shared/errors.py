@@ -7,7 +7,8 @@ place, so a rule has one status wherever it is broken.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, ClassVar, NamedTuple
 
 
 class LookbackError(Exception):

@@ -22,8 +22,9 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from openpyxl.cell.cell import Cell
+from openpyxl.cell.cell import Cell, MergedCell
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.header_footer import HeaderFooterItem
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -34,9 +35,9 @@ def is_formula_like(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(FORMULA_TRIGGERS)
 
 
-def put(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
+def put(sheet: Worksheet, row: int, column: int, value: Any) -> Cell | MergedCell:
     """Write one cell; text that a spreadsheet would compute is kept as text."""
-    cell: Cell = sheet.cell(row=row, column=column)
+    cell = sheet.cell(row=row, column=column)
     cell.value = value
     if is_formula_like(value):
         cell.data_type = "s"   # openpyxl made "=…" a formula: make it a string again
@@ -48,7 +49,8 @@ def append(sheet: Worksheet, values: Sequence[Any]) -> int:
     """Append a row (after the last one appended) with `put`; returns its row number. An empty
     row counts too (it leaves a blank line), which `max_row` would not see."""
     sheet.append(list(values))
-    row: int = sheet._current_row  # openpyxl's own append counter (max_row skips empty rows)
+    # openpyxl's own append counter (max_row skips empty rows); private, so not in its stubs
+    row: int = sheet._current_row  # type: ignore[attr-defined]
     for column, value in enumerate(values, start=1):
         if is_formula_like(value):
             put(sheet, row, column, value)
@@ -81,13 +83,21 @@ def print_setup(sheet: Worksheet, *, landscape: bool, repeat_rows: tuple[int, in
     if repeat_rows is not None:
         sheet.print_title_rows = f"{repeat_rows[0]}:{repeat_rows[1]}"
     page = "第 &P 页，共 &N 页"
-    sheet.oddFooter.center.text = f"{footer}    {page}" if footer else page
-    sheet.oddFooter.center.size = 8
-    sheet.evenFooter.center.text = sheet.oddFooter.center.text
+    odd_footer, even_footer = _part(sheet.oddFooter), _part(sheet.evenFooter)
+    odd_footer.center.text = f"{footer}    {page}" if footer else page
+    odd_footer.center.size = 8
+    even_footer.center.text = odd_footer.center.text
     if header:
-        sheet.oddHeader.center.text = header
-        sheet.oddHeader.center.size = 8
-        sheet.evenHeader.center.text = header
+        odd_header, even_header = _part(sheet.oddHeader), _part(sheet.evenHeader)
+        odd_header.center.text = header
+        odd_header.center.size = 8
+        even_header.center.text = header
+
+
+def _part(item: HeaderFooterItem | None) -> HeaderFooterItem:
+    if item is None:  # openpyxl gives every worksheet all four; a sheet without one is not ours
+        raise ValueError("this worksheet has no page header or footer to set")
+    return item
 
 
 def set_widths(sheet: Worksheet, widths: Sequence[float]) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import tzinfo
 from collections.abc import Awaitable, Callable
+from datetime import tzinfo
 from typing import Annotated, Any
 
 import asyncpg

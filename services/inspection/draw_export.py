@@ -17,12 +17,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 
 from services.inspection import sampling
-from services.inspection.domain import (
-    DrawStageError,
-    DrawState,
-    Stage,
-    UnitNotInDrawError,
-)
+from services.inspection.domain import DrawStageError, DrawState, Stage, UnitNotInDrawError
 from services.inspection.vocabulary import EXCLUSION, RULE, SELECTION, UNABLE_REASON
 from shared.campaign import Campaign, load_campaign
 from shared.spreadsheets import append, fit_row_heights, print_setup, set_widths

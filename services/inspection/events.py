@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, Field
 
-from shared.messages import Event, EventContract, Record as KernelRecord
+from shared.messages import Event, EventContract, Record  # frozen, no unknown fields, no control characters
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 Sha256Hex = Annotated[str, Field(pattern=SHA256_HEX)]
@@ -20,9 +20,6 @@ Sha256Hex = Annotated[str, Field(pattern=SHA256_HEX)]
 def draw_stream(draw_id: str) -> str:
     """The one stream of a draw: its frame, entropy, sample, visits and findings."""
     return f"draw-{draw_id}"
-
-
-Record = KernelRecord  # frozen, no unknown fields, no control characters in text
 
 
 class VisitOutcome(StrEnum):

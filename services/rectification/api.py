@@ -37,10 +37,10 @@ from services.rectification.xlsx_export import (
     export_problem_list,
 )
 from shared.auth import authorize_read
+from shared.consistency import ReadYourWrites
 from shared.errors import NotFoundError, ValidationFailed
 from shared.messages import Actor
 from shared.service import Runtime, new_correlation_id, runtime_of
-from shared.consistency import ReadYourWrites
 from shared.times import iso_local, local
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

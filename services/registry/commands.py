@@ -12,13 +12,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, SecretStr
 
-from services.registry.events import (
-    Gender,
-    LiaisonRole,
-    OperatingStatus,
-    Operator,
-    RetirementReason,
-)
+from services.registry.events import Gender, LiaisonRole, OperatingStatus, Operator, RetirementReason
 from shared.messages import Command, Record
 from shared.personal_data import FreeText
 

@@ -18,7 +18,6 @@ from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
-
 from pydantic import AwareDatetime
 
 from shared.messages import Event, EventContract, Record
@@ -117,7 +116,7 @@ REASON_TEXT = {
 }
 
 
-def describe_reason(code: str, campaign: "Campaign | None" = None) -> str:
+def describe_reason(code: str, campaign: Campaign | None = None) -> str:
     """Chinese text of a reason code, for 附件2 rows and screens (`no_meal_assistance` → 未开展助餐服务)."""
     min_services = campaign.service_rule.min_services if campaign else 3
     if code in REASON_TEXT:
@@ -130,10 +129,7 @@ def describe_reason(code: str, campaign: "Campaign | None" = None) -> str:
     return code
 
 
-_Record = Record  # frozen, no unknown fields, no control characters in text
-
-
-class Operator(_Record):
+class Operator(Record):  # frozen, no unknown fields, no control characters in text
     """运营主体. `name` and the contract period are empty for `none`."""
 
     kind: OperatorKind
@@ -340,7 +336,7 @@ class AdaptationProgrammeRegistered(RegistryEvent):
     year: int
 
 
-class HouseholdRecord(_Record):
+class HouseholdRecord(Record):
     """An adapted household (改造户). Personal fields only as ciphertext under `subject_id`."""
 
     household_id: str
@@ -392,8 +388,8 @@ class LiaisonRegistered(RegistryEvent):
 
 ALL_EVENTS: tuple[type[RegistryEvent], ...] = (
     ProjectRegistered, OperatorChanged, ServicesChanged, ProjectAssessed, ProjectRetired,
-    LedgerEntryAdded, LedgerEntryRectified, LedgerRectificationReopened, LedgerEntryCleared, AdaptationProgrammeRegistered, HouseholdsRegistered,
-    LiaisonRegistered,
+    LedgerEntryAdded, LedgerEntryRectified, LedgerRectificationReopened, LedgerEntryCleared,
+    AdaptationProgrammeRegistered, HouseholdsRegistered, LiaisonRegistered,
 )
 
 

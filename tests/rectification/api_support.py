@@ -14,8 +14,16 @@ import httpx
 
 from services.inspection.events import FindingRecorded
 from services.rectification.app import create_app
-from services.registry.events import (Gender, LedgerEntryAdded, LiaisonRegistered, LiaisonRole,
-                                      OperatingStatus, Operator, OperatorKind, ProjectRegistered)
+from services.registry.events import (
+    Gender,
+    LedgerEntryAdded,
+    LiaisonRegistered,
+    LiaisonRole,
+    OperatingStatus,
+    Operator,
+    OperatorKind,
+    ProjectRegistered,
+)
 from shared.messages import Event, new_event
 from shared.store import PostgresEventStore
 from tests.rectification.support import TOWNSHIPS, content_hash

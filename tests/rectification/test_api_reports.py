@@ -9,11 +9,21 @@ from io import BytesIO
 import pytest
 from openpyxl import load_workbook
 
-from tests.support.polling import eventually
-
-from tests.rectification.api_support import close, known_projects, other_services, post, problem, rectification, register, request_close_out, start, verify
+from tests.rectification.api_support import (
+    close,
+    known_projects,
+    other_services,
+    post,
+    problem,
+    rectification,
+    register,
+    request_close_out,
+    start,
+    verify,
+)
 from tests.support.actors import UNITS, auth
 from tests.support.clock import Clock, at
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ from services.rectification import domain as d
 from services.rectification import events as e
 from shared.errors import ForbiddenError, NotFoundError
 from shared.messages import SYSTEM_ACTOR
-
 from tests.rectification.support import RULES, Desk, content_hash, project
 from tests.support.actors import inspector, reporter, reviewer
 from tests.support.clock import at

@@ -11,11 +11,21 @@ from io import BytesIO
 import pytest
 from openpyxl import load_workbook
 
-from tests.support.polling import eventually
-
-from tests.rectification.api_support import known_projects, ledger_entry, other_services, post, problem, rectification, register, request_close_out, start, verify
+from tests.rectification.api_support import (
+    known_projects,
+    ledger_entry,
+    other_services,
+    post,
+    problem,
+    rectification,
+    register,
+    request_close_out,
+    start,
+    verify,
+)
 from tests.support.actors import auth
 from tests.support.clock import Clock, at
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 

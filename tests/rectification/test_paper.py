@@ -17,13 +17,12 @@ from services.rectification import events as e
 from services.rectification import xlsx_export as x
 from services.registry.seeding import seed_if_empty
 from shared.settings import Settings
-from tests.support.polling import eventually
 from tests.paper import PRINTS_DIR, Printed, render
-
 from tests.rectification.api_support import post, rectification
 from tests.rectification.support import CONFIG, RULES
 from tests.support.actors import auth
 from tests.support.clock import Clock, at
+from tests.support.polling import eventually
 
 FORM_HEADER, STATUS_HEADER = "存在的问题隐患", "销号状态"
 DESCRIPTIONS = ("列入台账：项目运营不佳,作用发挥不够（专业养老服务不足3项；未开展助餐服务）",

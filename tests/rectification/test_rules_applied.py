@@ -18,7 +18,6 @@ from services.rectification import scoring as s
 from services.rectification.config import rectification_config
 from shared.campaign import parse_campaign
 from shared.errors import IllegalTransitionError
-
 from tests.rectification.support import CAMPAIGN, CONFIG, RULES, Desk
 from tests.support.actors import city_admin, reporter, reviewer
 from tests.support.clock import at

@@ -16,7 +16,6 @@ from services.rectification.config import rectification_config
 from services.rectification.scoring import TrafficLight as L
 from shared.campaign import parse_campaign
 from shared.errors import ForbiddenError
-
 from tests.rectification.support import CAMPAIGN, CONFIG, RULES, Desk
 from tests.support.actors import UNITS, city_admin, inspector, reporter, reviewer
 from tests.support.clock import at
@@ -24,6 +23,7 @@ from tests.support.clock import at
 pytestmark = pytest.mark.unit
 
 NOW = at(2024, 6, 1)
+MARCH_LIST_ON_TIME = at(2024, 3, 20)
 # The campaign file's supervision settings: its working days, dates and traffic-light window.
 SUPERVISION = dict(is_working_day=CAMPAIGN.is_working_day, rules=RULES,
                    yellow_working_days=CONFIG.yellow_working_days)
@@ -87,7 +87,7 @@ class Campaign:
             actor=reporter(unit), now=when, rules=RULES)
         self.reports[report.report_id] = d.fold_report(report, events)
 
-    def all_reports(self, unit: str, *, skip: tuple[str, ...] = (), monthly_03=at(2024, 3, 20)) -> None:
+    def all_reports(self, unit: str, *, skip: tuple[str, ...] = (), monthly_03=MARCH_LIST_ON_TIME) -> None:
         if "liaisons" not in skip:
             self.liaisons[unit] = at(2024, 3, 5)
         if "wp" not in skip:

@@ -18,7 +18,6 @@ from services.rectification import domain as d
 from services.rectification import events as e
 from shared.errors import ForbiddenError
 from shared.messages import SYSTEM_ACTOR, Actor
-
 from tests.rectification.support import Desk
 from tests.support.actors import AUDITOR, LEADER, city_admin, inspector, reporter, reviewer
 from tests.support.clock import at

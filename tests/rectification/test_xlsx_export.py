@@ -14,7 +14,6 @@ from services.rectification import domain as d
 from services.rectification import events as e
 from services.rectification import xlsx_export as x
 from shared.spreadsheets import wrapped_lines
-
 from tests.rectification.support import CONFIG, RULES, Desk
 from tests.support.actors import reporter, reviewer
 from tests.support.clock import at

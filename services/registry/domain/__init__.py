@@ -13,27 +13,53 @@ command runs which decision is the command table's business (handlers.py).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from services.registry import events as e
-from services.registry.domain.liaisons import (LiaisonState, decide_register_liaison,
-                                               evolve_liaisons, liaison_subjects)
-from services.registry.domain.programmes import (ProgrammeState, decide_register_households,
-                                                 decide_register_programme, evolve_programme,
-                                                 household_subjects, programme_stream_for)
-from services.registry.domain.projects import (ProjectState, decide_assess_project,
-                                               decide_change_operator, decide_change_services,
-                                               decide_mark_ledger_entry_rectified,
-                                               decide_register_project,
-                                               decide_reopen_ledger_rectification,
-                                               decide_retire_project, evolve_project)
-from services.registry.domain.rules import (MAX_HOUSEHOLDS_PER_COMMAND, MAX_NAME_LENGTH,
-                                            MAX_TEXT_LENGTH, authorise, effective_status,
-                                            household_id_for, household_problems,
-                                            household_subject_id, ledger_entry_id_for,
-                                            liaison_subject_id, normalise_name,
-                                            programme_id_for, programme_problems,
-                                            project_id_for, project_problems, tidy_text)
+from services.registry.domain.liaisons import (
+    LiaisonState,
+    decide_register_liaison,
+    evolve_liaisons,
+    liaison_subjects,
+)
+from services.registry.domain.programmes import (
+    ProgrammeState,
+    decide_register_households,
+    decide_register_programme,
+    evolve_programme,
+    household_subjects,
+    programme_stream_for,
+)
+from services.registry.domain.projects import (
+    ProjectState,
+    decide_assess_project,
+    decide_change_operator,
+    decide_change_services,
+    decide_mark_ledger_entry_rectified,
+    decide_register_project,
+    decide_reopen_ledger_rectification,
+    decide_retire_project,
+    evolve_project,
+)
+from services.registry.domain.rules import (
+    MAX_HOUSEHOLDS_PER_COMMAND,
+    MAX_NAME_LENGTH,
+    MAX_TEXT_LENGTH,
+    authorise,
+    effective_status,
+    household_id_for,
+    household_problems,
+    household_subject_id,
+    ledger_entry_id_for,
+    liaison_subject_id,
+    normalise_name,
+    programme_id_for,
+    programme_problems,
+    project_id_for,
+    project_problems,
+    tidy_text,
+)
 from shared.messages import Event
 from shared.pipeline import StreamSpec
 

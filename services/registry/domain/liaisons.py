@@ -5,20 +5,33 @@ masked copies for everyone else.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Mapping
 
 from services.registry import commands as c
 from services.registry import events as e
 from services.registry.domain.rules import (
-    REGISTERING_ROLES, Problems, authorise, check_required_text, check_unit, liaison_subject_id,
-    tidy_text)
+    REGISTERING_ROLES,
+    Problems,
+    authorise,
+    check_required_text,
+    check_unit,
+    liaison_subject_id,
+    tidy_text,
+)
 from shared.campaign import Campaign, DeadlineKind
 from shared.messages import Actor, Event
-from shared.personal_data import (Sealer, SubjectErasedError, mask_phone, mobile_problem,
-                                  normalise_phone, phone_problem)
+from shared.personal_data import (
+    Sealer,
+    SubjectErasedError,
+    mask_phone,
+    mobile_problem,
+    normalise_phone,
+    phone_problem,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class LiaisonState:

@@ -5,21 +5,32 @@ older people only sealed per subject (shared/personal_data.py), never in clear.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Mapping
 
 from services.registry import commands as c
 from services.registry import events as e
 from services.registry.domain.rules import (
-    MAX_HOUSEHOLDS_PER_COMMAND, REGISTERING_ROLES, Problems, authorise, household_id_for,
-    household_problems, household_subject_id, programme_id_for, programme_problems,
-    programme_project_type, refused, tidy_text)
+    MAX_HOUSEHOLDS_PER_COMMAND,
+    REGISTERING_ROLES,
+    Problems,
+    authorise,
+    household_id_for,
+    household_problems,
+    household_subject_id,
+    programme_id_for,
+    programme_problems,
+    programme_project_type,
+    refused,
+    tidy_text,
+)
 from shared.campaign import Campaign
 from shared.errors import NotFoundError
 from shared.messages import Actor, Event
 from shared.personal_data import Sealer, SubjectErasedError, normalise_phone
+
 
 @dataclass(frozen=True, slots=True)
 class ProgrammeState:
@@ -44,7 +55,8 @@ def evolve_programme(state: ProgrammeState, event: Event) -> ProgrammeState:
 
 def programme_stream_for(cmd: c.RegisterAdaptationProgramme, campaign: Campaign) -> str:
     township = campaign.township(cmd.township)
-    return e.programme_stream(programme_id_for(cmd.unit, township.name if township else cmd.township, cmd.year))
+    place = township.name if township else cmd.township
+    return e.programme_stream(programme_id_for(cmd.unit, place, cmd.year))
 
 
 def decide_register_programme(state: ProgrammeState, cmd: c.RegisterAdaptationProgramme, *,

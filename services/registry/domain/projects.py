@@ -19,13 +19,30 @@ from datetime import date, datetime
 from services.registry import commands as c
 from services.registry import events as e
 from services.registry.domain.rules import (
-    _WHAT_ZH, ASSESSING_ROLES, MAX_TEXT_LENGTH, REGISTERING_ROLES, SHA256_HEX, Problems, authorise,
-    check_not_future, check_operator, check_required_text, check_services, effective_status,
-    ledger_entry_id_for, project_id_for, project_problems, refused, tidy_operator, tidy_text)
+    _WHAT_ZH,
+    ASSESSING_ROLES,
+    MAX_TEXT_LENGTH,
+    REGISTERING_ROLES,
+    SHA256_HEX,
+    Problems,
+    authorise,
+    check_not_future,
+    check_operator,
+    check_required_text,
+    check_services,
+    effective_status,
+    ledger_entry_id_for,
+    project_id_for,
+    project_problems,
+    refused,
+    tidy_operator,
+    tidy_text,
+)
 from services.registry.events import LEDGER_STATUSES, OperatingStatus
 from shared.campaign import Campaign
 from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError
 from shared.messages import SYSTEM_ACTOR, Actor, Event
+
 
 @dataclass(frozen=True, slots=True)
 class ProjectState:
@@ -161,7 +178,8 @@ def decide_register_project(state: ProjectState, cmd: c.RegisterProject, *, acto
         status_reasons=reasons)
 
     if state.registration is not None:
-        if cmd.on_duplicate == c.OnDuplicate.SKIP_IF_IDENTICAL and _same_registration(state.registration, registered):
+        if (cmd.on_duplicate == c.OnDuplicate.SKIP_IF_IDENTICAL
+                and _same_registration(state.registration, registered)):
             return []
         type_name = campaign.project_type(cmd.project_type).name
         raise refused("name", f"a {type_name} named {state.registration.name!r} is already "

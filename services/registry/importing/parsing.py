@@ -19,10 +19,11 @@ import re
 import unicodedata
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -45,7 +46,8 @@ MAX_COLUMNS = 64          # columns read per row; the sheets have fewer than 20
 MAX_CELL_CHARACTERS = 2000
 MAX_ECHOED_CHARACTERS = 40  # how much of a bad cell an error quotes back
 MAX_ROW_ERRORS = 200  # reported per import: enough to fix a file, never an answer as big as it
-_SHEET_NAMES = {PROJECTS: ("projects", "项目", "项目清单"), HOUSEHOLDS: ("households", "改造户", "适老化改造户")}
+_SHEET_NAMES = {PROJECTS: ("projects", "项目", "项目清单"),
+                HOUSEHOLDS: ("households", "改造户", "适老化改造户")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,8 @@ class ImportRefused(ValidationFailed):
 
     def __init__(self, errors: Iterable[RowError]) -> None:
         self.errors: tuple[RowError, ...] = tuple(errors)
-        super().__init__([FieldProblem(f"{err.sheet}[{err.row}].{err.column}", err.reason) for err in self.errors])
+        super().__init__([FieldProblem(f"{err.sheet}[{err.row}].{err.column}", err.reason)
+                          for err in self.errors])
 
 
 # ----- cell parsing -----------------------------------------------------------------------------
@@ -324,8 +327,8 @@ _REQUIRED = object()
 
 # Domain field names → spreadsheet column keys, so an error points at the cell to fix.
 PROJECT_FIELD_COLUMNS = {"operator": "operator_kind", "operator.name": "operator_name",
-                          "operator.contract_start": "contract_start", "operator.contract_end": "contract_end",
-                          "claimed_status": "status"}
+                          "operator.contract_start": "contract_start",
+                          "operator.contract_end": "contract_end", "claimed_status": "status"}
 
 
 def column_of(field_name: str, mapping: Mapping[str, str]) -> str:
@@ -364,7 +367,8 @@ def _project_command(number: int, row: Mapping[str, Any], campaign: Campaign, to
                   row.get("operator_kind"), _REQUIRED)
     start = p.cell("contract_start", _date, row.get("contract_start"))
     end = p.cell("contract_end", _date, row.get("contract_end"))
-    status = p.cell("status", lambda v: _word(v, _STATUS_WORDS, "operating status"), row.get("status"), _REQUIRED)
+    status = p.cell("status", lambda v: _word(v, _STATUS_WORDS, "operating status"), row.get("status"),
+                    _REQUIRED)
     services: list[str] = []
     for part in _split(row.get("services")):
         service = campaign.service_by_name(part)
@@ -513,7 +517,8 @@ def parse_xlsx(data: bytes, campaign: Campaign, *, today: date) -> ImportResult:
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a file that is not a workbook
-        return ImportRejected((RowError("", 0, "file", f"not a readable .xlsx workbook ({type(exc).__name__})"),))
+        unreadable = f"not a readable .xlsx workbook ({type(exc).__name__})"
+        return ImportRejected((RowError("", 0, "file", unreadable),))
     try:
         sheets: dict[str, Iterable[Sequence[Any]]] = {}
         by_name = {_norm(ws.title): ws for ws in workbook.worksheets}
@@ -525,7 +530,8 @@ def parse_xlsx(data: bytes, campaign: Campaign, *, today: date) -> ImportResult:
                 worksheet.reset_dimensions()
                 sheets[sheet] = worksheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)
         if not sheets:
-            return ImportRejected((RowError("", 0, "file", "no sheet named projects (项目) or households (改造户)"),))
+            return ImportRejected((RowError(
+                "", 0, "file", "no sheet named projects (项目) or households (改造户)"),))
         return _plan(sheets, campaign, today, digest, [])
     finally:
         workbook.close()
@@ -611,10 +617,12 @@ def build_template(campaign: Campaign) -> bytes:
     guide = workbook.create_sheet("说明")
     lines = [
         ("说明 / How to fill in", ""),
-        ("整表导入:任一行有误则全部不导入,并列出每个错误的行号和原因。", "All or nothing: any bad row refuses the file."),
+        ("整表导入:任一行有误则全部不导入,并列出每个错误的行号和原因。",
+         "All or nothing: any bad row refuses the file."),
         ("重复导入同一文件不会产生重复记录。", "Importing the same file twice adds nothing."),
         ("多个服务或改造项目用顿号(、)分隔。", "Separate several services or items with 、"),
-        ("姓名、地址、电话为个人信息,加密保存。", "Names, addresses and phones are personal data, stored encrypted."),
+        ("姓名、地址、电话为个人信息,加密保存。",
+         "Names, addresses and phones are personal data, stored encrypted."),
         ("", ""),
         ("填报单位 unit", "、".join(u.area_name for u in campaign.units)),
         ("项目类型 project_type", "、".join(facility_types)),
@@ -625,7 +633,8 @@ def build_template(campaign: Campaign) -> bytes:
         ("项目年份 years", f"{campaign.plan_period.first_year}-{campaign.plan_period.last_year}"),
     ]
     for unit in campaign.units:
-        lines.append((f"{unit.area_name} 乡镇(街道)", "、".join(t.name for t in campaign.townships_of(unit.code))))
+        townships = "、".join(t.name for t in campaign.townships_of(unit.code))
+        lines.append((f"{unit.area_name} 乡镇(街道)", townships))
     for row in lines:
         guide.append(row)
     guide["A1"].font = bold
@@ -637,7 +646,8 @@ def build_template(campaign: Campaign) -> bytes:
     return buffer.getvalue()
 
 
-def rows_to_xlsx(projects: Sequence[Mapping[str, Any]] = (), households: Sequence[Mapping[str, Any]] = ()) -> bytes:
+def rows_to_xlsx(projects: Sequence[Mapping[str, Any]] = (),
+                 households: Sequence[Mapping[str, Any]] = ()) -> bytes:
     """A workbook in the import layout from rows keyed by column key (tests, seeds, exports)."""
     from openpyxl import Workbook
 
