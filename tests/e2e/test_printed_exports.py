@@ -56,6 +56,11 @@ async def sample_system(dsn: str, tmp: Path, clock: Clock
             rows = (await insp.get("/registry-view/projects", headers=auth("insp-1"))).json()
             return len(rows) >= places
         await eventually(seen_all, timeout=60, what=f"{places} sample projects in inspection's view")
+
+        async def every_liaison() -> bool:  # the registry's own read model, for 附件1
+            body = (await reg.get("/liaisons", headers=auth("admin-1"))).json()
+            return len(body.get("items", ())) == 2 * len(CAMPAIGN.units)
+        await eventually(every_liaison, timeout=60, what="every unit's 附件1 in the registry's view")
         yield reg, insp
 
 

@@ -40,7 +40,7 @@ def rows_of(sheet) -> list[list]:
 
 
 async def submit_list(api, unit: str, month: str, *, who: str | None = None) -> dict:
-    return await post(api, "/reports/monthly-list/submit", who or f"rep-{unit}",
+    return await post(api, "/reports/monthly-list/submit", who or f"rep-{unit}-1",
                       {"unit": unit, "month": month})
 
 
@@ -157,7 +157,7 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
     async with other_services(database) as others, rectification(database, tmp_path, clock) as api:
         for unit in ("echeng", "huarong", "liangzihu", "gedian"):
             await others.liaisons(unit, at(2024, 3, 5))
-            plan = await post(api, "/reports/work-plan/submit", f"rep-{unit}",
+            plan = await post(api, "/reports/work-plan/submit", f"rep-{unit}-1",
                               {"unit": unit, "text": "工作计划(示例)"})
             assert (plan["report_id"], plan["late"]) == (f"{unit}-work_plan", False)
         clock.set(2024, 3, 10)
@@ -198,11 +198,11 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
         clock.set(2024, 5, 6)
         await close(api, e1, "rep-echeng-1", "rev-echeng-1")
         for unit in ("echeng", "huarong", "liangzihu", "gedian"):
-            await post(api, "/reports/self-inspection/submit", f"rep-{unit}",
+            await post(api, "/reports/self-inspection/submit", f"rep-{unit}-1",
                        {"unit": unit, "text": "自查报告(示例)"})
         clock.set(2024, 5, 20)
         for unit in ("echeng", "huarong", "gedian"):
-            await post(api, "/reports/typical-case/submit", f"rep-{unit}", {
+            await post(api, "/reports/typical-case/submit", f"rep-{unit}-1", {
                 "unit": unit, "case_id": str(uuid.uuid4()), "title": "案例(示例)", "text": "……"})
 
         clock.set(2024, 6, 1)
