@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
 import httpx
@@ -86,11 +87,11 @@ class Received:
 
 
 class _Handler:
-    def __init__(self, sink: "SmtpSink") -> None:
+    def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        answer = self.sink.answer()
+        answer = self.sink.answer(envelope.rcpt_tos[0])
         if answer.startswith("250"):
             message = message_from_bytes(envelope.content, policy=policy.default)
             assert isinstance(message, EmailMessage)
@@ -100,16 +101,18 @@ class _Handler:
 
 @dataclass
 class SmtpSink:
-    """aiosmtpd on 127.0.0.1; `answers` (if any) are used first, then 250."""
+    """aiosmtpd on 127.0.0.1. `answers[recipient]`, if any, are given to that recipient's
+    messages first (e.g. "451 ..." to make a send fail), then 250."""
 
     received: list[Received] = field(default_factory=list)
-    answers: list[str] = field(default_factory=list)
-    attempts: int = 0
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
     port: int = 0
 
-    def answer(self) -> str:
-        self.attempts += 1
-        return self.answers.pop(0) if self.answers else "250 OK"
+    def answer(self, recipient: str) -> str:
+        self.attempts[recipient] = self.attempts.get(recipient, 0) + 1
+        queued = self.answers.get(recipient)
+        return queued.pop(0) if queued else "250 OK"
 
     def summaries(self) -> list[tuple[str, str, str, str, str]]:
         return sorted(r.summary for r in self.received)
@@ -131,13 +134,13 @@ async def smtp_sink() -> AsyncIterator[SmtpSink]:
 
 @dataclass
 class WebhookSink:
-    posts: list[tuple[dict[str, str], Any]] = field(default_factory=list)
-    reply: dict[str, Any] = field(default_factory=lambda: {"errcode": 0, "errmsg": "ok"})
+    """A group robot on 127.0.0.1: answers errcode 0, except to the key `refused-key`."""
+
+    posts: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
     port: int = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/cgi-bin/webhook/send?key=secret-robot-key"
+    def url(self, key: str = "secret-robot-key") -> str:
+        return f"http://127.0.0.1:{self.port}/cgi-bin/webhook/send?key={key}"
 
 
 @asynccontextmanager
@@ -147,8 +150,10 @@ async def webhook_sink() -> AsyncIterator[WebhookSink]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
             length = int(self.headers.get("Content-Length", "0"))
-            sink.posts.append((dict(self.headers), json.loads(self.rfile.read(length))))
-            body = json.dumps(sink.reply).encode()
+            sink.posts.append((self.path, dict(self.headers), json.loads(self.rfile.read(length))))
+            refused = "key=refused-key" in self.path
+            body = json.dumps({"errcode": 300001 if refused else 0,
+                               "errmsg": "token is invalid" if refused else "ok"}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -9,10 +9,15 @@ import chinese_calendar
 import pytest
 
 from services.notifier.domain import obligations as ob
-from services.notifier.domain.calendar import (ReminderStatus, next_moment, plan,
-                                               reminder_id_for, status_of)
-from services.notifier.events import (ObligationFulfilled, ObligationKind, ObligationOpened,
-                                      ObligationReturned, ReminderKind, SourceRef)
+from services.notifier.domain.calendar import ReminderStatus, next_moment, plan, reminder_id_for, status_of
+from services.notifier.events import (
+    ObligationFulfilled,
+    ObligationKind,
+    ObligationOpened,
+    ObligationReturned,
+    ReminderKind,
+    SourceRef,
+)
 from shared.campaign import DEFAULT_CAMPAIGN_FILE, load_campaign, parse_campaign
 
 pytestmark = pytest.mark.unit
@@ -30,7 +35,8 @@ def source(version: int) -> SourceRef:
                      stream_version=version)
 
 
-def problem(due: date, *, opened: datetime = at(3, 10)) -> ob.ObligationState:
+def problem(due: date, *, opened: datetime | None = None) -> ob.ObligationState:
+    opened = opened or at(3, 10)
     state = ob.initial_state("problem:p-1", CAMPAIGN)
     return ob.evolve_obligation(state, ObligationOpened(
         obligation_id="problem:p-1", unit="echeng", kind=ObligationKind.PROBLEM,

@@ -10,8 +10,16 @@ import pytest
 from services.notifier.events import ReminderClaimed
 from shared.clock import SimulatedClock
 from tests.notifier.campaign import EXPECTED, run_campaign
-from tests.notifier.support import (CAMPAIGN_START, TZ, Upstream, as_, fetch, notifier,
-                                    notifier_settings, smtp_sink)
+from tests.notifier.support import (
+    CAMPAIGN_START,
+    TZ,
+    Upstream,
+    as_,
+    fetch,
+    notifier,
+    notifier_settings,
+    smtp_sink,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -22,8 +22,16 @@ from shared.service import ServiceSpec, create_service_app
 from tests.conftest import AMQP_URL
 from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
 from tests.notifier.campaign import EXPECTED, run_campaign
-from tests.notifier.support import (CAMPAIGN_START, TOKENS_JSON, SmtpSink, Upstream, as_, fetch,
-                                    service_settings, smtp_sink)
+from tests.notifier.support import (
+    CAMPAIGN_START,
+    TOKENS_JSON,
+    SmtpSink,
+    Upstream,
+    as_,
+    fetch,
+    service_settings,
+    smtp_sink,
+)
 from tests.shared.test_bus import running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
