@@ -33,6 +33,8 @@ class Clock(Protocol):
 
 
 async def _first_of(events: list[asyncio.Event], timeout: float | None) -> None:
+    if not events:
+        events = [asyncio.Event()]   # nothing can wake us: only the timeout ends the wait
     waits = [asyncio.ensure_future(event.wait()) for event in events]
     try:
         await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

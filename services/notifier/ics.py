@@ -55,4 +55,5 @@ def unit_calendar(states: list[ObligationState], campaign: Campaign, unit: str,
             lines.append(NOT_REMINDED_WHY[state.kind])
         event.add("description", "\n".join(lines))
         cal.add_component(event)
-    return cal.to_ical()
+    ical: bytes = cal.to_ical()
+    return ical

@@ -27,8 +27,8 @@ def missing(state: ObligationState, campaign: Campaign) -> list[str]:
     if kind in (ObligationKind.MONTHLY_PROBLEM_LIST, ObligationKind.SELF_INSPECTION_REPORT):
         return [f"{state.title}{returned}"]
     if kind is ObligationKind.TYPICAL_CASE:
-        done = len(state.done_parts())
-        return [f"典型案例或经验材料：已报送有效{done}篇，至少需要{state.required}篇{returned}"]
+        counted = len(state.done_parts())
+        return [f"典型案例或经验材料：已报送有效{counted}篇，至少需要{state.required}篇{returned}"]
     if kind is ObligationKind.PROBLEM:
         part = state.parts.get(PART_ITEM)
         step = ("销号申请已被退回，请整改后重新申请销号" if part and part.returned
