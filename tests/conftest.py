@@ -83,10 +83,18 @@ async def pg_store(pg_pool: asyncpg.Pool) -> PostgresEventStore:
     return PostgresEventStore(pg_pool)
 
 
+# The prefixes this run handed out: only their objects are removed at the end, never those of
+# another test run sharing the broker (several runs on one machine swept each other's live
+# exchanges away mid-test).
+_PREFIXES_OF_THIS_RUN: set[str] = set()
+
+
 @pytest.fixture
 def unique_prefix() -> str:
     """A name prefix for RabbitMQ exchanges and queues that no other test uses."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    _PREFIXES_OF_THIS_RUN.add(prefix)
+    return prefix
 
 
 _TEST_PREFIX = re.compile(r"^t[0-9a-f]{10}")
@@ -94,9 +102,10 @@ _TEST_PREFIX = re.compile(r"^t[0-9a-f]{10}")
 
 @pytest.fixture(scope="session", autouse=True)
 async def remove_test_bus_objects() -> AsyncIterator[None]:
-    """After the run, delete every queue and exchange a test created under its unique prefix."""
+    """After the run, delete every queue and exchange a test of this run created under its
+    unique prefix."""
     yield
-    if shutil.which("rabbitmqctl") is None:
+    if shutil.which("rabbitmqctl") is None or not _PREFIXES_OF_THIS_RUN:
         return
     import aio_pika
 
@@ -104,7 +113,8 @@ async def remove_test_bus_objects() -> AsyncIterator[None]:
     for kind in ("queues", "exchanges"):
         listed = subprocess.run(["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True,
                                 text=True, timeout=60).stdout.split()
-        names[kind] = [n for n in listed if _TEST_PREFIX.match(n)]
+        names[kind] = [n for n in listed
+                       if _TEST_PREFIX.match(n) and n[:11] in _PREFIXES_OF_THIS_RUN]
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()

@@ -10,8 +10,9 @@ One background loop per process, started and stopped with it (ServiceSpec.backgr
    taken over only once that instance is provably gone (liveness.py).
 2. **sleep** until the next reminder moment (`Clock.sleep_until`: no polling), or until woken:
    an obligation changed (the projection's NOTIFY, from any instance), the clock moved (a
-   simulated clock), or the process is stopping. While another instance's claim is unfinished,
-   the sleep is capped at `takeover_check_seconds` so a crashed peer's claim is taken over.
+   simulated clock), or the process is stopping. While another instance's claim is unfinished
+   (or a job of ours failed), the sleep is capped at `takeover_check_seconds`, so a crashed
+   peer's claim is taken over and our own unfinished work is resumed.
 
 Exactly once, end to end: the claim makes two live instances (or a restart and a redelivery)
 send a reminder once; the Message-ID derived from the reminder id bounds the one remaining
@@ -68,8 +69,8 @@ class Scheduler:
                 self.wake.clear()   # before the pass: a change during it wakes the next sleep
                 at_most: float | None = None
                 try:
-                    next_at, waiting_on_others = await self.pass_once()
-                    if waiting_on_others:
+                    next_at, recheck = await self.pass_once()
+                    if recheck:
                         at_most = self.deps.settings.takeover_check_seconds
                 except Exception as exc:  # the database away: try again after a pause
                     log.warning("scheduler_pass_failed", service="notifier",
@@ -98,8 +99,8 @@ class Scheduler:
     # ----- one pass --------------------------------------------------------------------------
 
     async def pass_once(self) -> tuple[Any, bool]:
-        """Claim and send what is due now; return the next moment, and whether another
-        instance's unfinished claim is being waited on."""
+        """Claim and send what is due now; return the next moment, and whether to look again
+        soon (another instance's claim is unfinished, or a job of ours failed)."""
         deps, campaign = self.deps, self.deps.campaign
         now = deps.clock()
         instance = await deps.liveness.ensure()
@@ -127,8 +128,15 @@ class Scheduler:
                 waiting_on_others = True
                 jobs.append(self._claim_and_send(record.reminder_id, record.obligation_id,
                                                  instance, take_over_from=record.instance_id))
-        await asyncio.gather(*jobs)
-        return next_moment(states, now, campaign), waiting_on_others
+        # One reminder's trouble (the database away mid-send) must not stop the others: each
+        # job is tried again by a later pass (an unfinished claim of ours is resumed).
+        recheck = waiting_on_others
+        for outcome in await asyncio.gather(*jobs, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                recheck = True
+                log.warning("reminder_job_failed", service="notifier",
+                            error=type(outcome).__name__, reason=str(outcome)[:300])
+        return next_moment(states, now, campaign), recheck
 
     async def _claim_and_send(self, reminder_id: uuid.UUID, obligation_id: str, instance: str,
                               take_over_from: str | None = None) -> None:
