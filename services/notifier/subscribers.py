@@ -152,8 +152,11 @@ async def on_typical_case_submitted(ctx: Context, event: rect.TypicalCaseSubmitt
 
 
 async def on_report_reviewed(ctx: Context, event: rect.ReportReviewed) -> None:
-    """Sent back by the unit's reviewer: the report no longer counts. (A review names the report,
-    not its month: the obligation that recorded the report takes the return.)"""
+    """Sent back by the unit's reviewer: the report no longer counts. A review names the report,
+    not its month: the obligation that recorded the report takes the return. Rectification
+    accepts only the months the campaign file lists, and both read the same file, so a review
+    of a list no obligation has recorded yet has overtaken its submission (competing consumers):
+    it is retried until the submission is in (NotYetKnownError)."""
     if event.approved:
         return
     await _return(ctx, _deadlines(ctx, event.unit, _REPORT_DEADLINE[event.kind]), event.unit,
