@@ -34,7 +34,14 @@ from services.notifier import queries as q
 from services.notifier.channels import OutgoingMessage, deliver
 from services.notifier.domain.calendar import ReminderStatus, next_moment, plan, status_of
 from services.notifier.domain.reminders import reminder_spec
-from services.notifier.events import CONTRACT, Channel, PlannedDelivery, ReminderClaimed
+from services.notifier.events import (
+    CONTRACT,
+    Channel,
+    PlannedDelivery,
+    ReminderClaimed,
+    ReminderFailed,
+    ReminderSent,
+)
 from services.notifier.handlers import NotifierDeps
 from shared.errors import LookbackError
 from shared.logging import get_logger
@@ -202,10 +209,12 @@ class Scheduler:
             for event in result.events:
                 self._count_and_log(event, claim.reminder_id, claim)
 
-    def _count_and_log(self, event: Any, reminder_id: uuid.UUID,
+    def _count_and_log(self, event: ReminderSent | ReminderFailed | Any, reminder_id: uuid.UUID,
                        claim: ReminderClaimed | None = None) -> None:
+        if not isinstance(event, (ReminderSent, ReminderFailed)):
+            return
         channel: Channel = event.channel
-        sent = type(event).__name__ == "ReminderSent"
+        sent = isinstance(event, ReminderSent)
         self.deliveries.labels(channel.value, "sent" if sent else "failed").inc()
         fields = dict(service="notifier", reminder_id=str(reminder_id), unit=event.unit,
                       channel=channel.value, attempts=event.attempts)
@@ -213,7 +222,7 @@ class Scheduler:
             fields.update(kind=claim.kind.value, audience=claim.audience.value,
                           obligation=claim.obligation_id,
                           scheduled_for=claim.scheduled_for.isoformat())
-        if sent:
+        if isinstance(event, ReminderSent):
             log.info("reminder_sent", **fields)
         else:
             log.warning("reminder_failed", reason=event.reason, **fields)
