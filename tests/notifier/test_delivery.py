@@ -2,7 +2,9 @@
 a claim left behind by a stopped instance."""
 from __future__ import annotations
 
+import tomllib
 import uuid
+from datetime import date, datetime, timedelta
 from email import message_from_bytes, policy
 
 import asyncpg
@@ -10,6 +12,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from services.notifier.app import create_app
 from services.notifier.domain import obligations as ob
 from services.notifier.domain.calendar import plan
 from services.notifier.domain.reminders import message_id_for
@@ -23,22 +26,28 @@ from services.notifier.events import (
     reminder_stream,
 )
 from services.notifier.liveness import LOCK_CLASS, Liveness, _key
+from shared.campaign import DEFAULT_CAMPAIGN_FILE, Campaign, parse_campaign
 from shared.clock import SimulatedClock
 from shared.messages import SYSTEM_ACTOR, new_event
 from shared.store import NO_STREAM, PostgresEventStore, create_pool
 from tests.faults import eventually
+from tests.notifier.campaign import ITEM_A, problem
 from tests.notifier.support import (
     CAMPAIGN,
+    TZ,
+    Upstream,
     as_,
     at,
     fetch,
     notifier,
     notifier_settings,
+    service_settings,
     smtp_sink,
     wait_idle,
     wait_settled,
     webhook_sink,
 )
+from tests.shared.test_bus import running
 
 pytestmark = pytest.mark.integration
 
@@ -243,3 +252,54 @@ async def test_the_liveness_probe_sees_a_held_lock_and_a_free_one(database):
     finally:
         await holder.close()
         await prober.close()
+
+
+def campaign_around(send_at: datetime) -> Campaign:
+    """The Ezhou file moved to today: every campaign deadline days away, items reminded on their
+    due day at `send_at` (today made a working day whatever day it is)."""
+    raw = tomllib.loads(DEFAULT_CAMPAIGN_FILE.read_text(encoding="utf-8"))
+    today = send_at.date()
+
+    def day(offset: int) -> date:
+        return today + timedelta(days=offset)
+
+    raw["campaign"].update(starts_on=day(-1), ends_on=day(70), issued_on=day(-1))
+    spans = {"mobilisation": (-1, 12), "self_inspection": (13, 40), "summary": (41, 70)}
+    for phase in raw["phases"]:
+        phase["starts_on"], phase["ends_on"] = (day(n) for n in spans[phase["code"]])
+    due = {"mobilisation": 12, "self_inspection": 30, "summary": 60}
+    for deadline in raw["deadlines"]:
+        deadline["due_on"] = day(due[deadline["phase"]])
+    raw["sampling"].update(inspection_starts_on=day(41), inspection_ends_on=day(70))
+    raw["reminders"].update(send_at=send_at.time().replace(microsecond=0),
+                            item_offsets_working_days=[0])
+    raw["calendar"]["make_up_working_days"].append(today)
+    return parse_campaign(raw)
+
+
+async def test_on_the_real_clock_a_new_due_date_wakes_the_sleeping_scheduler(database, tmp_path):
+    """The scheduler sleeps until the next reminder (days away here); an item due today must
+    wake it: the projection's NOTIFY does, and the reminder goes out at its moment."""
+    send_at = datetime.now(TZ).replace(microsecond=0) + timedelta(seconds=5)
+    campaign = campaign_around(send_at)
+    upstream = Upstream(database)
+    try:
+        async with smtp_sink() as sink:
+            app = create_app(service_settings(database, tmp_path),
+                             notifier_settings=notifier_settings(sink), campaign=campaign)
+            async with running(app) as client:
+                await eventually(lambda: _all_contacts(client), what="the scheduler to start")
+                await upstream.append(*problem(ITEM_A, "echeng", 1, send_at.date(),
+                                               send_at - timedelta(minutes=1)),
+                                      occurred_at=send_at - timedelta(minutes=1))
+                await eventually(lambda: sink.received, timeout=30, what="the item's reminder")
+    finally:
+        await upstream.close()
+    [received] = sink.received
+    assert received.message["X-Lookback-Obligation-Kind"] == "problem"
+    assert received.message["To"] == liaison("echeng")
+    assert datetime.fromisoformat(received.message["X-Lookback-Scheduled-For"]) == send_at
+
+
+async def _all_contacts(client: httpx.AsyncClient) -> bool:
+    return len((await client.get("/contacts", headers=as_("admin"))).json()["items"]) == 10
