@@ -138,7 +138,7 @@ async def relay_throughput(dsn: str, names: Names, n: int) -> tuple[float, float
 
 async def end_to_end(dsn: str, names: Names, n: int, rate: float) -> list[float]:
     producer_pool = await create_pool(dsn, role="lookback_example", max_size=4)
-    consumer_pool = await create_pool(dsn, role="lookback_example", max_size=8)
+    consumer_pool = await create_pool(dsn, role="lookback_exampleconsumer", max_size=8)
     store = PostgresEventStore(producer_pool)
     metrics = Metrics("example")
     producer = RabbitTransport(service="example", amqp_url=AMQP, names=names, pool=producer_pool,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 _GROUPS = {
     "audit": "shared.audit_cli",
     "inspection": "services.inspection.cli",
+    "dlq": "services.dlq_cli",
 }
 
 
@@ -33,6 +35,63 @@ def _register_groups() -> None:
 
 
 _register_groups()
+_audit = next(group.typer_instance for group in app.registered_groups if group.name == "audit")
+
+
+@_audit.command("history")
+def audit_history(subject: str = typer.Argument(..., help="a project, problem item or draw id, or a "
+                                                          "stream id (project-…, problem-…)"),
+                  as_json: bool = typer.Option(False, "--json", help="JSON instead of text")) -> None:
+    """Every event of or about one subject across services, in order: who, when, what, in Chinese,
+    personal data masked."""
+    import json
+
+    from services.audit_labels import EVENT_LABELS
+    from shared.campaign import load_campaign
+    from shared.history import history
+    from shared.settings import Settings
+
+    settings = Settings()
+    if settings.database_url is None:
+        raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
+    database_url = settings.database_url
+
+    async def run() -> list:
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await history(conn, subject, labels=EVENT_LABELS,
+                                 zone=load_campaign(settings.campaign_file).tz)
+        finally:
+            await conn.close()
+
+    entries = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps([e.as_dict() for e in entries], ensure_ascii=False, indent=1))
+    elif not entries:
+        typer.echo(f"{subject}: 无记录 (no events)")
+    for item in entries if not as_json else ():
+        typer.echo(item.text())
+
+
+@_audit.command("replay")
+def audit_replay(
+        keep: bool = typer.Option(False, help="keep the scratch database to look at")) -> None:
+    """Rebuild every service's read models from the log alone in a fresh database and compare
+    them with the live ones: `identical`, or the first difference by table and key."""
+    from services.system import replay_read_models
+    from shared.settings import Settings
+
+    settings = Settings()
+    if settings.database_url is None:
+        raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
+    report = asyncio.run(replay_read_models(settings, keep=keep))
+    typer.echo(report.summary())
+    for note in report.notes:
+        typer.echo(f"  note: {note}", err=True)
+    if not report.identical:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -67,29 +126,53 @@ def migrate_command() -> None:
     settings = Settings()
     if settings.database_url is None:
         raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
-    applied = asyncio.run(migrate(settings.database_url))
+    applied = asyncio.run(migrate(settings))
     typer.echo(f"applied {len(applied)} migrations: {', '.join(applied) or 'none needed'}")
 
 
 @app.command("seed")
 def seed_command(data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)")) -> None:
     """Load the sample registry data (all five units) into an empty registry; else do nothing."""
-    from services.system import migrate, seed_if_empty
-    from shared.hosting import start_embedded_database
+    from services.system import migrate, prepare_embedded, seed_if_empty
     from shared.settings import Settings
 
     settings = Settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
-    if settings.database_url is None:  # the embedded default, as `lookback up` uses it
-        settings = settings.model_copy(
-            update={"database_url": start_embedded_database(settings.data_dir)})
-    asyncio.run(migrate(settings.database_url))
-    report = asyncio.run(seed_if_empty(settings))
+
+    async def run() -> Any:
+        prepared = await prepare_embedded(settings) if settings.embedded else settings
+        await migrate(prepared)
+        return await seed_if_empty(prepared)
+
+    report = asyncio.run(run())
     if report is None:
         typer.echo("the registry already has data: the sample was not loaded")
     else:
         typer.echo(f"sample data loaded: {report.commands} commands, {report.events} events")
+
+
+@app.command("provision")
+def provision_command(
+    admin_database_url: str = typer.Option(
+        ..., envvar="LOOKBACK_ADMIN_DATABASE_URL",
+        help="A PostgreSQL superuser's DSN (used for this step only; no service uses it)."),
+    broker_admin_url: str = typer.Option(
+        None, envvar="LOOKBACK_BROKER_ADMIN_URL",
+        help="RabbitMQ management API with an administrator, e.g. http://admin:…@rabbitmq:15672"),
+    generate_passwords: bool = typer.Option(
+        False, help="make a random password for every login that has none in LOOKBACK_SECRETS_DIR"),
+) -> None:
+    """Create or correct the database, its login roles, the broker's vhost, users and
+    permissions (idempotent); prints what it did, never a password."""
+    from services.system import provision
+    from shared.settings import Settings
+
+    done = asyncio.run(provision(Settings(), admin_database_url,
+                                 generate_passwords=generate_passwords,
+                                 broker_admin_url=broker_admin_url))
+    for line in done:
+        typer.echo(line)
 
 
 @app.command("token")
@@ -101,7 +184,13 @@ def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
     from shared.auth import hash_token, new_token
     from shared.messages import Actor
 
-    actor = Actor(id=id, name=name, role=role, unit=unit)
+    from pydantic import ValidationError
+
+    try:
+        actor = Actor(id=id, name=name, role=role, unit=unit)
+    except ValidationError as exc:
+        reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise typer.BadParameter(reasons) from None
     token = new_token()
     typer.echo(f"token: {token}")
     typer.echo(json.dumps({hash_token(token): actor.model_dump(mode="json")}, ensure_ascii=False))

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+from services.audit_labels import EVENT_LABELS
 from shared.campaign import load_campaign
-from shared.hosting import (DemoPrincipal, declare_bus, ensure_local_secrets, migrate_database,
-                            print_listening, serve_apps, start_embedded_database)
+from shared.hosting import (DemoPrincipal, declare_bus, ensure_local_secrets, ensure_passwords,
+                            migrate_database, print_listening, serve_apps,
+                            start_embedded_database)
 from shared.logging import configure_logging, get_logger
 from shared.messages import Role
+from shared.provisioning import (AUDITOR, MIGRATOR, OPERATOR, SEQUENCER, BrokerPlan, DatabasePlan,
+                                 provision_broker, provision_database, service_role)
+from shared.replay import Exempt, ReplayReport, replay
 from shared.service import ServiceSpec
 from shared.settings import Settings
+from shared.store import login_dsn
 
 log = get_logger()
 
@@ -39,6 +45,23 @@ def specs() -> list[ServiceSpec[Any]]:
     return [spec(name) for name in SERVICE_NAMES]
 
 
+# What `lookback audit replay` leaves out, because it does not derive from the log (each with
+# the reason the replay report prints).
+REPLAY_EXEMPT = (
+    Exempt("registry.personal_data_access", None,
+           "an access log written when a person reads personal data in clear, not by events"),
+    Exempt("rectification.ledger_links", frozenset({"received_at"}),
+           "the time the reaction ran, which the log does not hold"),
+)
+
+
+async def replay_read_models(settings: Settings, *, keep: bool = False) -> ReplayReport:
+    """Rebuild every service's read models from the log alone and compare (shared/replay.py)."""
+    assert settings.database_url is not None
+    return await replay(settings.database_url, specs(), settings, exempt=REPLAY_EXEMPT, keep=keep,
+                        migration_folders=migration_folders())
+
+
 def migration_folders() -> list[Path]:
     """Every service's SQL, after the kernel's (shared/sql): roles, categories, read models."""
     return [s.migrations for s in specs() if s.migrations is not None]
@@ -47,7 +70,11 @@ def migration_folders() -> list[Path]:
 def service_app(name: str, settings: Settings, **kwargs: Any) -> Any:
     """The service's ASGI app from its one composition root, `services.<name>.app.create_app`."""
     spec(name)
-    return importlib.import_module(f"services.{name}.app").create_app(settings, **kwargs)
+    app = importlib.import_module(f"services.{name}.app").create_app(settings, **kwargs)
+    # /audit/history speaks of events by their Chinese names, in the campaign's time zone.
+    app.state.history_labels = EVENT_LABELS
+    app.state.history_zone = load_campaign(settings.campaign_file).tz
+    return app
 
 
 def all_consumers() -> list[tuple[str, Any]]:
@@ -68,8 +95,48 @@ def demo_principals() -> list[DemoPrincipal]:
     return principals
 
 
-async def migrate(dsn: str) -> list[str]:
+EMBEDDED_DATABASE = "lookback"
+
+
+def login_roles() -> list[str]:
+    return [MIGRATOR, *(service_role(name) for name in SERVICE_NAMES), SEQUENCER, AUDITOR, OPERATOR]
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Apply the migrations as the migration role (a separate, one-off step)."""
+    assert settings.database_url is not None
+    dsn = login_dsn(settings.database_url, MIGRATOR, settings.database_password(MIGRATOR))
     return await migrate_database(dsn, migration_folders())
+
+
+async def provision(settings: Settings, admin_dsn: str, *, generate_passwords: bool = False,
+                    broker_admin_url: str | None = None) -> list[str]:
+    """Create or correct the database, its login roles and (given a broker) the broker's vhost,
+    users and permissions, idempotently; with `generate_passwords`, make missing passwords in
+    the secrets folder first. Returns what was done, in words (never a password)."""
+    if settings.database_url is None:
+        raise ValueError("provisioning needs LOOKBACK_DATABASE_URL (which database to provision)")
+    roles = login_roles()
+    if generate_passwords:
+        if settings.secrets_dir is None:
+            raise ValueError("generating passwords needs LOOKBACK_SECRETS_DIR")
+        ensure_passwords(settings.secrets_dir, [f"{role}.db.password" for role in roles])
+    passwords = {role: p for role in roles if (p := settings.database_password(role)) is not None}
+    database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
+    done = await provision_database(admin_dsn, DatabasePlan(database, SERVICE_NAMES, passwords))
+    if broker_admin_url is not None and settings.amqp_url is not None:
+        users = [service_role(name) for name in SERVICE_NAMES]
+        if generate_passwords:
+            assert settings.secrets_dir is not None
+            ensure_passwords(settings.secrets_dir, [f"{user}.amqp.password" for user in users])
+        broker_passwords = {u: p for u in users if (p := settings.broker_password(u)) is not None}
+        admin = urlsplit(broker_admin_url)
+        vhost = unquote(urlsplit(settings.amqp_url).path.lstrip("/")) or "/"
+        done += await provision_broker(
+            f"{admin.scheme}://{admin.hostname}:{admin.port or 15672}", admin.username or "",
+            unquote(admin.password or ""),
+            BrokerPlan(vhost, SERVICE_NAMES, broker_passwords, prefix=settings.bus_prefix))
+    return done
 
 
 async def seed_if_empty(settings: Settings) -> Any:
@@ -79,16 +146,32 @@ async def seed_if_empty(settings: Settings) -> Any:
     return await seed_registry(settings)
 
 
+async def prepare_embedded(settings: Settings) -> Settings:
+    """The embedded default: start (or reuse) PostgreSQL in the data folder and provision it.
+
+    The newcomer's machine: the API documents and metrics are open to read; every login role
+    gets a generated password in the data folder; the services never use the administrator.
+    """
+    admin = await asyncio.to_thread(start_embedded_database, settings.data_dir)
+    settings = settings.model_copy(update={
+        "database_url": _with_database(admin, EMBEDDED_DATABASE), "docs_access": "public",
+        "metrics_access": "public",
+        "secrets_dir": settings.secrets_dir or settings.data_dir / "secrets"})
+    settings = ensure_local_secrets(settings, demo_principals())
+    await provision(settings, admin, generate_passwords=True)
+    log.info("embedded_database", data_dir=str(settings.data_dir))
+    return settings
+
+
 async def up(settings: Settings, *, port_base: int | None = None, seed: bool = True) -> None:
     """All services in one process: embedded PostgreSQL and the local transport by default."""
     configure_logging(json=settings.log_json, level=settings.log_level)
     if settings.embedded:
-        dsn = await asyncio.to_thread(start_embedded_database, settings.data_dir)
-        settings = settings.model_copy(update={"database_url": dsn})
+        settings = await prepare_embedded(settings)
+    else:  # all services in one process is for trying things: keys made locally if not given
         settings = ensure_local_secrets(settings, demo_principals())
-        log.info("embedded_database", data_dir=str(settings.data_dir))
     assert settings.database_url is not None
-    applied = await migrate(settings.database_url)
+    applied = await migrate(settings)
     if applied:
         log.info("migrations_applied", names=applied)
     await declare_bus(settings, all_consumers())
@@ -104,15 +187,19 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
 
 
 async def serve(name: str, settings: Settings) -> None:
-    """One service process against PostgreSQL and RabbitMQ."""
+    """One service process against PostgreSQL and RabbitMQ. Migrations are a separate step
+    (`lookback migrate`, as the migration role): a service's role may not change the schema."""
     configure_logging(json=settings.log_json, level=settings.log_level)
     if settings.database_url is None:
         raise SystemExit("lookback serve needs LOOKBACK_DATABASE_URL (use `lookback up` to run "
                          "everything on the embedded default)")
-    if os.environ.get("LOOKBACK_MIGRATE_ON_START", "true").lower() == "true":
-        await migrate(settings.database_url)
     await declare_bus(settings, all_consumers())
     port = settings.http_port or DEFAULT_PORTS[name]
     app = service_app(name, settings)
     await serve_apps({name: app}, settings, {name: port},
                      on_ready=lambda ls: print_listening(ls, settings))
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))

@@ -11,15 +11,25 @@ from typing import ClassVar, Iterable, NamedTuple
 
 
 class LookbackError(Exception):
-    """Base of every error this project raises on purpose."""
+    """Base of every error this project raises on purpose.
+
+    `str(error)` is the developer's text (English, for logs); `zh` is what a person reads in the
+    answer's `message`: Chinese, saying what to do. Without one, the answer says in Chinese what
+    kind of refusal it was (`MESSAGES_ZH` by status).
+    """
 
     status: ClassVar[int] = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+    def __init__(self, message: str = "", *, code: str | None = None, zh: str | None = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
+        self.zh = zh
+
+    @property
+    def message_zh(self) -> str:
+        return self.zh or MESSAGES_ZH.get(self.status, MESSAGES_ZH[500])
 
 
 class DomainError(LookbackError):
@@ -80,6 +90,19 @@ class TransientError(LookbackError):
     code = "unavailable"
 
 
+# What a person reads when an error names no Chinese message of its own.
+MESSAGES_ZH = {
+    401: "未登录或登录已失效，请重新登录后再试。",
+    403: "您没有权限进行此操作。",
+    404: "未找到所请求的记录，请检查后重试。",
+    409: "该操作与当前状态不符，请刷新后重试。",
+    413: "上传的内容过大。",
+    422: "填写的内容有误，请按提示修改后重新提交。",
+    500: "系统内部错误，已记录，请稍后再试。",
+    503: "系统暂时不可用，请稍后再试。",
+}
+
+
 class FieldProblem(NamedTuple):
     """One rejected field: `field` is a dotted path (`households.3.phone`), `reason` says why."""
 
@@ -96,8 +119,8 @@ class ValidationFailed(DomainError):
     status = 422
     code = "validation_failed"
 
-    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, problems: Iterable[tuple[str, str]], *, zh: str | None = None) -> None:
         self.problems: tuple[FieldProblem, ...] = tuple(FieldProblem(*p) for p in problems)
         if not self.problems:
             raise ValueError("ValidationFailed needs at least one problem")
-        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in self.problems))
+        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in self.problems), zh=zh)

@@ -5,13 +5,14 @@ schema version; the name is stored and routed, never an import path, so code can
 """
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Callable, ClassVar, Iterable
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
 
 class Role(StrEnum):
@@ -41,12 +42,56 @@ class Actor(BaseModel):
     role: Role
     unit: str | None = None
 
+    @model_validator(mode="after")
+    def _district_roles_have_a_unit(self) -> "Actor":
+        # A district role without a unit would be scoped to nothing, and a query that forgot to
+        # check would show it every unit: such a principal cannot exist at all.
+        if self.role.is_district and not self.unit:
+            raise ValueError(f"a {self.role.value} acts for one reporting unit: give its unit")
+        if not self.role.is_district and self.unit is not None:
+            raise ValueError(f"a {self.role.value} acts for the whole city: give no unit")
+        return self
+
+    @property
+    def scope(self) -> str | None:
+        """The one unit this principal may see and act on; None for the whole city."""
+        return self.unit if self.role.is_district else None
+
 
 SYSTEM_ACTOR = Actor(id="system", name="Lookback", role=Role.CITY_ADMIN, unit=None)
 
 
-class Message(BaseModel):
+# C0 control characters and NUL (TAB, LF and CR are text): they break spreadsheets, terminals and
+# logs downstream, and nobody types them. Refused wherever a message or a record is built.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _refuse_control_characters(value: Any) -> Any:
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("contains a control character (U+%04X)" % ord(_CONTROL.search(value)[0]))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _refuse_control_characters(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(key)
+            _refuse_control_characters(item)
+    return value
+
+
+class Record(BaseModel):
+    """A frozen record that refuses unknown fields and control characters in any text."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        return _refuse_control_characters(value)
+
+
+class Message(Record):
+    pass
 
 
 class Command(Message):

@@ -24,6 +24,14 @@ class Metrics:
                                        registry=self.registry)
         self.sequencer_lag = Gauge("lookback_sequencer_lag_events",
                                    "Appended events not yet sequenced", registry=self.registry)
+        # Labelled, so a target that has acknowledged nothing yet is absent rather than 0.
+        self.witnessed_tree_size = Gauge("lookback_witness_tree_size",
+                                         "Newest checkpoint tree size a witness acknowledged",
+                                         ["target"], registry=self.registry)
+        self.dead_letters = Gauge("lookback_dead_letters",
+                                  "Dead letters waiting for a person to replay or discard them, per "
+                                  "consumer (local transport) and per RabbitMQ DLQ",
+                                  ["queue"], registry=self.registry)
         self.pipeline = CommandMetrics(self.registry)
         self.info = Gauge("lookback_service_info", "Service identity", ["service"],
                           registry=self.registry)

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import asyncpg
 import structlog
@@ -26,6 +26,7 @@ import structlog
 from shared.errors import LookbackError
 from shared.merkle import Frontier, leaf_hash, ledger_entry
 from shared.signing import Checkpoint, CheckpointSigner
+from shared.store import login_dsn
 
 log = structlog.get_logger("lookback.sequencer")
 
@@ -104,16 +105,18 @@ class Sequencer:
     """Elect, then sequence committed events into `es.ledger` and sign checkpoints.
 
     `dsn` is a direct connection string (not through a transaction-mode pooler: session advisory
-    locks need a session). `role` is the database role to act as (`lookback_sequencer`).
+    locks need a session). `role` is the login role to use (`lookback_sequencer`, which may
+    write the ledger and nothing else), with its `password` if the server asks for one.
     """
 
     def __init__(self, dsn: str, signer: CheckpointSigner | None = None,
                  checkpoint_dir: str | Path | None = None, *, checkpoint_every_events: int = 1000,
                  checkpoint_every_seconds: float = 60.0, batch_size: int = 2000,
-                 role: str | None = None, poll_interval: float = 0.05,
+                 role: str | None = None, password: str | None = None,
+                 poll_interval: float = 0.05,
                  election_interval: float = 0.5, max_batches_per_run: int = 50,
                  lock_key: int = SEQUENCER_LOCK_KEY, clock: Callable[[], float] = time.monotonic,
-                 name: str = "sequencer") -> None:
+                 name: str = "sequencer", witness: Any = None) -> None:
         if batch_size < 1 or checkpoint_every_events < 1:
             raise ValueError("batch_size and checkpoint_every_events must be at least 1")
         self.dsn = dsn
@@ -122,13 +125,17 @@ class Sequencer:
         self.checkpoint_every_events = checkpoint_every_events
         self.checkpoint_every_seconds = checkpoint_every_seconds
         self.batch_size = batch_size
-        self.role = role
+        self.role, self.password = role, password
         self.poll_interval = poll_interval
         self.election_interval = election_interval
         self.max_batches_per_run = max_batches_per_run
         self.lock_key = lock_key
         self.clock = clock
         self.name = name
+        # A WitnessShipper (shared/witness.py): ships each signed checkpoint off the machine.
+        self.witness = witness
+        if witness is not None:
+            witness.active = lambda: self.is_leader
         self.is_leader = False
         self.last_checkpoint: Checkpoint | None = None
         self._conn: asyncpg.Connection | None = None
@@ -139,9 +146,8 @@ class Sequencer:
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             settings = {"application_name": f"lookback:{self.name}"}
-            if self.role:
-                settings["role"] = self.role
-            self._conn = await asyncpg.connect(self.dsn, server_settings=settings, timeout=10)
+            dsn = login_dsn(self.dsn, self.role, self.password) if self.role else self.dsn
+            self._conn = await asyncpg.connect(dsn, server_settings=settings, timeout=10)
             self.is_leader = False
         return self._conn
 
@@ -311,6 +317,8 @@ class Sequencer:
         self.last_checkpoint = checkpoint
         log.info("checkpoint_signed", tree_size=checkpoint.tree_size,
                  root=checkpoint.root_hash.hex(), key_id=checkpoint.key_id)
+        if self.witness is not None:
+            self.witness.wake()
         if self.checkpoint_dir is not None:
             try:
                 write_checkpoint_file(self.checkpoint_dir, checkpoint)
@@ -320,6 +328,9 @@ class Sequencer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead or wait to lead; sequence until `stop` is set; sign what is pending on the way out."""
+        witness_stop = asyncio.Event()
+        witnessing = (asyncio.create_task(self.witness.run(witness_stop), name="witness")
+                      if self.witness is not None else None)
         try:
             while not stop.is_set():
                 if not await self.wait_for_leadership(stop):
@@ -340,13 +351,25 @@ class Sequencer:
                 except (NotLeaderError, *_CONNECTION_LOST):
                     pass
         finally:
+            if witnessing is not None:
+                # While still the leader, the last checkpoint gets a bounded chance to leave the
+                # machine; what does not make it is shipped by the next leader.
+                if self.is_leader and self.last_checkpoint is not None:
+                    await self.witness.caught_up(self.last_checkpoint.tree_size, timeout=5.0)
+                witness_stop.set()
+                try:
+                    await asyncio.wait_for(witnessing, 10)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    witnessing.cancel()
             await self.close()
 
     async def lag(self) -> int:
-        """Events appended (committed) but not yet sequenced."""
-        if self._conn is not None and not self._conn.is_closed():
-            return await unsequenced_count(self._conn)
-        conn = await asyncpg.connect(self.dsn)
+        """Events appended (committed) but not yet sequenced.
+
+        On a connection of its own: the lock connection is busy sequencing, and a second query on
+        it while a batch runs fails ("another operation is in progress") and costs the leadership.
+        """
+        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "lookback:lag"})
         try:
             return await unsequenced_count(conn)
         finally:

@@ -8,11 +8,12 @@ document at /asyncapi (try-it-out off). Resources are created in the lifespan, n
 from __future__ import annotations
 
 import asyncio
+import traceback
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Mapping, Sequence, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
@@ -23,18 +24,23 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
+from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
-from shared.errors import LookbackError, UnauthenticatedError, ValidationFailed
+from shared.deadletters import measure_depth as measure_dead_letter_depth
+from shared.errors import MESSAGES_ZH, LookbackError, UnauthenticatedError, ValidationFailed
+from shared.http import Edge, EdgePolicy
 from shared.logging import get_logger
 from shared.messages import Actor, Command, EventContract
 from shared.metrics import Metrics
 from shared.pipeline import CommandPipeline, CommandResult, CommandTable
+from shared.provisioning import SEQUENCER, service_role
 from shared.sequencer import Sequencer
 from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool
 from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
+from shared.witness import WitnessShipper, targets_from_text
 
 log = get_logger()
 D = TypeVar("D")
@@ -62,6 +68,10 @@ class ServiceSpec(Generic[D]):
     build_deps: Callable[[Settings, asyncpg.Pool], D] | None = None
     background: Sequence[Callable[["Runtime[D]"], Awaitable[None]]] = ()
     migrations: Path | None = None
+    # Larger bodies than the edge's 1 MiB default, by path prefix (an import workbook).
+    body_limits: Mapping[str, int] = field(default_factory=dict)
+    # Paths anyone may call without a token (the public results page); everything else needs one.
+    public_paths: frozenset[str] = frozenset()
     version: str = "0.1.0"
 
     @property
@@ -94,6 +104,10 @@ class Runtime(Generic[D]):
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def authenticate(self, request: Request) -> Actor:
+        """The caller; the edge (shared/http.py) authenticated it before the body was read."""
+        actor = getattr(request.state, "actor", None)
+        if isinstance(actor, Actor):
+            return actor
         return self.tokens.authenticate(request.headers.get("authorization"))
 
     async def run(self, command: Command, actor: Actor, request: Request | None = None
@@ -109,16 +123,23 @@ def runtime_of(request: Request) -> Runtime[Any]:
     return runtime
 
 
-def default_sequencer(settings: Settings) -> Sequencer:
+def default_sequencer(settings: Settings, metrics: Metrics | None = None) -> Sequencer:
     """A sequencer candidate; the advisory lock elects one across every process of the system."""
     assert settings.database_url is not None
     checkpoint_dir = settings.resolved_checkpoint_dir()
     checkpoint_dir.mkdir(parents=True, exist_ok=True)  # an auditor can point at it from the start
+    targets = targets_from_text(settings.witness, settings.data_dir / "witness")
+    witness = WitnessShipper(settings.database_url, targets, role=SEQUENCER,
+                             password=settings.database_password(SEQUENCER),
+                             gauge=metrics.witnessed_tree_size if metrics else None
+                             ) if targets else None
     return Sequencer(settings.database_url, signer=load_signer(settings),
+                     password=settings.database_password(SEQUENCER),
                      checkpoint_dir=checkpoint_dir,
                      checkpoint_every_events=settings.checkpoint_every_events,
                      checkpoint_every_seconds=settings.checkpoint_every_seconds,
-                     role="lookback_sequencer", poll_interval=settings.sequencer_poll_interval)
+                     role=SEQUENCER, poll_interval=settings.sequencer_poll_interval,
+                     witness=witness)
 
 
 def load_signer(settings: Settings) -> CheckpointSigner | None:
@@ -132,8 +153,12 @@ def load_signer(settings: Settings) -> CheckpointSigner | None:
     return CheckpointSigner(load_private_key(text.strip()))
 
 
-def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None, *,
+           message: str | None = None) -> JSONResponse:
+    """The one error body: a machine code, a Chinese message a person can act on, the detail."""
+    body = {"error": code, "message": message or MESSAGES_ZH.get(status, MESSAGES_ZH[500]),
+            "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -143,9 +168,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LookbackError)
     async def _lookback(_: Request, exc: LookbackError) -> JSONResponse:
         if isinstance(exc, ValidationFailed):
-            return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems])
+            return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems],
+                          message=exc.message_zh)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
-        return _error(exc.status, exc.code, str(exc), headers)
+        return _error(exc.status, exc.code, str(exc), headers, message=exc.message_zh)
+
+    @app.exception_handler(Exception)
+    async def _500(request: Request, exc: Exception) -> JSONResponse:
+        # Through structlog (and its masking), never plain stderr; the message is left out: it
+        # may quote input (a name, a phone), and the type and frames are what a fix needs.
+        frames = traceback.extract_tb(exc.__traceback__)[-5:]
+        log.error("unhandled_error", method=request.method, path=request.url.path,
+                  error_type=type(exc).__name__,
+                  frames=[f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames])
+        return _error(500, "internal_error", "an unexpected error; it is logged")
 
     @app.exception_handler(RequestValidationError)
     async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -177,7 +213,9 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         if settings.database_url is None:
             raise RuntimeError("no database URL: run through `lookback up` for the embedded mode")
         own_pool = pool is None
-        the_pool = pool or await create_pool(settings.database_url, role=f"lookback_{spec.name}",
+        role = service_role(spec.name)
+        the_pool = pool or await create_pool(settings.database_url, role=role,
+                                             password=settings.database_password(role),
                                              max_size=settings.db_pool_size)
         store = PostgresEventStore(the_pool)
         deps = spec.build_deps(settings, the_pool) if spec.build_deps else None
@@ -218,7 +256,8 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             runtime.projections.add_consumer(projection)
         sequencer_stop = asyncio.Event()
         if settings.run_sequencer:
-            runtime.sequencer = (sequencer_factory or default_sequencer)(settings)
+            runtime.sequencer = (sequencer_factory(settings) if sequencer_factory
+                                 else default_sequencer(settings, metrics))
             runtime.tasks.append(asyncio.create_task(runtime.sequencer.run(sequencer_stop),
                                                      name="sequencer"))
         await runtime.projections.start()
@@ -252,9 +291,20 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                 await asyncio.wait_for(the_pool.close(), 15)
             log.info("service_stopped", service=spec.name)
 
+    docs = settings.docs_access != "off"
     app = FastAPI(title=f"Lookback {spec.name}", description=spec.description,
-                  version=spec.version, lifespan=lifespan)
+                  version=spec.version, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url=None,
+                  openapi_url="/openapi.json" if docs else None)
     install_error_handlers(app)
+    public = {"/healthz", "/readyz", *spec.public_paths}
+    if settings.docs_access == "public":
+        public |= {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi", "/asyncapi.json"}
+    if settings.metrics_access == "public":
+        public.add("/metrics")
+    app.add_middleware(Edge, policy=lambda: EdgePolicy(
+        authenticate=tokens.authenticate, public_paths=frozenset(public),
+        body_limits=spec.body_limits))
     app.state.spec = spec
     app.state.settings = settings
 
@@ -284,21 +334,32 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    async def metrics_endpoint(request: Request) -> PlainTextResponse:
-        runtime: Runtime = request.app.state.runtime
-        if runtime.relay is not None:
+    if settings.metrics_access != "off":
+        @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+        async def metrics_endpoint(request: Request) -> PlainTextResponse:
+            runtime: Runtime[Any] = request.app.state.runtime
+            if runtime.relay is not None:
+                try:
+                    metrics.relay_lag.set(await runtime.relay.lag())
+                except Exception:
+                    pass
             try:
-                metrics.relay_lag.set(await runtime.relay.lag())
-            except Exception:
-                pass
-        if runtime.sequencer is not None and hasattr(runtime.sequencer, "lag"):
-            try:
-                metrics.sequencer_lag.set(await runtime.sequencer.lag())
-            except Exception:
-                pass
-        return PlainTextResponse(generate_latest(metrics.registry).decode(),
-                                 media_type=CONTENT_TYPE_LATEST)
+                await measure_dead_letter_depth(runtime, metrics.dead_letters)
+            except Exception as exc:  # a scrape never fails for it; the gauge keeps its last value
+                log.warning("dead_letter_depth_unavailable", reason=str(exc)[:200])
+            if runtime.sequencer is not None and hasattr(runtime.sequencer, "lag"):
+                try:
+                    metrics.sequencer_lag.set(await runtime.sequencer.lag())
+                except Exception:
+                    pass
+            return PlainTextResponse(generate_latest(metrics.registry).decode(),
+                                     media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(audit_router)  # read-only proofs and history for auditors, on every service
+    if spec.router is not None:
+        app.include_router(spec.router)
+    if not docs:
+        return app
 
     asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}", version=spec.version,
                         description=spec.description)
@@ -312,8 +373,6 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         # try_it_out_path=None: the default route would let anyone publish onto the real broker.
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
-    if spec.router is not None:
-        app.include_router(spec.router)
     return app
 
 

@@ -5,6 +5,7 @@ No URL means the embedded default: an embedded PostgreSQL (pgserver) and the loc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,8 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = None
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: float = 60.0
+    witness: str | None = Field(None, description="where signed checkpoints are shipped off the "
+                                "machine: folder:<path>,git:<remote> (shared/witness.py)")
     campaign_file: Path | None = None
     log_json: bool | None = Field(None, description="JSON logs; default: JSON unless on a TTY")
     log_level: str = "INFO"
@@ -36,6 +39,38 @@ class Settings(BaseSettings):
     retry_delays: tuple[float, ...] = Field((0.2, 0.8, 3.2), description="in-process retry pauses")
     run_sequencer: bool = True
     db_pool_size: int = 10
+    # Where each login's password lives, one file per login: `<role>.db.password` for PostgreSQL,
+    # `<user>.amqp.password` for RabbitMQ (container secrets mount here). None: no passwords
+    # (trust or certificate authentication).
+    secrets_dir: Path | None = None
+    # The key that wraps every personal-data subject key (base64 of 32 bytes), or the file that
+    # holds it; only the process that holds personal data (the registry) needs it.
+    pii_master_key: str | None = None
+    pii_master_key_file: Path | None = None
+    # Who may read the API documents (OpenAPI /docs, AsyncAPI) and /metrics: anyone, callers with
+    # a valid token, or nobody (not served). The embedded default (`lookback up`) makes them
+    # public for the newcomer; a deployment keeps them behind a token or turns them off.
+    docs_access: Literal["public", "authenticated", "off"] = "authenticated"
+    metrics_access: Literal["public", "authenticated", "off"] = "authenticated"
+
+    def database_password(self, role: str) -> str | None:
+        return self._secret(f"{role}.db.password")
+
+    def broker_password(self, user: str) -> str | None:
+        return self._secret(f"{user}.amqp.password")
+
+    def _secret(self, name: str) -> str | None:
+        if self.secrets_dir is None:
+            return None
+        path = self.secrets_dir / name
+        return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+    def pii_master_key_text(self) -> str | None:
+        if self.pii_master_key is not None:
+            return self.pii_master_key
+        if self.pii_master_key_file is not None:
+            return self.pii_master_key_file.read_text(encoding="utf-8").strip()
+        return None
 
     @property
     def embedded(self) -> bool:

@@ -12,6 +12,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Mapping, Protocol, Sequence
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -86,15 +87,24 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=_json_encode, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, role: str | None = None, min_size: int = 1, max_size: int = 10,
-                      **kwargs: Any) -> asyncpg.Pool:
-    """A pool whose connections act as `role` (a service's database role), if given."""
+def login_dsn(dsn: str, role: str, password: str | None = None) -> str:
+    """`dsn` with `role` (and its password) as the user: a service logs in as its own role, never
+    as the administrator the DSN may name (that would let its session become anyone)."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    user = quote(role, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
+async def create_pool(dsn: str, *, role: str | None = None, password: str | None = None,
+                      min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    """A pool of connections logged in as `role` (a service's login role), if given."""
     settings = dict(kwargs.pop("server_settings", {}) or {})
     settings.setdefault("application_name", f"lookback:{role or 'admin'}")
     # Idle-in-transaction sessions would hold back the transaction-id horizon for every reader.
     settings.setdefault("idle_in_transaction_session_timeout", "60000")
     if role:
-        settings["role"] = role
+        dsn = login_dsn(dsn, role, password)
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
                                      init=init_connection, server_settings=settings, **kwargs)
 

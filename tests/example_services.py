@@ -74,7 +74,7 @@ EXAMPLE = ServiceSpec(contract=CONTRACT, description="Example producer", command
 SEEN_TABLE = """
 CREATE TABLE IF NOT EXISTS public.example_seen (
     event_id uuid PRIMARY KEY, thing_id text NOT NULL, name text NOT NULL);
-GRANT SELECT, INSERT ON public.example_seen TO lookback_example;
+GRANT SELECT, INSERT ON public.example_seen TO lookback_exampleconsumer;
 """
 
 
@@ -110,5 +110,6 @@ CONSUMER_CONTRACT = EventContract(service="exampleconsumer", categories=(), even
 def consumer_spec() -> ServiceSpec:
     return ServiceSpec(
         contract=CONSUMER_CONTRACT, description="Example consumer", router=consumer_router,
+        public_paths=frozenset({"/seen"}),
         consumers=[ConsumerSpec(name="exampleconsumer.on-example", source=CONTRACT,
                                 reactions={ThingRegistered: record_thing})])

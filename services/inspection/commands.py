@@ -9,47 +9,48 @@ from services.inspection.events import Sha256Hex, TargetKind, VisitOutcome
 from shared.messages import Command
 
 
-class FreezeFrame(Command):
+class DrawCommand(Command):
+    """A command on one draw: it decides on that draw's stream."""
+
+    draw_id: str
+
+
+class FreezeFrame(DrawCommand):
     """Freeze the sampling frame of every stratum from the service's current view of the registry."""
 
     draw_id: str = Field(min_length=1, pattern=r"^[^|]+$")
     title: str = Field(min_length=1)
 
 
-class CommitEntropy(Command):
+class CommitEntropy(DrawCommand):
     """State in advance what the entropy will be; `not_before` is when it can first be known."""
 
-    draw_id: str
     statement: str = Field(min_length=1)
     not_before: AwareDatetime | None = None
 
 
-class RevealEntropy(Command):
-    draw_id: str
+class RevealEntropy(DrawCommand):
     entropy: str = Field(min_length=1)
 
 
-class DrawSample(Command):
-    draw_id: str
+class DrawSample(DrawCommand):
+    """Draw every stratum with the revealed entropy (a step of RevealEntropy, not sent alone)."""
 
 
-class AddDiscretionaryPick(Command):
-    draw_id: str
+class AddDiscretionaryPick(DrawCommand):
     project_id: str = Field(min_length=1)
     reason: str = Field(min_length=1)
 
 
-class ReplaceHousehold(Command):
+class ReplaceHousehold(DrawCommand):
     """A sampled household cannot be visited (无法入户); the next pick of the sequence replaces it."""
 
-    draw_id: str
     household_code: str = Field(min_length=1)
     reason_code: str = Field(min_length=1)
     note: str = ""
 
 
-class ScheduleVisit(Command):
-    draw_id: str
+class ScheduleVisit(DrawCommand):
     visit_id: str = Field(min_length=1)
     target_kind: TargetKind
     target_id: str = Field(min_length=1)
@@ -64,10 +65,9 @@ class FindingDraft(BaseModel):
     deadline: dt.date
 
 
-class RecordVisit(Command):
+class RecordVisit(DrawCommand):
     """The outcome of a scheduled visit; `problems_found` comes with at least one finding."""
 
-    draw_id: str
     visit_id: str
     outcome: VisitOutcome
     visited_on: dt.date
@@ -79,10 +79,9 @@ class RecordVisit(Command):
     findings: list[FindingDraft] = []
 
 
-class RecordFinding(Command):
+class RecordFinding(DrawCommand):
     """A further finding on a visit already recorded as `problems_found`."""
 
-    draw_id: str
     visit_id: str
     text: str = Field(min_length=1)
     deadline: dt.date

@@ -8,14 +8,21 @@ No personal data: households appear as codes only.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 
 from services.inspection import sampling
-from services.inspection.domain import UNABLE_REASON_CODES, DrawState, DrawStageError, Stage
+from services.inspection.domain import (
+    UNABLE_REASON_CODES,
+    DrawStageError,
+    DrawState,
+    Stage,
+    UnitNotInDrawError,
+)
 
 UNIT_NAMES: Mapping[str, str] = {
     "echeng": "鄂城区民政局",
@@ -35,7 +42,7 @@ TYPE_NAMES: Mapping[str, str] = {
 
 RULE_NAMES: Mapping[str, str] = {
     "R1": "R1 省级重点项目全覆盖",
-    "R2": "R2 按50%随机抽取",
+    "R2": "R2 按{share}随机抽取",
     "R3": "R3 随机抽取1个乡镇(街道)及改造户",
 }
 
@@ -62,8 +69,7 @@ def draw_document(state: DrawState, *, unit: str | None = None) -> dict[str, Any
         raise DrawStageError("a draw list exists only once the sample is drawn",
                              code="not_drawn")
     if unit is not None and unit not in state.units:
-        raise DrawStageError(f"unit {unit!r} is not part of draw {state.draw_id}",
-                             code="unit_not_in_draw")
+        raise UnitNotInDrawError(f"unit {unit!r} is not part of draw {state.draw_id}")
     units = [unit] if unit is not None else list(state.units)
     strata = []
     project_ids: set[str] = set()
@@ -118,10 +124,6 @@ def _iso(value: Any) -> str | None:
 
 def document_json(doc: Mapping[str, Any]) -> str:
     return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-
-
-def write_draw_json(doc: Mapping[str, Any], path: Path) -> None:
-    Path(path).write_text(document_json(doc), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +184,7 @@ def _unit_sheet(workbook: Workbook, doc: Mapping[str, Any], unit: str,
         if excluded:
             notes.append("框外: " + "; ".join(excluded))
         sheet.append([record["stratum"], TYPE_NAMES.get(frame["project_type"], frame["project_type"]),
-                      RULE_NAMES.get(frame["rule"], frame["rule"]), record["frame_size"],
+                      _rule_name(frame), record["frame_size"],
                       record["sample_size"], record["frame_digest"], "; ".join(notes)])
 
     sheet.append([])
@@ -230,11 +232,23 @@ def _unit_sheet(workbook: Workbook, doc: Mapping[str, Any], unit: str,
     sheet.append([])
     sheet.append(["核验方法", "lookback inspection verify-draw <导出的JSON文件>; 算法见 docs/sampling.md"])
     sheet.cell(row=sheet.max_row, column=1).font = bold
-    for column, width in zip("ABCDEFGH", (22, 28, 26, 30, 16, 66, 40, 30)):
+    for column, width in zip("ABCDEFGH", (22, 28, 26, 30, 16, 66, 40, 30), strict=True):
         sheet.column_dimensions[column].width = width
     for row in sheet.iter_rows():
         for cell in row:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
+
+
+def _rule_name(frame: Mapping[str, Any]) -> str:
+    """The rule as printed; R2 with the frame's share (50% unless the frame records another)."""
+    name: str = RULE_NAMES.get(frame["rule"], frame["rule"])
+    if frame["rule"] != sampling.Rule.SHARE:
+        return name
+    share = frame.get("share", {"numerator": 1, "denominator": 2})
+    numerator: int = share["numerator"]
+    denominator: int = share["denominator"]
+    percent, rest = divmod(100 * numerator, denominator)
+    return name.format(share=f"{numerator}/{denominator}" if rest else f"{percent}%")
 
 
 def _header(sheet: Any, names: tuple[str, ...]) -> None:

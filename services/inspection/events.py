@@ -1,6 +1,6 @@
 """The inspection service's public contract: what happened to a draw, its visits and findings.
 
-One stream per draw (`draw-<draw_id>`). Events carry codes, never names, addresses or phones of
+One stream per draw (`draw_stream`). Events carry codes, never names, addresses or phones of
 older people: a household is its household code.
 """
 from __future__ import annotations
@@ -17,6 +17,11 @@ SHA256_HEX = r"^[0-9a-f]{64}$"
 Sha256Hex = Annotated[str, Field(pattern=SHA256_HEX)]
 
 
+def draw_stream(draw_id: str) -> str:
+    """The one stream of a draw: its frame, entropy, sample, visits and findings."""
+    return f"draw-{draw_id}"
+
+
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -25,13 +30,6 @@ class VisitOutcome(StrEnum):
     PASSED = "passed"                    # 合格
     PROBLEMS_FOUND = "problems_found"    # 发现问题
     UNABLE_TO_ENTER = "unable_to_enter"  # 无法入户 (households only)
-
-
-OUTCOME_LABELS = {
-    VisitOutcome.PASSED: "合格",
-    VisitOutcome.PROBLEMS_FOUND: "发现问题",
-    VisitOutcome.UNABLE_TO_ENTER: "无法入户",
-}
 
 
 class TargetKind(StrEnum):
@@ -45,8 +43,19 @@ class ExcludedItem(Record):
     detail: str = ""
 
 
+class SampleShare(Record):
+    """The share of an R2 frame to sample, as the campaign file states it (in lowest terms)."""
+
+    numerator: int = Field(ge=1)
+    denominator: int = Field(ge=1)
+
+
 class FrozenStratum(Record):
-    """One stratum's frame as frozen: the fields of its frame object (docs/sampling.md) + digest."""
+    """One stratum's frame as frozen: the fields of its frame object (docs/sampling.md) + digest.
+
+    `share` is there exactly when the frame object has it: an R2 frame sampling another share
+    than one half. An R2 stratum without it samples one half (every draw frozen before shares
+    were recorded)."""
 
     stratum: str
     unit: str
@@ -56,6 +65,7 @@ class FrozenStratum(Record):
     townships: dict[str, list[str]] = {}
     min_households: int | None = None
     households_per_township: int | None = None
+    share: SampleShare | None = None
     excluded: list[ExcludedItem] = []
     frame_digest: str = Field(pattern=SHA256_HEX)
 

@@ -1,27 +1,150 @@
-"""Read models of the inspection service's own events: draws, strata, picks per unit, visits,
-findings and visit progress per unit.
+"""Read models of the inspection service: what it learned of the registry, and its own draws.
 
-They run on the sequenced ledger, exactly once (inbox row + these writes + the position in one
-transaction), so the counters in `visit_progress` can be incremented without being recounted.
-The 抽查名单 export is not built from these tables but from the draw stream itself (api.py), so
-the document anyone can verify is never a second representation that might drift.
+Projections only write views; nothing here sends a command or decides anything.
+
+- **The registry view** (`inspection.on-registry`): projects, programmes and adapted households,
+  built from the registry's events as they arrive over the bus (the queue keeps its name, so
+  deployments keep their queue). It holds what a frame needs: each project's unit, township,
+  type, provincial key flag, name, year and whether (and why) it was retired; each household's
+  code, programme, unit and township. No names, addresses or phones of older people: household
+  records arrive with those sealed, and the sealed fields are never stored here. Deliveries are
+  at least once and a redelivered message can arrive after a later one, so every write is an
+  upsert that a late or repeated event cannot undo: retirement is never reverted, the provincial
+  flag is taken from the newest assessment seen, and a row first created by a later event gets
+  the registration's details when the registration arrives.
+- **The draws** (`inspection.projection-draws`): draws, strata, picks per unit, visits, findings
+  and visit progress per unit, from the service's own sequenced events, exactly once (inbox row +
+  these writes + the position in one transaction), so the counters in `visit_progress` can be
+  incremented without being recounted. The 抽查名单 export is not built from these tables but
+  from the draw stream itself (queries.draw_state), so the document anyone can verify is never a
+  second representation that might drift.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from services.inspection import sampling
+from services.inspection.config import InspectionDeps
 from services.inspection.events import (
     CONTRACT,
-    DiscretionaryPickAdded, EntropyCommitted, EntropyRevealed, FindingRecorded, FrameFrozen,
-    HouseholdReplaced, SampleDrawn, TargetKind, VisitOutcome, VisitRecorded, VisitScheduled,
+    DiscretionaryPickAdded,
+    EntropyCommitted,
+    EntropyRevealed,
+    FindingRecorded,
+    FrameFrozen,
+    HouseholdReplaced,
+    SampleDrawn,
+    TargetKind,
+    VisitOutcome,
+    VisitRecorded,
+    VisitScheduled,
+)
+from services.registry.events import CONTRACT as REGISTRY_CONTRACT
+from services.registry.events import (
+    AdaptationProgrammeRegistered,
+    HouseholdsRegistered,
+    ProjectAssessed,
+    ProjectRegistered,
+    ProjectRetired,
 )
 from shared.consuming import ConsumerSpec, HandlerContext
 
-PROJECTION_NAME = "inspection.projection-draws"
+Context = HandlerContext[InspectionDeps]
+
+REGISTRY_VIEW = "inspection.on-registry"
+DRAWS_PROJECTION = "inspection.projection-draws"
 
 
-async def on_frame_frozen(ctx: HandlerContext, event: FrameFrozen) -> None:
+# ----- the registry view --------------------------------------------------------------------------
+
+
+async def on_project_registered(ctx: Context, event: ProjectRegistered) -> None:
+    await ctx.conn.execute(
+        """INSERT INTO inspection.projects AS p (project_id, kind, project_type, unit, township,
+                   name, project_year, provincial_key, provincial_key_as_of, registered)
+           VALUES ($1, 'facility', $2, $3, $4, $5, $6, $7, 0, true)
+           ON CONFLICT (project_id) DO UPDATE SET
+               project_type = EXCLUDED.project_type, unit = EXCLUDED.unit,
+               township = EXCLUDED.township, name = EXCLUDED.name,
+               project_year = EXCLUDED.project_year, registered = true,
+               provincial_key = CASE WHEN p.provincial_key_as_of < 0
+                                     THEN EXCLUDED.provincial_key ELSE p.provincial_key END,
+               provincial_key_as_of = GREATEST(p.provincial_key_as_of, 0)""",
+        event.project_id, event.project_type, event.unit, event.township, event.name,
+        event.project_year, event.provincial_key)
+
+
+async def on_project_assessed(ctx: Context, event: ProjectAssessed) -> None:
+    # An assessment restates the provincial key flag; only a newer one than we hold counts.
+    await ctx.conn.execute(
+        """INSERT INTO inspection.projects AS p (project_id, kind, project_type, unit, township,
+                   provincial_key, provincial_key_as_of)
+           VALUES ($1, 'facility', $2, $3, $4, $5, $6)
+           ON CONFLICT (project_id) DO UPDATE SET
+               provincial_key = EXCLUDED.provincial_key,
+               provincial_key_as_of = EXCLUDED.provincial_key_as_of
+           WHERE p.provincial_key_as_of < EXCLUDED.provincial_key_as_of""",
+        event.project_id, event.project_type, event.unit, event.township, event.provincial_key,
+        event.assessment_no)
+
+
+async def on_project_retired(ctx: Context, event: ProjectRetired) -> None:
+    await ctx.conn.execute(
+        """INSERT INTO inspection.projects AS p (project_id, kind, project_type, unit, township,
+                   name, retired, retired_reason_code, retired_reason, retired_on)
+           VALUES ($1, 'facility', $2, $3, $4, $5, true, $6, $7, $8)
+           ON CONFLICT (project_id) DO UPDATE SET
+               retired = true, retired_reason_code = EXCLUDED.retired_reason_code,
+               retired_reason = EXCLUDED.retired_reason, retired_on = EXCLUDED.retired_on""",
+        event.project_id, event.project_type, event.unit, event.township, event.name,
+        event.reason_code.value, event.reason, event.retired_on)
+
+
+async def on_programme_registered(ctx: Context, event: AdaptationProgrammeRegistered) -> None:
+    await ctx.conn.execute(
+        """INSERT INTO inspection.projects (project_id, kind, project_type, unit, township, name,
+                   project_year, registered)
+           VALUES ($1, 'programme', $2, $3, $4, $5, $6, true)
+           ON CONFLICT (project_id) DO UPDATE SET
+               project_type = EXCLUDED.project_type, unit = EXCLUDED.unit,
+               township = EXCLUDED.township, name = EXCLUDED.name,
+               project_year = EXCLUDED.project_year, registered = true""",
+        event.programme_id, event.project_type, event.unit, event.township, event.name, event.year)
+
+
+async def on_households_registered(ctx: Context, event: HouseholdsRegistered) -> None:
+    # The programme row, in case its registration has not arrived yet: every household needs a
+    # programme to be labelled with on the draw list.
+    programme_type = ctx.deps.programme_type
+    await ctx.conn.execute(
+        """INSERT INTO inspection.projects (project_id, kind, project_type, unit, township,
+                   project_year)
+           VALUES ($1, 'programme', $2, $3, $4, $5) ON CONFLICT (project_id) DO NOTHING""",
+        event.programme_id, programme_type, event.unit, event.township, event.year)
+    # Only codes and places; the sealed name, address and phone stay in the registry's events.
+    await ctx.conn.executemany(
+        """INSERT INTO inspection.households (household_id, household_code, programme_id, unit,
+                   township, adaptation_year)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (household_id) DO NOTHING""",
+        [(h.household_id, h.household_code, event.programme_id, event.unit, event.township,
+          h.adaptation_year) for h in event.households])
+
+
+def registry_view_projection() -> ConsumerSpec:
+    """Registry events over the bus (ServiceSpec.consumers): another service's contract."""
+    return ConsumerSpec(name=REGISTRY_VIEW, source=REGISTRY_CONTRACT, reactions={
+        ProjectRegistered: on_project_registered,
+        ProjectAssessed: on_project_assessed,
+        ProjectRetired: on_project_retired,
+        AdaptationProgrammeRegistered: on_programme_registered,
+        HouseholdsRegistered: on_households_registered,
+    })
+
+
+# ----- the draws ----------------------------------------------------------------------------------
+
+
+async def on_frame_frozen(ctx: Context, event: FrameFrozen) -> None:
     await ctx.conn.execute(
         """INSERT INTO inspection.draws (draw_id, title, stage, algorithm_version, units,
                    frames_digest, frozen_at, project_labels, household_labels)
@@ -43,20 +166,20 @@ async def on_frame_frozen(ctx: HandlerContext, event: FrameFrozen) -> None:
         [(event.draw_id, unit) for unit in event.units])
 
 
-async def on_entropy_committed(ctx: HandlerContext, event: EntropyCommitted) -> None:
+async def on_entropy_committed(ctx: Context, event: EntropyCommitted) -> None:
     await ctx.conn.execute(
         """UPDATE inspection.draws SET stage = 'committed', entropy_statement = $2,
                   entropy_not_before = $3, committed_at = $4 WHERE draw_id = $1""",
         event.draw_id, event.statement, event.not_before, event.committed_at)
 
 
-async def on_entropy_revealed(ctx: HandlerContext, event: EntropyRevealed) -> None:
+async def on_entropy_revealed(ctx: Context, event: EntropyRevealed) -> None:
     await ctx.conn.execute(
         "UPDATE inspection.draws SET stage = 'revealed', entropy = $2, revealed_at = $3 "
         "WHERE draw_id = $1", event.draw_id, event.entropy, event.revealed_at)
 
 
-async def _labels(ctx: HandlerContext, draw_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _labels(ctx: Context, draw_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     row = await ctx.conn.fetchrow(
         "SELECT project_labels, household_labels FROM inspection.draws WHERE draw_id = $1", draw_id)
     return (row["project_labels"], row["household_labels"]) if row else ({}, {})
@@ -72,7 +195,7 @@ def _household_pick(projects: dict[str, Any], households: dict[str, Any], code: 
                 unit=household.get("unit", unit))
 
 
-async def on_sample_drawn(ctx: HandlerContext, event: SampleDrawn) -> None:
+async def on_sample_drawn(ctx: Context, event: SampleDrawn) -> None:
     await ctx.conn.execute(
         "UPDATE inspection.draws SET stage = 'drawn', drawn_at = $2 WHERE draw_id = $1",
         event.draw_id, event.drawn_at)
@@ -118,7 +241,7 @@ async def on_sample_drawn(ctx: HandlerContext, event: SampleDrawn) -> None:
         [(event.draw_id, unit, count) for unit, count in sampled.items()])
 
 
-async def on_discretionary_pick(ctx: HandlerContext, event: DiscretionaryPickAdded) -> None:
+async def on_discretionary_pick(ctx: Context, event: DiscretionaryPickAdded) -> None:
     project = event.project
     await ctx.conn.execute(
         """INSERT INTO inspection.draw_picks (draw_id, target_kind, target_id, unit, project_type,
@@ -132,7 +255,7 @@ async def on_discretionary_pick(ctx: HandlerContext, event: DiscretionaryPickAdd
         event.draw_id, project.unit)
 
 
-async def on_household_replaced(ctx: HandlerContext, event: HouseholdReplaced) -> None:
+async def on_household_replaced(ctx: Context, event: HouseholdReplaced) -> None:
     await ctx.conn.execute(
         """UPDATE inspection.draw_picks SET in_sample = false, replaced_by = $3, reason_code = $4
             WHERE draw_id = $1 AND target_kind = 'household' AND target_id = $2""",
@@ -157,7 +280,7 @@ async def on_household_replaced(ctx: HandlerContext, event: HouseholdReplaced) -
         label["project_year"])
 
 
-async def on_visit_scheduled(ctx: HandlerContext, event: VisitScheduled) -> None:
+async def on_visit_scheduled(ctx: Context, event: VisitScheduled) -> None:
     await ctx.conn.execute(
         """INSERT INTO inspection.visits (draw_id, visit_id, target_kind, target_id, unit,
                    project_type, scheduled_for, inspector_ids)
@@ -169,7 +292,7 @@ async def on_visit_scheduled(ctx: HandlerContext, event: VisitScheduled) -> None
         "WHERE draw_id = $1 AND unit = $2", event.draw_id, event.unit)
 
 
-async def on_visit_recorded(ctx: HandlerContext, event: VisitRecorded) -> None:
+async def on_visit_recorded(ctx: Context, event: VisitRecorded) -> None:
     await ctx.conn.execute(
         """UPDATE inspection.visits SET outcome = $3, unable_reason_code = $4, visited_on = $5,
                   inspector_ids = $6, checklist = $7, photo_hashes = $8
@@ -190,7 +313,7 @@ async def on_visit_recorded(ctx: HandlerContext, event: VisitRecorded) -> None:
         int(outcome is VisitOutcome.UNABLE_TO_ENTER))
 
 
-async def on_finding_recorded(ctx: HandlerContext, event: FindingRecorded) -> None:
+async def on_finding_recorded(ctx: Context, event: FindingRecorded) -> None:
     inserted = await ctx.conn.fetchval(
         """INSERT INTO inspection.findings (finding_id, draw_id, visit_id, project_id,
                    household_code, unit, project_type, project_name, township, project_year,
@@ -211,7 +334,8 @@ async def on_finding_recorded(ctx: HandlerContext, event: FindingRecorded) -> No
 
 
 def draw_projection() -> ConsumerSpec:
-    return ConsumerSpec(name=PROJECTION_NAME, source=CONTRACT, reactions={
+    """Tails the service's own sequenced events (ServiceSpec.projections)."""
+    return ConsumerSpec(name=DRAWS_PROJECTION, source=CONTRACT, reactions={
         FrameFrozen: on_frame_frozen,
         EntropyCommitted: on_entropy_committed,
         EntropyRevealed: on_entropy_revealed,

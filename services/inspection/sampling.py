@@ -3,16 +3,30 @@
 Specified in docs/sampling.md, precisely enough to reimplement in another language. This module
 is the whole algorithm: it imports nothing from the service but `shared.canonical`, so the
 stand-alone verifier (`lookback inspection verify-draw`) needs no database and no service code.
+That is why it stays one file past 400 lines: frames, the pick sequence, the rules, the export's
+verification and the documented test vectors are one self-contained unit an auditor reads (and
+copies) whole; splitting it would make the verifier depend on a package of the service.
+
+It stays one module past 400 lines because it is the one file an auditor reads beside
+docs/sampling.md: the algorithm, the checks of an export, and the checks of an export against the
+draw's signed events (`verify_against_log`).
 
 Anything that changes a pick for the same inputs is a new algorithm: bump ALGORITHM_VERSION and
 keep the old one recomputable, or every printed 抽查名单 made so far stops verifying.
+
+The numbers the rules take (R2's share, R3's household minimum and quota) are not written here:
+they come from the campaign file through the service and are recorded in each frame object, so a
+recomputation uses what the draw recorded, never what this code would assume.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, Iterable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
 
 from shared.canonical import canonical_json
 
@@ -24,8 +38,14 @@ _HASH_SPACE = 1 << 256
 
 class Rule(StrEnum):
     FULL_COVERAGE = "R1"        # every item, no randomness
-    HALF = "R2"                 # n = ceil(N / 2), drawn
+    SHARE = "R2"                # n = ceil(N * p / q) for the frame's share p/q, drawn
     TOWNSHIP_HOUSEHOLDS = "R3"  # one township, then households in it
+
+
+# The share of an R2 frame whose object names none: every frame made before shares were recorded
+# (the Ezhou 2024 campaign draws one half). Such a frame omits the field, so its digest, and every
+# published digest and test vector, is what it always was.
+ONE_HALF = Fraction(1, 2)
 
 
 class FrameError(ValueError):
@@ -49,7 +69,8 @@ class StratumFrame:
     """The frozen, canonical frame of one stratum (unit, project type).
 
     R1/R2 frames list `items`; an R3 frame lists `townships` as (name, household codes) pairs.
-    Construct through `facility_frame` / `adaptation_frame`, which sort and check.
+    An R2 frame carries its `share` of the frame to sample (in lowest terms, as Fraction keeps
+    it). Construct through `facility_frame` / `adaptation_frame`, which sort and check.
     """
 
     unit: str
@@ -59,6 +80,7 @@ class StratumFrame:
     townships: tuple[tuple[str, tuple[str, ...]], ...] = ()
     min_households: int | None = None
     households_per_township: int | None = None
+    share: Fraction | None = None
     exclusions: tuple[Exclusion, ...] = ()
     algorithm_version: str = ALGORITHM_VERSION
 
@@ -88,6 +110,9 @@ class StratumFrame:
             obj["townships"] = {name: list(codes) for name, codes in self.townships}
         else:
             obj["items"] = list(self.items)
+        if self.share is not None and self.share != ONE_HALF:
+            obj["share"] = {"numerator": self.share.numerator,
+                            "denominator": self.share.denominator}
         return obj
 
     @property
@@ -141,21 +166,31 @@ def frame_digest(frame_object: Mapping[str, Any]) -> str:
 
 
 def facility_frame(unit: str, project_type: str, rule: Rule, item_ids: Iterable[str],
-                   exclusions: Iterable[Exclusion] = ()) -> StratumFrame:
-    """The frame of an R1 or R2 stratum: the eligible project ids, sorted."""
+                   exclusions: Iterable[Exclusion] = (), *,
+                   share: Fraction | None = None) -> StratumFrame:
+    """The frame of an R1 or R2 stratum: the eligible project ids, sorted.
+
+    `share` (R2 only) is the fraction of the frame to sample, 0 < share <= 1; an R2 frame given
+    none samples one half, as a frame object without the field means.
+    """
     rule = Rule(rule)
     if rule is Rule.TOWNSHIP_HOUSEHOLDS:
         raise FrameError("an R3 stratum is built with adaptation_frame")
     _check_label("unit", unit)
     _check_label("project type", project_type)
+    if rule is Rule.SHARE:
+        share = ONE_HALF if share is None else share
+        if not isinstance(share, Fraction) or not 0 < share <= 1:
+            raise FrameError(f"an R2 share is a fraction above 0 and at most 1, got {share!r}")
+    elif share is not None:
+        raise FrameError(f"only an R2 frame has a share, not {rule.value}")
     return StratumFrame(unit=unit, project_type=project_type, rule=rule,
-                        items=_sorted_distinct(item_ids, "item"),
+                        items=_sorted_distinct(item_ids, "item"), share=share,
                         exclusions=_sorted_exclusions(exclusions))
 
 
-def adaptation_frame(unit: str, townships: Mapping[str, Iterable[str]], *,
-                     project_type: str = "home_adaptation", min_households: int = 2,
-                     households_per_township: int = 2,
+def adaptation_frame(unit: str, townships: Mapping[str, Iterable[str]], *, project_type: str,
+                     min_households: int, households_per_township: int,
                      exclusions: Iterable[Exclusion] = ()) -> StratumFrame:
     """The frame of an R3 stratum: townships (with >= 1 household) and their household codes."""
     _check_label("unit", unit)
@@ -183,14 +218,17 @@ def frame_from_object(obj: Mapping[str, Any]) -> StratumFrame:
     """Parse an exported frame object, refusing anything that is not already canonical.
 
     Canonical means: ids sorted by code point and distinct, exclusions sorted, the fields of
-    exactly one rule present. A re-sorted frame would hash differently, so a non-canonical frame
-    is refused rather than silently repaired.
+    exactly one rule present, an R2 share in lowest terms and left out when it is one half. A
+    re-sorted frame would hash differently, so a non-canonical frame is refused rather than
+    silently repaired.
     """
     try:
         rule = Rule(obj["rule"])
         common = {"algorithm_version", "unit", "project_type", "rule", "excluded"}
         extra = ({"min_households", "households_per_township", "townships"}
                  if rule is Rule.TOWNSHIP_HOUSEHOLDS else {"items"})
+        if rule is Rule.SHARE and "share" in obj:
+            extra = extra | {"share"}
         if set(obj) != common | extra:
             raise FrameError(f"frame fields {sorted(obj)} are not those of rule {rule.value}")
         exclusions = [Exclusion(item_id=e["id"], code=e["code"], detail=e["detail"])
@@ -201,7 +239,9 @@ def frame_from_object(obj: Mapping[str, Any]) -> StratumFrame:
                                      households_per_township=obj["households_per_township"],
                                      exclusions=exclusions)
         else:
-            frame = facility_frame(obj["unit"], obj["project_type"], rule, obj["items"], exclusions)
+            share = _share_from_object(obj["share"]) if "share" in obj else None
+            frame = facility_frame(obj["unit"], obj["project_type"], rule, obj["items"], exclusions,
+                                   share=share)
     except (KeyError, TypeError, AttributeError) as exc:
         raise FrameError(f"malformed frame object: {exc!r}") from exc
     frame = _replace_version(frame, obj["algorithm_version"])
@@ -211,14 +251,22 @@ def frame_from_object(obj: Mapping[str, Any]) -> StratumFrame:
     return frame
 
 
+def _share_from_object(value: Any) -> Fraction:
+    """`{"numerator": p, "denominator": q}` with integers 1 <= p <= q (JSON has no fractions)."""
+    if not isinstance(value, Mapping) or set(value) != {"numerator", "denominator"}:
+        raise FrameError('an R2 share is {"numerator": p, "denominator": q}')
+    numerator, denominator = value["numerator"], value["denominator"]
+    if type(numerator) is not int or type(denominator) is not int \
+            or not 1 <= numerator <= denominator:
+        raise FrameError(f"an R2 share needs integers 1 <= numerator <= denominator, got "
+                         f"{numerator!r}/{denominator!r}")
+    return Fraction(numerator, denominator)
+
+
 def _replace_version(frame: StratumFrame, version: Any) -> StratumFrame:
     if not isinstance(version, str):
         raise FrameError("algorithm_version must be a string")
-    return StratumFrame(unit=frame.unit, project_type=frame.project_type, rule=frame.rule,
-                        items=frame.items, townships=frame.townships,
-                        min_households=frame.min_households,
-                        households_per_township=frame.households_per_township,
-                        exclusions=frame.exclusions, algorithm_version=version)
+    return replace(frame, algorithm_version=version)
 
 
 def _sorted_distinct(ids: Iterable[str], what: str) -> tuple[str, ...]:
@@ -227,7 +275,7 @@ def _sorted_distinct(ids: Iterable[str], what: str) -> tuple[str, ...]:
         if not isinstance(item, str) or not item:
             raise FrameError(f"{what} ids must be non-empty strings, got {item!r}")
     ordered = sorted(ids)  # Python orders str by code point, which is also UTF-8 byte order
-    duplicates = sorted({a for a, b in zip(ordered, ordered[1:]) if a == b})
+    duplicates = sorted({a for a, b in zip(ordered, ordered[1:], strict=False) if a == b})
     if duplicates:
         raise FrameError(f"duplicate {what} ids in frame: {duplicates}")
     return tuple(ordered)
@@ -327,9 +375,10 @@ def permute(key: bytes, items: Sequence[str]) -> list[str]:
     return [step.item for step in permutation_trace(key, items)]
 
 
-def half_sample_size(frame_size: int) -> int:
-    """R2: ceil(N / 2) in integers. Never round(): round(2.5) == 2 in Python."""
-    return (frame_size + 1) // 2
+def share_sample_size(frame_size: int, share: Fraction) -> int:
+    """R2: n = ceil(N * p / q) in integers. Never round() (round(2.5) == 2) nor floats."""
+    numerator, denominator = share.numerator, share.denominator
+    return (frame_size * numerator + denominator - 1) // denominator
 
 
 def township_key_label(stratum: str) -> str:
@@ -359,8 +408,9 @@ def draw_stratum(frame: StratumFrame, *, draw_id: str, entropy: str) -> StratumD
         order = list(frame.items)
         sample_size = size
     else:
+        assert frame.share is not None  # facility_frame gives every R2 frame its share
         order = permute(draw_key(draw_id, frame.stratum, digest, entropy), frame.items)
-        sample_size = half_sample_size(size)
+        sample_size = share_sample_size(size, frame.share)
     return StratumDraw(stratum=frame.stratum, rule=frame.rule, frame_digest=digest,
                        frame_size=size, sample_size=sample_size,
                        picks=tuple(order[:sample_size]), replacements=tuple(order[sample_size:]),
@@ -394,10 +444,6 @@ def _draw_adaptation(frame: StratumFrame, digest: str, *, draw_id: str,
                        no_eligible_project=False,
                        insufficient_sample=fallback or sample_size < frame.households_per_township,
                        township=township, township_order=tuple(township_order))
-
-
-def draw_all(frames: Iterable[StratumFrame], *, draw_id: str, entropy: str) -> tuple[StratumDraw, ...]:
-    return tuple(draw_stratum(frame, draw_id=draw_id, entropy=entropy) for frame in frames)
 
 
 def frames_digest(digests_by_stratum: Mapping[str, str]) -> str:
@@ -462,6 +508,159 @@ def verify_document(doc: Mapping[str, Any]) -> list[str]:
         unit = stratum.split("/", 1)[0]
         if unit in units and stratum not in seen:
             problems.append(f"{stratum}: listed in the draw but missing from this export")
+    problems.extend(_verify_timing(doc))
+    problems.extend(_verify_discretionary(doc, {s.split("/", 1)[0] for s in listed}))
+    return problems
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 time with its offset, or None (absent or unreadable: reported by the caller)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _verify_timing(doc: Mapping[str, Any]) -> list[str]:
+    """The entropy cannot have been known before `entropy_not_before`: a reveal dated earlier means
+    the draw was made with a value nobody could have known honestly (docs/sampling.md §1)."""
+    not_before, revealed = doc.get("entropy_not_before"), doc.get("revealed_at")
+    if not_before is None:
+        return []
+    start, reveal = _instant(not_before), _instant(revealed)
+    if start is None or reveal is None:
+        return [f"entropy_not_before {not_before!r} and revealed_at {revealed!r} must be ISO 8601 "
+                "times with an offset"]
+    if reveal < start:
+        return [f"the entropy was revealed at {revealed}, before it could be known "
+                f"(entropy_not_before {not_before})"]
+    return []
+
+
+def _verify_discretionary(doc: Mapping[str, Any], draw_units: set[str]) -> list[str]:
+    """Discretionary picks are choices, not computed, so each must say why and name a unit of the
+    draw (docs/sampling.md §7)."""
+    problems = []
+    picks = doc.get("discretionary") or []
+    if not isinstance(picks, list):
+        return ["discretionary is a list of {project_id, unit, reason}"]
+    for n, pick in enumerate(picks):
+        if not isinstance(pick, dict) or set(pick) != {"project_id", "unit", "reason"}:
+            problems.append(f"discretionary #{n}: exactly project_id, unit and reason")
+            continue
+        if not isinstance(pick["project_id"], str) or not pick["project_id"]:
+            problems.append(f"discretionary #{n}: no project id")
+        if not isinstance(pick["reason"], str) or not pick["reason"].strip():
+            problems.append(f"discretionary #{n} ({pick['project_id']}): no reason given")
+        if pick["unit"] not in draw_units:
+            problems.append(f"discretionary #{n} ({pick['project_id']}): unit {pick['unit']!r} is "
+                            "not a unit of this draw")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The export against the signed log
+
+
+def draw_stream_id(draw_id: str) -> str:
+    """The stream that holds a draw's events in the event store (and so in the audit log)."""
+    return f"draw-{draw_id}"
+
+
+_LIFE = ("inspection.FrameFrozen", "inspection.EntropyCommitted", "inspection.EntropyRevealed",
+         "inspection.SampleDrawn")
+
+
+def frozen_frame_object(stratum: Mapping[str, Any], algorithm_version: str) -> dict[str, Any]:
+    """The frame object (§3) of one stratum as the FrameFrozen event records it."""
+    obj: dict[str, Any] = {
+        "algorithm_version": algorithm_version, "unit": stratum["unit"],
+        "project_type": stratum["project_type"], "rule": stratum["rule"],
+        "excluded": [{"id": e["id"], "code": e["code"], "detail": e.get("detail", "")}
+                     for e in stratum.get("excluded", [])]}
+    if stratum["rule"] == Rule.TOWNSHIP_HOUSEHOLDS.value:
+        obj["min_households"] = stratum["min_households"]
+        obj["households_per_township"] = stratum["households_per_township"]
+        obj["townships"] = stratum["townships"]
+    else:
+        obj["items"] = stratum["items"]
+    return obj
+
+
+def verify_against_log(doc: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Check an export against the draw's own events, read from a verified audit log.
+
+    `events` are the entries of stream `draw-<draw_id>` in stream order, each `{"event_type",
+    "payload"}` (payload None when the log holds no event row). Everything the export states
+    about the frame, the commitment, the reveal, the picks, the discretionary picks and the
+    household replacements must be what those signed events say; so a consistent rewrite of an
+    export (a frame changed and every digest and pick recomputed) no longer passes.
+    """
+    problems: list[str] = []
+    by_type: dict[str, list[Mapping[str, Any]]] = {}
+    for n, event in enumerate(events):
+        if event.get("payload") is None:
+            return [f"draw event #{n} has no event row in the audit log"]
+        by_type.setdefault(event["event_type"], []).append(event["payload"])
+    order = [e["event_type"] for e in events if e["event_type"] in _LIFE]
+    if order != list(_LIFE):
+        return [f"the audit log's draw stream holds {order or 'no draw events'}, not one each of "
+                f"{', '.join(_LIFE)} in that order"]
+    frozen = by_type["inspection.FrameFrozen"][0]
+    committed = by_type["inspection.EntropyCommitted"][0]
+    revealed = by_type["inspection.EntropyRevealed"][0]
+    drawn = by_type["inspection.SampleDrawn"][0]
+
+    def same(what: str, stated: Any, logged: Any) -> None:
+        if stated != logged:
+            problems.append(f"{what}: the export says {stated!r}, the signed log {logged!r}")
+
+    same("algorithm_version", doc.get("algorithm_version"), frozen["algorithm_version"])
+    same("frames_digest", doc.get("frames_digest"), frozen["frames_digest"])
+    logged_digests = {s["stratum"]: s["frame_digest"] for s in frozen["strata"]}
+    same("frame_digests", doc.get("frame_digests"), logged_digests)
+    frames = {s["stratum"]: frozen_frame_object(s, frozen["algorithm_version"])
+              for s in frozen["strata"]}
+    outcomes = {o["stratum"]: o for o in drawn["strata"]}
+    replaced: dict[str, list[dict[str, str]]] = {}
+    for step in by_type.get("inspection.HouseholdReplaced", []):
+        replaced.setdefault(step["stratum"], []).append(
+            {"replaced": step["replaced_household"], "replacement": step["replacement_household"],
+             "reason_code": step["reason_code"]})
+    for record in doc.get("strata", []):
+        name = record.get("stratum")
+        if name not in frames:
+            problems.append(f"{name}: no such stratum was frozen in the signed log")
+            continue
+        same(f"{name}: frame", record.get("frame"), frames[name])
+        outcome = outcomes.get(name, {})
+        for key in ("frame_digest", "frame_size", "sample_size", "picks", "replacements",
+                    "no_eligible_project", "insufficient_sample", "township", "township_order"):
+            same(f"{name}: {key}", record.get(key), outcome.get(key))
+        if "household_replacements" in record:
+            same(f"{name}: household_replacements", record["household_replacements"],
+                 replaced.get(name, []))
+    same("entropy_statement", doc.get("entropy_statement"), committed["statement"])
+    same("entropy", doc.get("entropy"), revealed["entropy"])
+    for field_name, logged in (("entropy_not_before", committed.get("not_before")),
+                               ("revealed_at", revealed["revealed_at"])):
+        if _instant(doc.get(field_name)) != _instant(logged):
+            problems.append(f"{field_name}: the export says {doc.get(field_name)!r}, the signed log "
+                            f"{logged!r}")
+    start, reveal = _instant(committed.get("not_before")), _instant(revealed["revealed_at"])
+    if start is not None and reveal is not None and reveal < start:
+        problems.append(f"the signed log reveals the entropy at {revealed['revealed_at']}, before "
+                        f"it could be known ({committed['not_before']})")
+    units = set(doc.get("units", []))
+    logged_picks = [{"project_id": p["project"]["project_id"], "unit": p["project"]["unit"],
+                     "reason": p["reason"]}
+                    for p in by_type.get("inspection.DiscretionaryPickAdded", [])
+                    if p["project"]["unit"] in units]
+    same("discretionary", sorted(doc.get("discretionary") or [], key=lambda p: p.get("project_id")),
+         sorted(logged_picks, key=lambda p: p["project_id"]))
     return problems
 
 
@@ -525,7 +724,7 @@ def make_vector(name: str, frame: StratumFrame, *, draw_id: str, entropy: str) -
         "frame_canonical_json": canonical_json(frame.frame_object()).decode("utf-8"),
         "frame_digest": draw.frame_digest, **{
         k: v for k, v in draw.to_object().items() if k not in ("stratum", "rule", "frame_digest")}}
-    if frame.rule is Rule.HALF and frame.items:
+    if frame.rule is Rule.SHARE and frame.items:
         key = draw_key(draw_id, frame.stratum, frame.digest, entropy)
         expected["key_utf8"] = key.decode("utf-8")
         expected["first_pick_sha256"] = permutation_trace(key, frame.items)[0].digest
@@ -537,24 +736,33 @@ def documented_vectors() -> list[Vector]:
     """The vectors printed in docs/sampling.md (a test checks the document against these)."""
     draw_id = "ezhou-2024-city-01"
     entropy = "福彩3D 2024-05-08: 3 7 1"
-    canteens = facility_frame("echeng", "canteen", Rule.HALF,
+    canteens = facility_frame("echeng", "canteen", Rule.SHARE,
                               [f"P-{n:03d}" for n in (12, 3, 7, 21, 9)],
                               [Exclusion("P-015", "retired", "改作他用")])
+
+    def households(unit: str, townships: Mapping[str, list[str]]) -> StratumFrame:
+        # Ezhou 2024's R3 numbers, stated in the frame as every R3 frame states them.
+        return adaptation_frame(unit, townships, project_type="home_adaptation",
+                                min_households=2, households_per_township=2)
+
     return [
         make_vector("R2, N = 5 (odd): n = 3", canteens, draw_id=draw_id, entropy=entropy),
         make_vector("R2, N = 4, ASCII entropy", facility_frame(
-            "huarong", "community_center", Rule.HALF, ["C-1", "C-2", "C-3", "C-4"]),
+            "huarong", "community_center", Rule.SHARE, ["C-1", "C-2", "C-3", "C-4"]),
             draw_id=draw_id, entropy="2024-05-08 3D 371"),
         make_vector("R2, N = 1: n = 1", facility_frame(
-            "gedian", "canteen", Rule.HALF, ["G-1"]), draw_id=draw_id, entropy=entropy),
+            "gedian", "canteen", Rule.SHARE, ["G-1"]), draw_id=draw_id, entropy=entropy),
         make_vector("R2, N = 0: no eligible project", facility_frame(
-            "linkong", "canteen", Rule.HALF, []), draw_id=draw_id, entropy=entropy),
+            "linkong", "canteen", Rule.SHARE, []), draw_id=draw_id, entropy=entropy),
+        make_vector("R2, share 2/3 (another campaign's), N = 5: n = 4", facility_frame(
+            "echeng", "canteen", Rule.SHARE, ["Q-1", "Q-2", "Q-3", "Q-4", "Q-5"],
+            share=Fraction(2, 3)), draw_id=draw_id, entropy=entropy),
         make_vector("R1: every provincial key complex", facility_frame(
             "echeng", "complex", Rule.FULL_COVERAGE, ["X-2", "X-1"],
             [Exclusion("X-3", "not_provincial_key")]), draw_id=draw_id, entropy=entropy),
-        make_vector("R3: townships with >= 2 households", adaptation_frame(
+        make_vector("R3: townships with >= 2 households", households(
             "echeng", {"凤凰街道": ["H-01", "H-02", "H-03"], "泽林镇": ["H-10", "H-11"],
                        "杜山镇": ["H-20"]}), draw_id=draw_id, entropy=entropy),
-        make_vector("R3: no township has 2, take all and flag 样本不足", adaptation_frame(
+        make_vector("R3: no township has 2, take all and flag 样本不足", households(
             "linkong", {"燕矶镇": ["H-30"], "杨叶镇": ["H-40"]}), draw_id=draw_id, entropy=entropy),
     ]

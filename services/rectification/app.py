@@ -1,50 +1,56 @@
 """The rectification service's composition root.
 
-`build_deps` reads the campaign file into a `RectificationConfig` (config.py) and starts the
-scorekeeper: a small background task that, every `score_check_interval` seconds, folds each unit's
-items and reports from the store and appends the PointsDeducted that are due (idempotent:
-deterministic event ids, one per (unit, rule, trigger ref), appended at the score stream's version).
+`build_deps` reads the campaign file into a `RectificationConfig` (config.py). The scorekeeper is
+a background loop: every `score_check_interval` seconds it runs the deduction check through the
+command pipeline (one `ApplyDeductions` per unit, handlers.py), which folds each unit's items and
+reports from the store and appends the PointsDeducted that are due (idempotent: deterministic
+event ids, one per (unit, rule, trigger ref), appended at the score stream's version).
 `POST /scores/check` runs the same check on demand.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
 
+from services.rectification.api import router
+from services.rectification.config import (
+    DEFAULT_SCORE_CHECK_INTERVAL,
+    RectificationConfig,
+    rectification_config,
+)
+from services.rectification.events import CONTRACT
+from services.rectification.handlers import COMMANDS, apply_deductions
+from services.rectification.projections import PROJECTIONS, REGISTRY_VIEW
+from services.rectification.subscribers import CONSUMERS
 from shared.campaign import Campaign, load_campaign
 from shared.logging import get_logger
+from shared.messages import SYSTEM_ACTOR
 from shared.service import Runtime, ServiceSpec, create_service_app
 from shared.settings import Settings
-
-from .api import routes
-from .config import DEFAULT_SCORE_CHECK_INTERVAL, RectificationConfig, rectification_config
-from .events import CONTRACT
-from .handlers import check_deductions
-from .projections import PROJECTIONS
-from .subscribers import CONSUMERS
 
 log = get_logger()
 
 
 async def run_scorekeeper(runtime: Runtime[RectificationConfig]) -> None:
-    """Check the deduction rules every `score_check_interval` seconds until shutdown. A failed
-    check is logged and tried again next time (each check is idempotent)."""
+    """Check the deduction rules every `score_check_interval` seconds until shutdown."""
     config = runtime.deps
     if config.score_check_interval is None:
         return
     interval = config.score_check_interval or DEFAULT_SCORE_CHECK_INTERVAL
     while not runtime.shutting_down:
         try:
-            await check_deductions(runtime.store, runtime.pool, units=config.units,
-                                   rules=config.rules, deduction_rules=config.deduction_rules,
-                                   now=runtime.clock())
+            await apply_deductions(runtime.commands, actor=SYSTEM_ACTOR, now=runtime.clock(),
+                                   correlation_id=uuid.uuid4())
         except Exception as exc:
-            log.warning("score_check_failed", reason=str(exc)[:300])
+            # Whatever failed (the database away, a bug in one unit's check), the loop must live
+            # on: the check is idempotent, so the next round simply tries again.
+            log.warning("score_check_failed", error=type(exc).__name__, reason=str(exc)[:300])
         # Sleep in slices: shutdown sets `shutting_down` and waits for this task.
         loop = asyncio.get_running_loop()
         wake_at = loop.time() + interval
@@ -66,8 +72,9 @@ SPEC: ServiceSpec[RectificationConfig] = ServiceSpec(
     contract=CONTRACT,
     description="Problem items and their 销号 life cycle, monthly lists, self-inspection reports, "
                 "typical cases, progress and scores",
-    router=routes(), consumers=CONSUMERS, projections=PROJECTIONS, build_deps=build_deps,
-    background=[run_scorekeeper], migrations=Path(__file__).with_name("sql"))
+    commands=COMMANDS, router=router, consumers=[*CONSUMERS, REGISTRY_VIEW],
+    projections=PROJECTIONS, build_deps=build_deps, background=[run_scorekeeper],
+    migrations=Path(__file__).with_name("sql"))
 
 
 def create_app(settings: Settings | None = None, *, campaign: Campaign | None = None,

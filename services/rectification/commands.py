@@ -1,4 +1,6 @@
-"""Commands the rectification service accepts (HTTP routes and subscribers build these).
+"""Commands the rectification service accepts: the HTTP routes build most of them, the reactions
+to other services' events (`OpenLedgerItem`, `OpenFindingItem`) and the deduction check
+(`ApplyDeductions`) the rest. handlers.py says how each is decided.
 
 Ids that must survive a retry (`problem_id`, `case_id`, `deduction_id`) are chosen by the caller:
 a retried command with the same id is recognised instead of creating a second item. What the
@@ -37,11 +39,12 @@ class RegisterProblem(_Command):
     ledger_reason: str | None = None
 
     @model_validator(mode="after")
-    def _deadline_matches_kind(self) -> "RegisterProblem":
+    def _deadline_matches_kind(self) -> RegisterProblem:
         if self.deadline_kind is DeadlineKind.DATE and self.deadline is None:
             raise ValueError("a 整改限期 date is required unless the item is 立行立改 (immediate)")
         if self.deadline_kind is DeadlineKind.IMMEDIATE and self.deadline is not None:
-            raise ValueError("an immediate (立行立改) item takes no date: it is due N days after registration")
+            raise ValueError("an immediate (立行立改) item takes no date: "
+                             "it is due N days after registration")
         return self
 
 
@@ -91,7 +94,7 @@ class ReopenProblem(_Command):
     deadline: date | None = None
 
     @model_validator(mode="after")
-    def _deadline_matches_kind(self) -> "ReopenProblem":
+    def _deadline_matches_kind(self) -> ReopenProblem:
         if self.deadline_kind is DeadlineKind.DATE and self.deadline is None:
             raise ValueError("a 整改限期 date is required unless the item is 立行立改 (immediate)")
         if self.deadline_kind is DeadlineKind.IMMEDIATE and self.deadline is not None:
@@ -104,6 +107,38 @@ class WithdrawProblem(_Command):
 
     problem_id: uuid.UUID
     reason: str = Field(min_length=1)
+
+
+class OpenLedgerItem(Command):
+    """A registry 台账 entry (LedgerEntryAdded) opens an automatic item (source = ledger), unless
+    one is still open for the same project and reason. The entry carries everything 附件2 needs
+    about the project, as of the moment it was listed. Sent by the on-registry reaction, as the
+    system; the fields are the event's, as it sent them."""
+
+    entry_id: str
+    project_id: str
+    project_name: str
+    project_year: int
+    unit: str
+    township: str
+    reason: str
+    reason_details: tuple[str, ...] = ()
+
+
+class OpenFindingItem(Command):
+    """An inspection finding (FindingRecorded) opens a city-found item. The project is this
+    service's view of it when it has one, else the finding's own project fields (the registry's
+    events travel on another queue and may not have arrived yet). Sent by the on-inspection
+    reaction, as the system."""
+
+    finding_id: str
+    project_id: str
+    unit: str
+    project_name: str
+    township: str
+    project_year: int | None = None
+    text: str                    # the finding's text (with the household's code, never its name)
+    deadline: date | None = None
 
 
 class SubmitMonthlyList(_Command):
@@ -144,3 +179,10 @@ class DeductPoints(_Command):
     deduction_id: uuid.UUID
     points: str = Field(pattern=DECIMAL_PATTERN)
     reason: str = Field(min_length=1)
+
+
+class ApplyDeductions(_Command):
+    """Apply the campaign's deduction rules to one unit, as of now (the periodic check and
+    `POST /scores/check` send one per unit). Each occurrence is deducted once, ever."""
+
+    unit: str

@@ -1,62 +1,76 @@
 """The campaign file read as the rectification service's rules.
 
-`rectification_config` turns the campaign file (shared/campaign.py) into what the pure code takes:
-the `RectificationRules` (立行立改 days, time zone, the due dates of the monthly lists, the
-self-inspection report and the typical case, the rectification deadline), the working-day
-calendar, the traffic-light window, and the deduction rules. A campaign rule this service cannot
-apply faithfully is not guessed at: it is listed in `RectificationConfig.not_applied` (also at
-`GET /rules`) and logged at start.
+The campaign file is the only source of campaign facts. `rectification_config` turns it
+(shared/campaign.py) into what the pure code takes: the `RectificationRules` (立行立改 days, time
+zone, due time, the due dates of the monthly lists, the self-inspection report and the typical
+case, the rectification deadline) and the deduction rules; the working-day calendar
+(`Campaign.is_working_day`), the units and the traffic-light window are the campaign's own. A
+campaign rule this service cannot apply faithfully is not guessed at: it is listed in
+`RectificationConfig.not_applied` (also at `GET /rules`) and logged at start.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, time
-from typing import Any, Mapping
 
-from shared.campaign import Campaign, DeadlineKind, DeductionTrigger
-
-from . import domain as d
-from . import scoring as s
+from services.rectification import domain as d
+from services.rectification import scoring as s
+from shared.campaign import Campaign, Deadline, DeadlineKind, DeductionTrigger
 
 DEFAULT_SCORE_CHECK_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
 class RectificationConfig:
-    """Everything campaign-specific the service needs, read once at start."""
+    """Everything campaign-specific the service needs, read once at start: the campaign itself
+    (units, calendar, supervision settings) and what this service makes of it."""
 
-    campaign_id: str
+    campaign: Campaign
     rules: d.RectificationRules
     deduction_rules: tuple[s.DeductionRule, ...]
     not_applied: tuple[tuple[str, str], ...]        # (campaign rule id, why)
-    units: tuple[str, ...]
-    unit_names: Mapping[str, str]
-    holidays: frozenset[date]
-    extra_working_days: frozenset[date]
-    yellow_working_days: int = 3
     score_check_interval: float | None = DEFAULT_SCORE_CHECK_INTERVAL
-    is_working_day: s.WorkingDayPredicate = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "is_working_day",
-                           s.working_day_calendar(self.holidays, self.extra_working_days))
+    @property
+    def campaign_id(self) -> str:
+        return self.campaign.id
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return self.campaign.unit_codes
+
+    @property
+    def yellow_working_days(self) -> int:
+        return self.campaign.supervision.yellow_within_working_days
+
+    def is_working_day(self, day: date) -> bool:
+        return self.campaign.is_working_day(day)
 
     def unit_name(self, unit: str) -> str:
-        return self.unit_names.get(unit, unit)
+        return self.campaign.unit(unit).name if self.campaign.has_unit(unit) else unit
 
 
-def _single_due_time(campaign: Campaign, kinds: set[DeadlineKind]) -> time:
-    times = {deadline.due_time for deadline in campaign.deadlines if deadline.kind in kinds}
+_RECTIFICATION_KINDS = {DeadlineKind.MONTHLY_PROBLEM_LIST, DeadlineKind.SELF_INSPECTION_REPORT,
+                        DeadlineKind.TYPICAL_CASE, DeadlineKind.RECTIFICATION_COMPLETE}
+
+
+def _single_due_time(campaign: Campaign) -> time:
+    times = {deadline.due_time for deadline in campaign.deadlines
+             if deadline.kind in _RECTIFICATION_KINDS}
     if len(times) > 1:
         raise ValueError("the rectification service applies one due time to all its deadlines; "
                          f"the campaign file names several: {sorted(t.isoformat() for t in times)}")
-    return times.pop() if times else d.EZHOU_2024.due_time
+    if not times:
+        raise ValueError("the campaign file names no monthly list, self-inspection report, typical "
+                         "case or rectification deadline: the rectification service takes its "
+                         "due time from them")
+    return times.pop()
 
 
 def rectification_rules(campaign: Campaign) -> d.RectificationRules:
     """The campaign's dates and settings as the domain's RectificationRules. A deadline the file
     does not name falls back to the campaign's last day."""
-    by_kind: dict[DeadlineKind, list[Any]] = {}
+    by_kind: dict[DeadlineKind, list[Deadline]] = {}
     for deadline in campaign.deadlines:
         by_kind.setdefault(deadline.kind, []).append(deadline)
 
@@ -64,15 +78,15 @@ def rectification_rules(campaign: Campaign) -> d.RectificationRules:
         found = by_kind.get(kind)
         return min(x.due_on for x in found) if found else campaign.campaign.ends_on
 
-    monthly = sorted(by_kind.get(DeadlineKind.MONTHLY_PROBLEM_LIST, []), key=lambda x: x.period)
-    kinds = {DeadlineKind.MONTHLY_PROBLEM_LIST, DeadlineKind.SELF_INSPECTION_REPORT,
-             DeadlineKind.TYPICAL_CASE, DeadlineKind.RECTIFICATION_COMPLETE}
+    # (month, due day); the campaign file's validator makes every monthly list name its month.
+    monthly = sorted((x.period, x.due_on) for x in by_kind.get(DeadlineKind.MONTHLY_PROBLEM_LIST, [])
+                     if x.period is not None)
     return d.RectificationRules(
         immediate_days=campaign.rectification.immediate_days,
         timezone=campaign.campaign.timezone,
-        due_time=_single_due_time(campaign, kinds),
-        monthly_list_months=tuple(x.period for x in monthly),
-        monthly_list_due_dates=tuple((x.period, x.due_on) for x in monthly),
+        due_time=_single_due_time(campaign),
+        monthly_list_months=tuple(month for month, _ in monthly),
+        monthly_list_due_dates=tuple(monthly),
         self_inspection_report_due=due_on(DeadlineKind.SELF_INSPECTION_REPORT),
         typical_case_due=due_on(DeadlineKind.TYPICAL_CASE),
         ledger_item_deadline=due_on(DeadlineKind.RECTIFICATION_COMPLETE),
@@ -142,10 +156,5 @@ def rectification_config(campaign: Campaign, *,
                          ) -> RectificationConfig:
     applied, skipped = deduction_rules(campaign)
     return RectificationConfig(
-        campaign_id=campaign.id, rules=rectification_rules(campaign), deduction_rules=applied,
-        not_applied=skipped, units=campaign.unit_codes,
-        unit_names={unit.code: unit.name for unit in campaign.units},
-        holidays=frozenset(campaign.calendar.holidays),
-        extra_working_days=frozenset(campaign.calendar.make_up_working_days),
-        yellow_working_days=campaign.supervision.yellow_within_working_days,
-        score_check_interval=score_check_interval)
+        campaign=campaign, rules=rectification_rules(campaign), deduction_rules=applied,
+        not_applied=skipped, score_check_interval=score_check_interval)

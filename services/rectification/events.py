@@ -41,10 +41,6 @@ class ProblemSource(StrEnum):
     LEDGER = "ledger"
     CITY = "city"
 
-    @property
-    def is_district_found(self) -> bool:
-        return self is not ProblemSource.CITY
-
 
 class DeadlineKind(StrEnum):
     """整改限期: a date, or 立行立改 (immediately; due a configured number of days after

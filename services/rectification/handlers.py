@@ -1,275 +1,305 @@
-"""Use cases of the rectification service: load the streams a decision needs, decide, append.
+"""The rectification service's command table: for each command, the streams it decides on, what it
+reads besides them, and the pure decision.
 
-One decision may touch several streams (registering writes `problem-<id>` AND the unit's 序号
-counter `unit-<code>`; a 反弹 writes the original, the counter and the new item), so the
-`shared.handling.execute_streams` is the multi-stream sibling of `shared.handling.execute`: it loads every
-stream the decision may write, calls the pure `decide`, routes each event to its stream with
-`domain.stream_id_for`, and appends them all in ONE `store.append` with an expected version per
-stream. A concurrent writer of any of them makes the whole append fail before anything is written;
-we then reload and decide again, a bounded number of times.
+The kernel's pipeline (shared/pipeline.py) runs every row the same way: authorize, prepare, load,
+decide, append with the expected versions, retry a conflict, envelope, log, count. A unit's 序号
+counter is the hot stream here (every registration in the unit writes it); the kernel's retry
+bound says why five rounds cover it.
 
-The routes (api.py) and the reactions (subscribers.py) call the functions here; none of them
-knows about HTTP or the bus.
+Some decisions write several streams, in one atomic append, routed by `domain.stream_id_for`:
+- a registration writes the item AND its unit's counter `unit-<code>`. The unit is the project's:
+  `prepare` reads it (this service's view of the registry, or the 台账 entry / finding itself)
+  and includes the counter;
+- a 反弹 writes the original, the counter and the new item. The unit is the original's, known
+  once its stream is read: `prepare` includes the counter then.
+
+What a decision needs besides its streams comes from `prepare`, inside the command's transaction:
+the project and the evidence-reuse index from the read model (a reuse flag is a warning, a moment
+of lag is acceptable), and from the store itself what must not be judged from a read model that
+may lag: a project's open ledger items, a monthly list's snapshot (a filed document), a unit's
+items and reports for the deduction check (a deduction is irrevocable). Streams a decision only
+reads are folded with `Preparation.include` and never written.
 """
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-import asyncpg
-
-from shared import handling
-from shared.consuming import HandlerContext
-from shared.errors import DomainError, NotFoundError
-from shared.handling import MultiOutcome, StreamSpec, load
+from services.rectification import commands as c
+from services.rectification import domain as d
+from services.rectification import events as e
+from services.rectification import queries as q
+from services.rectification import scoring as s
+from services.rectification.config import RectificationConfig
+from shared.errors import NotFoundError
 from shared.logging import get_logger
-from shared.messages import SYSTEM_ACTOR, Actor, Event, deterministic_id
-from shared.store import EventStore
-
-from . import commands as c
-from . import domain as d
-from . import events as e
-from . import scoring as s
-from .events import REGISTRY, ReportKind
+from shared.messages import Actor, Event, Role
+from shared.pipeline import CommandPipeline, CommandTable, Decision, Handler, Preparation, StreamSpec
 
 log = get_logger()
 
-
-# ------------------------------------------------------------------------------------------
-# Several streams, one atomic append
-
-
-EventIds = Callable[[int, Event], uuid.UUID]
-
-# A unit's 序号 counter is written by every registration in that unit, so it is the hot stream
-# here. Each round of a race has one winner, so n registrations racing need up to n rounds; five
-# covers what people and the two subscribers do at once, a longer race is answered with 409.
-CONCURRENCY_RETRIES = 5
+Rectifying = Decision[Any, Any, RectificationConfig]
+Preparing = Preparation[Any, RectificationConfig]
+Streams = list[StreamSpec[Any]]
 
 
-async def execute_streams(store: EventStore, streams: Sequence[StreamSpec], *,
-                          decide: Callable[[Mapping[str, Any]], Sequence[Event]], actor: Actor,
-                          now: datetime, route: Callable[[Event], str] = d.stream_id_for,
-                          correlation_id: uuid.UUID | None = None,
-                          causation_id: uuid.UUID | None = None, conn: Any = None,
-                          event_ids: EventIds | None = None) -> MultiOutcome:
-    """shared.handling.execute_streams with this service's event registry, routing and retries."""
-    return await handling.execute_streams(
-        store, REGISTRY, streams, decide=decide, route=route, actor=actor, now=now,
-        correlation_id=correlation_id, causation_id=causation_id, conn=conn,
-        event_ids=event_ids, retries=CONCURRENCY_RETRIES)
+# ----- which streams ------------------------------------------------------------------------------
 
 
-def reaction_event_ids(ctx: HandlerContext) -> EventIds:
-    """Ids of the events a reaction appends, derived from the delivery it reacts to."""
-    cause = str(ctx.delivery.event_id)
-    return lambda i, _event: deterministic_id("rectification", "reaction", cause, str(i))
+def the_item(cmd: Any, _: RectificationConfig) -> Streams:
+    return [d.problem_spec(cmd.problem_id)]
 
 
-# ------------------------------------------------------------------------------------------
-# Stream specs
+def original_and_successor(cmd: c.ReopenProblem, _: RectificationConfig) -> Streams:
+    return [d.problem_spec(cmd.problem_id), d.problem_spec(cmd.new_problem_id)]
 
 
-def problem_spec(problem_id: uuid.UUID) -> StreamSpec:
-    return StreamSpec(d.problem_stream_id(problem_id), d.evolve, d.ProblemState(problem_id=problem_id))
+def ledger_item(cmd: c.OpenLedgerItem, _: RectificationConfig) -> Streams:
+    return [d.problem_spec(d.ledger_problem_id(cmd.entry_id)), d.unit_spec(cmd.unit)]
 
 
-def unit_spec(unit: str) -> StreamSpec:
-    return StreamSpec(d.unit_stream_id(unit), d.evolve_sequence, d.UnitSequenceState(unit=unit))
+def finding_item(cmd: c.OpenFindingItem, _: RectificationConfig) -> Streams:
+    return [d.problem_spec(d.finding_problem_id(cmd.finding_id))]
 
 
-def score_spec(unit: str) -> StreamSpec:
-    return StreamSpec(d.score_stream_id(unit), s.evolve_score, s.ScoreState(unit=unit))
+def monthly_list(cmd: c.SubmitMonthlyList | c.ReturnMonthlyList, _: RectificationConfig) -> Streams:
+    return [d.report_spec(d.monthly_list_report_id(cmd.unit, cmd.month))]
 
 
-def report_initial(report_id: str) -> d.ReportState:
-    """The empty state of a report from its id (`<unit>-<kind>[-<period>]`; unit codes and kinds
-    have no hyphen). NotFoundError for an id that is no report id."""
-    unit, _, rest = report_id.partition("-")
-    kind_text, _, period = rest.partition("-")
-    try:
-        kind = ReportKind(kind_text)
-    except ValueError:
-        raise NotFoundError(f"no report {report_id}") from None
-    if not unit or (kind is ReportKind.SELF_INSPECTION_REPORT) == bool(period):
-        raise NotFoundError(f"no report {report_id}")
-    return d.new_report(report_id, kind, unit, period)
+def self_inspection_report(cmd: c.SubmitSelfInspectionReport, _: RectificationConfig) -> Streams:
+    return [d.report_spec(d.self_inspection_report_id(cmd.unit))]
 
 
-def report_spec(report_id: str) -> StreamSpec:
-    return StreamSpec(d.report_stream_id(report_id), d.evolve_report, report_initial(report_id))
+def typical_case(cmd: c.SubmitTypicalCase, _: RectificationConfig) -> Streams:
+    return [d.report_spec(d.typical_case_report_id(cmd.unit, cmd.case_id))]
 
 
-async def load_problem(store: EventStore, problem_id: uuid.UUID, *, conn: Any = None
-                       ) -> d.ProblemState:
-    spec = problem_spec(problem_id)
-    state, _ = await load(store, REGISTRY, spec.stream_id, spec.evolve, spec.initial, conn=conn)
-    return state
+def the_report(cmd: c.ReviewReport, _: RectificationConfig) -> Streams:
+    return [d.report_spec(cmd.report_id)]
 
 
-async def load_report(store: EventStore, report_id: str, *, conn: Any = None) -> d.ReportState:
-    spec = report_spec(report_id)
-    state, _ = await load(store, REGISTRY, spec.stream_id, spec.evolve, spec.initial, conn=conn)
-    return state
+def unit_score(cmd: c.DeductPoints | c.ApplyDeductions, _: RectificationConfig) -> Streams:
+    return [s.score_spec(cmd.unit)]
 
 
-async def load_unit_items(store: EventStore, unit: str, *, conn: Any = None) -> list[d.ProblemState]:
-    """Every item of a unit, folded from the store (authoritative, not the read model): the
-    unit's counter stream names every item ever registered there."""
-    spec = unit_spec(unit)
-    sequence, _ = await load(store, REGISTRY, spec.stream_id, spec.evolve, spec.initial, conn=conn)
-    return [await load_problem(store, problem_id, conn=conn) for problem_id in sequence.allocations]
+# ----- what else a decision reads -------------------------------------------------------------------
 
 
-async def load_unit_reports(store: EventStore, pool: asyncpg.Pool, unit: str
-                            ) -> list[d.ReportState]:
-    """Every report of a unit, folded from the store. The store port has no "streams by prefix"
-    read, so the ids come from the store's stream catalogue (`es.streams`, readable by every
-    service role); typical-case ids are the caller's, so they can't be derived."""
-    prefix = d.report_stream_id(f"{unit}-")
-    rows = await pool.fetch(
-        "SELECT stream_id FROM es.streams WHERE left(stream_id, length($1)) = $1 ORDER BY 1", prefix)
-    return [await load_report(store, row["stream_id"][len("report-"):]) for row in rows]
-
-
-# ------------------------------------------------------------------------------------------
-# Problem items
-
-
-def _four_eyes_is_a_conflict(fn: Callable[[], Sequence[Event]]) -> Sequence[Event]:
-    """A broken four-eyes rule is a conflict with the item's own history (the actor holds the
-    authority but asked for this himself): HTTP 409, not 403, so the domain's FourEyesError
-    (a ForbiddenError) is re-raised as a DomainError with its own code."""
-    try:
-        return fn()
-    except d.FourEyesError as exc:
-        raise DomainError(str(exc), code="four_eyes") from exc
-
-
-async def register_problem(store: EventStore, cmd: c.RegisterProblem, project: d.ProjectRef | None,
-                           *, actor: Actor, now: datetime, rules: d.RectificationRules,
-                           correlation_id: uuid.UUID | None = None,
-                           causation_id: uuid.UUID | None = None, conn: Any = None,
-                           event_ids: EventIds | None = None) -> MultiOutcome:
-    """登记: the item's stream and its unit's 序号 counter, in one append."""
+async def known_project(p: Preparing) -> d.ProjectRef:
+    """The project an item is registered for (this service's view of the registry); its unit's
+    counter joins the decision."""
+    cmd: c.RegisterProblem = p.command
+    project = await q.project_ref(p.conn, cmd.project_id)
     if project is None:
         raise NotFoundError(f"unknown project {cmd.project_id}: a problem needs a known project")
-    item, counter = problem_spec(cmd.problem_id), unit_spec(project.unit)
-    return await execute_streams(
-        store, [item, counter], actor=actor, now=now, correlation_id=correlation_id,
-        causation_id=causation_id, conn=conn, event_ids=event_ids,
-        decide=lambda st: d.decide_register_problem(
-            st[item.stream_id], st[counter.stream_id], cmd, project=project, actor=actor, now=now,
-            rules=rules))
+    await p.include(d.unit_spec(project.unit))
+    return project
 
 
-ProblemDecision = Callable[[d.ProblemState], Sequence[Event]]
+async def finding_project(p: Preparing) -> d.ProjectRef:
+    """This service's view of the finding's project if it has one; else the finding's own project
+    fields (the registry's events travel on another queue and may not have arrived yet). Its
+    unit's counter joins the decision."""
+    cmd: c.OpenFindingItem = p.command
+    known = await q.project_ref(p.conn, cmd.project_id)
+    year = (known.year if known else 0) or cmd.project_year or 0
+    if year == 0:
+        log.warning("finding_without_project_year", finding_id=cmd.finding_id,
+                    project_id=cmd.project_id)
+    project = d.ProjectRef(
+        project_id=cmd.project_id, unit=known.unit if known else cmd.unit,
+        township=known.township if known else cmd.township,
+        name=known.name if known and known.name else cmd.project_name, year=year)
+    await p.include(d.unit_spec(project.unit))
+    return project
 
 
-async def change_problem(store: EventStore, problem_id: uuid.UUID, decide: ProblemDecision, *,
-                         actor: Actor, now: datetime, correlation_id: uuid.UUID | None = None,
-                         ) -> MultiOutcome:
-    """A decision about one item that writes only its own stream."""
-    item = problem_spec(problem_id)
-    return await execute_streams(
-        store, [item], actor=actor, now=now, correlation_id=correlation_id,
-        decide=lambda st: _four_eyes_is_a_conflict(lambda: decide(st[item.stream_id])))
+async def ledger_items_of_project(p: Preparing) -> tuple[d.ProblemState, ...]:
+    """Every ledger item of the project, folded from the store: an open one blocks a new item."""
+    cmd: c.OpenLedgerItem = p.command
+    return tuple([await p.include(d.problem_spec(problem_id))
+                  for problem_id in await q.ledger_item_ids(p.conn, cmd.project_id)])
 
 
-async def reopen_problem(store: EventStore, cmd: c.ReopenProblem, *, actor: Actor, now: datetime,
-                         rules: d.RectificationRules, correlation_id: uuid.UUID | None = None,
-                         ) -> MultiOutcome:
-    """反弹: the original's stream, the unit's counter and the new item's stream, in one append.
-    The unit is the original's, so it is read first (it never changes)."""
-    original = await load_problem(store, cmd.problem_id)
+async def evidence_filed_before(p: Preparing) -> dict[str, set[uuid.UUID]]:
+    cmd: c.RequestCloseOut = p.command
+    return await q.evidence_index(p.conn, cmd.attachment_hashes)
+
+
+async def originals_counter(p: Preparing) -> None:
+    """A 反弹 takes the next 序号 of the original's unit: its counter joins the decision."""
+    cmd: c.ReopenProblem = p.command
+    original: d.ProblemState = p.states[d.problem_stream_id(cmd.problem_id)]
     if not original.is_registered:
         raise NotFoundError(f"problem {cmd.problem_id} is not registered")
-    old, counter, new = (problem_spec(cmd.problem_id), unit_spec(original.unit),
-                         problem_spec(cmd.new_problem_id))
-    return await execute_streams(
-        store, [old, counter, new], actor=actor, now=now, correlation_id=correlation_id,
-        decide=lambda st: d.decide_reopen_problem(st[old.stream_id], st[counter.stream_id], cmd,
-                                                  actor=actor, now=now, rules=rules))
+    await p.include(d.unit_spec(original.unit))
 
 
-async def evidence_index(pool: asyncpg.Pool, hashes: Sequence[str]) -> dict[str, set[uuid.UUID]]:
-    """attachment hash → items it was filed for (the read model; a flag is a warning, so a
-    millisecond of lag is acceptable here)."""
-    rows = await pool.fetch(
-        "SELECT content_hash, problem_id FROM rectification.evidence WHERE content_hash = ANY($1)",
-        list(hashes))
-    index: dict[str, set[uuid.UUID]] = {}
-    for row in rows:
-        index.setdefault(row["content_hash"], set()).add(row["problem_id"])
-    return index
+async def unit_items(p: Preparing, unit: str) -> list[d.ProblemState]:
+    """Every item of a unit, folded from the store: its counter names every item ever registered."""
+    counter = await p.include(d.unit_spec(unit))
+    return [await p.include(d.problem_spec(problem_id)) for problem_id in counter.allocations]
 
 
-# ------------------------------------------------------------------------------------------
-# Reports
+async def list_snapshot(p: Preparing) -> tuple[e.ProblemListRow, ...]:
+    """The rows a monthly list freezes: the unit's items as the store has them."""
+    cmd: c.SubmitMonthlyList = p.command
+    return d.problem_list_rows(await unit_items(p, cmd.unit), unit=cmd.unit)
 
 
-async def change_report(store: EventStore, report_id: str,
-                        decide: Callable[[d.ReportState], Sequence[Event]], *, actor: Actor,
-                        now: datetime, correlation_id: uuid.UUID | None = None) -> MultiOutcome:
-    report = report_spec(report_id)
-    return await execute_streams(
-        store, [report], actor=actor, now=now, correlation_id=correlation_id,
-        decide=lambda st: _four_eyes_is_a_conflict(lambda: decide(st[report.stream_id])))
+@dataclass(frozen=True)
+class UnitRecord:
+    """What the deduction rules judge a unit by: its items and its reports, from the store."""
+
+    items: tuple[d.ProblemState, ...]
+    reports: tuple[d.ReportState, ...]
 
 
-async def submit_monthly_list(store: EventStore, cmd: c.SubmitMonthlyList, *, actor: Actor,
-                              now: datetime, rules: d.RectificationRules,
-                              correlation_id: uuid.UUID | None = None) -> MultiOutcome:
-    """The snapshot is taken from the store, not the read model: it is a filed document."""
-    rows = d.problem_list_rows(await load_unit_items(store, cmd.unit), unit=cmd.unit)
-    report_id = d.monthly_list_report_id(cmd.unit, cmd.month)
-    return await change_report(
-        store, report_id, lambda report: d.decide_submit_monthly_list(
-            report, cmd, rows=rows, actor=actor, now=now, rules=rules),
-        actor=actor, now=now, correlation_id=correlation_id)
+async def unit_record(p: Preparing) -> UnitRecord:
+    cmd: c.ApplyDeductions = p.command
+    items = await unit_items(p, cmd.unit)
+    reports = [await p.include(d.report_spec(report_id))
+               for report_id in await q.unit_report_ids(p.conn, cmd.unit)]
+    return UnitRecord(tuple(items), tuple(reports))
 
 
-# ------------------------------------------------------------------------------------------
-# Deductions
+# ----- decisions --------------------------------------------------------------------------------------
 
 
-async def deduct_points(store: EventStore, cmd: c.DeductPoints, *, actor: Actor, now: datetime,
-                        correlation_id: uuid.UUID | None = None) -> MultiOutcome:
-    score = score_spec(cmd.unit)
-    return await execute_streams(
-        store, [score], actor=actor, now=now, correlation_id=correlation_id,
-        event_ids=lambda _i, event: s.deduction_event_id(event),
-        decide=lambda st: s.decide_discretionary_deduction(st[score.stream_id], cmd, actor=actor,
-                                                           now=now))
+def alone(decide: Callable[..., list[Event]]) -> Callable[[Rectifying], list[Event]]:
+    """A decision on the one stream the command names."""
+    return lambda x: decide(x.only_state, x.command, actor=x.actor, now=x.now)
 
 
-async def check_deductions(store: EventStore, pool: asyncpg.Pool, *, units: Sequence[str],
-                           rules: d.RectificationRules,
-                           deduction_rules: Sequence[s.DeductionRule], now: datetime,
-                           correlation_id: uuid.UUID | None = None) -> list[e.PointsDeducted]:
-    """Apply the campaign's deduction rules to what has happened by `now`, once per occurrence.
+def by_the_rules(decide: Callable[..., list[Event]]) -> Callable[[Rectifying], list[Event]]:
+    """A decision on the one stream the command names, by the campaign's rules."""
+    return lambda x: decide(x.only_state, x.command, actor=x.actor, now=x.now, rules=x.deps.rules)
 
-    Items and reports are folded from the store (a deduction is irrevocable, so it is never
-    judged from a read model that may lag). Each deduction's event id derives from (unit, rule,
-    trigger ref) and the score stream is appended at the version read, so two checks running at
-    once (two replicas, the timer and the on-demand route) deduct each occurrence once.
-    """
+
+def register(x: Decision[c.RegisterProblem, d.ProjectRef, RectificationConfig]) -> list[Event]:
+    project = x.inputs
+    return d.decide_register_problem(
+        x.state(d.problem_stream_id(x.command.problem_id)), x.state(d.unit_stream_id(project.unit)),
+        x.command, project=project, actor=x.actor, now=x.now, rules=x.deps.rules)
+
+
+def open_ledger_item(x: Decision[c.OpenLedgerItem, tuple[d.ProblemState, ...], RectificationConfig]
+                     ) -> list[Event]:
+    cmd = x.command
+    return d.decide_open_ledger_item(
+        x.state(d.problem_stream_id(d.ledger_problem_id(cmd.entry_id))),
+        x.state(d.unit_stream_id(cmd.unit)), cmd, ledger_items=x.inputs, actor=x.actor,
+        now=x.now, rules=x.deps.rules)
+
+
+def open_finding_item(x: Decision[c.OpenFindingItem, d.ProjectRef, RectificationConfig]
+                      ) -> list[Event]:
+    project = x.inputs
+    return d.decide_open_finding_item(
+        x.state(d.problem_stream_id(d.finding_problem_id(x.command.finding_id))),
+        x.state(d.unit_stream_id(project.unit)), x.command, project=project, actor=x.actor,
+        now=x.now, rules=x.deps.rules)
+
+
+def request_close_out(x: Decision[c.RequestCloseOut, dict[str, set[uuid.UUID]],
+                                  RectificationConfig]) -> list[Event]:
+    return d.decide_request_close_out(x.only_state, x.command, actor=x.actor, now=x.now,
+                                      evidence_index=x.inputs)
+
+
+def reopen(x: Decision[c.ReopenProblem, None, RectificationConfig]) -> list[Event]:
+    original: d.ProblemState = x.state(d.problem_stream_id(x.command.problem_id))
+    return d.decide_reopen_problem(original, x.state(d.unit_stream_id(original.unit)), x.command,
+                                   actor=x.actor, now=x.now, rules=x.deps.rules)
+
+
+def submit_monthly_list(x: Decision[c.SubmitMonthlyList, tuple[e.ProblemListRow, ...],
+                                    RectificationConfig]) -> list[Event]:
+    cmd = x.command
+    report = x.state(d.report_stream_id(d.monthly_list_report_id(cmd.unit, cmd.month)))
+    return d.decide_submit_monthly_list(report, cmd, rows=x.inputs, actor=x.actor, now=x.now,
+                                        rules=x.deps.rules)
+
+
+def deduct(x: Decision[c.DeductPoints, None, RectificationConfig]) -> list[Event]:
+    return list(s.decide_discretionary_deduction(x.only_state, x.command, actor=x.actor,
+                                                 now=x.now))
+
+
+def due_deductions(x: Decision[c.ApplyDeductions, UnitRecord, RectificationConfig]) -> list[Event]:
+    """The campaign's deduction rules applied to what has happened by now; an occurrence already
+    deducted is never deducted again (the score stream remembers it)."""
+    unit, config = x.command.unit, x.deps
+    occurrences = s.triggers_due(unit, items=x.inputs.items, reports=x.inputs.reports, now=x.now,
+                                 deduction_rules=config.deduction_rules, rules=config.rules)
+    score = x.state(d.score_stream_id(unit))
+    return list(s.decide_deductions(score, occurrences, config.deduction_rules))
+
+
+def deduction_id(event: Event) -> uuid.UUID:
+    """A deduction's id is its content (unit, rule, occurrence): two checks running at once (two
+    replicas, the timer and the route) append it once; the store recognises a repeat."""
+    assert isinstance(event, e.PointsDeducted)
+    return s.deduction_event_id(event)
+
+
+# ----- the table ----------------------------------------------------------------------------------
+
+REPORTER = frozenset({Role.DISTRICT_REPORTER})
+REVIEWER = frozenset({Role.DISTRICT_REVIEWER})
+CITY_ADMIN = frozenset({Role.CITY_ADMIN})   # the system actor acts as city_admin too
+
+COMMANDS: CommandTable = {
+    # problem items: registration and the 销号 life cycle
+    c.RegisterProblem: Handler(streams=the_item, prepare=known_project, decide=register,
+                               route=d.stream_id_for),
+    c.OpenLedgerItem: Handler(streams=ledger_item, prepare=ledger_items_of_project,
+                              decide=open_ledger_item, route=d.stream_id_for),
+    c.OpenFindingItem: Handler(streams=finding_item, prepare=finding_project,
+                               decide=open_finding_item, route=d.stream_id_for),
+    c.StartRectification: Handler(streams=the_item, decide=alone(d.decide_start_rectification)),
+    c.RequestCloseOut: Handler(streams=the_item, prepare=evidence_filed_before,
+                               decide=request_close_out),
+    c.VerifyCloseOut: Handler(streams=the_item, decide=alone(d.decide_verify_close_out)),
+    c.ReturnCloseOut: Handler(streams=the_item, decide=alone(d.decide_return_close_out)),
+    c.RequestExtension: Handler(streams=the_item, decide=alone(d.decide_request_extension)),
+    c.DecideExtension: Handler(streams=the_item, decide=alone(d.decide_extension)),
+    c.WithdrawProblem: Handler(streams=the_item, decide=alone(d.decide_withdraw_problem)),
+    c.ReopenProblem: Handler(streams=original_and_successor, prepare=originals_counter,
+                             decide=reopen, route=d.stream_id_for),
+    # a unit's reports
+    c.SubmitMonthlyList: Handler(streams=monthly_list, prepare=list_snapshot,
+                                 decide=submit_monthly_list, route=d.stream_id_for,
+                                 roles=REPORTER),
+    c.ReturnMonthlyList: Handler(streams=monthly_list, decide=alone(d.decide_return_monthly_list),
+                                 roles=CITY_ADMIN),
+    c.SubmitSelfInspectionReport: Handler(streams=self_inspection_report, roles=REPORTER,
+                                          decide=by_the_rules(d.decide_submit_self_inspection_report)),
+    c.SubmitTypicalCase: Handler(streams=typical_case, roles=REPORTER,
+                                 decide=by_the_rules(d.decide_submit_typical_case)),
+    c.ReviewReport: Handler(streams=the_report, decide=alone(d.decide_review_report),
+                            roles=REVIEWER),
+    # scores
+    c.DeductPoints: Handler(streams=unit_score, decide=deduct, event_id=deduction_id,
+                            roles=CITY_ADMIN),
+    c.ApplyDeductions: Handler(streams=unit_score, prepare=unit_record, decide=due_deductions,
+                               route=d.stream_id_for, event_id=deduction_id, roles=CITY_ADMIN),
+}
+
+
+async def apply_deductions(commands: CommandPipeline[RectificationConfig], *, actor: Actor,
+                           now: datetime, correlation_id: uuid.UUID | None = None,
+                           units: Sequence[str] | None = None) -> list[e.PointsDeducted]:
+    """The deduction check (the scorekeeper's timer and `POST /scores/check`): one ApplyDeductions
+    per unit, each its own transaction, all as of the same `now`."""
     decided: list[e.PointsDeducted] = []
-    for unit in units:
-        items = await load_unit_items(store, unit)
-        reports = await load_unit_reports(store, pool, unit)
-        occurrences = s.triggers_due(unit, items=items, reports=reports, now=now,
-                                     deduction_rules=deduction_rules, rules=rules)
-        if not occurrences:
-            continue
-        score = score_spec(unit)
-        outcome = await execute_streams(
-            store, [score], actor=SYSTEM_ACTOR, now=now, correlation_id=correlation_id,
-            event_ids=lambda _i, event: s.deduction_event_id(event),
-            decide=lambda st: s.decide_deductions(st[score.stream_id], occurrences,
-                                                  deduction_rules))
-        decided += outcome.events  # type: ignore[arg-type]
+    for unit in units if units is not None else commands.deps.units:
+        result = await commands.run(c.ApplyDeductions(unit=unit), actor=actor, now=now,
+                                    correlation_id=correlation_id)
+        decided += result.events_of(e.PointsDeducted)
     if decided:
         log.info("points_deducted", count=len(decided),
                  units=sorted({event.unit for event in decided}))

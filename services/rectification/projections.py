@@ -1,36 +1,51 @@
-"""Read models of the rectification service's own events (tables in sql/0200_read_models.sql).
+"""Read models of the rectification service (tables in sql/0201_read_models.sql): they only write
+views, exactly once (inbox row + these writes + the position in one transaction).
 
-They run on the sequenced ledger, exactly once (inbox row + these writes + the position in one
-transaction). An item's or a report's row is its stream folded by the domain's own `evolve` up to
-the event being projected (read from the store in the same transaction), so the row can never
-disagree with the rules about what a state means; the row keeps the stream version it reflects.
+Of its own events, on the sequenced ledger (`PROJECTIONS`). An item's or a report's row is its
+stream folded by the domain's own `evolve` up to the event being projected (read from the store in
+the same transaction), so the row can never disagree with the rules about what a state means; the
+row keeps the stream version it reflects.
 
 - problems: one row per item (state, deadline and what `overdue` is computed from), its history,
   and the evidence hash index (纸面销号 checks);
 - unit_counters: 序号 handed out per unit;
 - reports: monthly lists (with their frozen rows), self-inspection reports, typical cases;
 - deductions and scores: PointsDeducted per unit.
+
+Of the registry's events, over the bus (`REGISTRY_VIEW`, a consumer of its own queue): this
+service's view of projects (unit, township, name, year, type, operating status, ledger state).
+What the registry's 台账 entries *cause* (an automatic item) is a reaction (subscribers.py).
 """
 from __future__ import annotations
 
-import json
 import uuid
-from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
+from services.rectification import domain as d
+from services.rectification import events as e
+from services.rectification.config import RectificationConfig
+from services.rectification.events import REGISTRY
+from services.registry.events import CONTRACT as REGISTRY_CONTRACT
+from services.registry.events import (
+    AdaptationProgrammeRegistered,
+    LedgerEntryAdded,
+    LedgerEntryCleared,
+    ProjectAssessed,
+    ProjectRegistered,
+    ProjectRetired,
+    ServicesChanged,
+)
 from shared.consuming import ConsumerSpec, HandlerContext
 from shared.messages import RecordedEvent
+from shared.pipeline import StreamSpec
 
-from . import domain as d
-from . import events as e
-from .events import REGISTRY, DeadlineKind, ProblemListRow, ProblemSource, ReportKind
-from .handlers import problem_spec, report_spec
+Context = HandlerContext[RectificationConfig]
 
 # ------------------------------------------------------------------------------------------
 # Problem items
 
 
-async def _fold_to_this_event(ctx: HandlerContext, spec: Any) -> tuple[Any, RecordedEvent]:
+async def _fold_to_this_event(ctx: Context, spec: StreamSpec[Any]) -> tuple[Any, RecordedEvent]:
     """The stream folded up to (and including) the event being projected, and that event."""
     state, this = spec.initial, None
     for recorded in await ctx.store.read_stream(spec.stream_id, conn=ctx.conn):
@@ -81,32 +96,6 @@ def problem_row(state: d.ProblemState, version: int) -> tuple[Any, ...]:
     return tuple(values[column] for column in PROBLEM_COLUMNS)
 
 
-def problem_state(row: Mapping[str, Any]) -> d.ProblemState:
-    """A read-model row back as the domain's state (for progress, lists and the board)."""
-    pending = None
-    if row["pending_new_deadline"] is not None:
-        pending = d.PendingExtension(new_deadline=row["pending_new_deadline"],
-                                     reason=row["pending_reason"],
-                                     requested_by=row["pending_requested_by"])
-    return d.ProblemState(
-        problem_id=row["problem_id"], status=d.ProblemStatus(row["status"]), unit=row["unit"],
-        seq_no=row["seq_no"], project_id=row["project_id"], project_name=row["project_name"],
-        township=row["township"], project_year=row["project_year"],
-        description=row["description"], deadline=row["deadline"],
-        deadline_kind=DeadlineKind(row["deadline_kind"]),
-        responsible_person=row["responsible_person"], source=ProblemSource(row["source"]),
-        source_ref=row["source_ref"], ledger_reason=row["ledger_reason"],
-        reopened_from=row["reopened_from"], registered_by=row["registered_by"],
-        registered_at=row["registered_at"], plan=row["plan"],
-        close_out_requested_by=row["close_out_requested_by"],
-        evidence_text=row["evidence_text"], evidence_hashes=tuple(row["evidence_hashes"]),
-        flagged_hashes=tuple(row["flagged_hashes"]), verified_by=row["verified_by"],
-        verifier_role=row["verifier_role"], closed_at=row["closed_at"],
-        times_returned=row["times_returned"], pending_extension=pending,
-        extensions_granted=row["extensions_granted"], reopened_as=row["reopened_as"],
-        withdrawn_by=row["withdrawn_by"], withdrawn_at=row["withdrawn_at"])
-
-
 _UPSERT_PROBLEM = (
     f"INSERT INTO rectification.problems ({', '.join(PROBLEM_COLUMNS)}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(PROBLEM_COLUMNS) + 1))}) "
@@ -115,9 +104,9 @@ _UPSERT_PROBLEM = (
     + " WHERE rectification.problems.version < EXCLUDED.version")
 
 
-async def project_problem_event(ctx: HandlerContext, event: e.Event) -> None:
+async def project_problem_event(ctx: Context, event: e.Event) -> None:
     problem_id: uuid.UUID = event.problem_id  # type: ignore[attr-defined]
-    state, recorded = await _fold_to_this_event(ctx, problem_spec(problem_id))
+    state, recorded = await _fold_to_this_event(ctx, d.problem_spec(problem_id))
     await ctx.conn.execute(_UPSERT_PROBLEM, *problem_row(state, ctx.delivery.stream_version))
     actor = recorded.actor  # who did it: the event's metadata, kept next to the payload
     await ctx.conn.execute(
@@ -134,7 +123,7 @@ async def project_problem_event(ctx: HandlerContext, event: e.Event) -> None:
             [(h, problem_id, event.unit, event.requested_at) for h in event.attachment_hashes])
 
 
-async def project_seq_no(ctx: HandlerContext, event: e.SeqNoAllocated) -> None:
+async def project_seq_no(ctx: Context, event: e.SeqNoAllocated) -> None:
     await ctx.conn.execute(
         """INSERT INTO rectification.unit_counters (unit, last_seq_no, allocated)
            VALUES ($1, $2, 1)
@@ -170,22 +159,6 @@ def report_row(report: d.ReportState, stream_version: int) -> tuple[Any, ...]:
     return tuple(values[column] for column in REPORT_COLUMNS)
 
 
-def report_state(row: Mapping[str, Any]) -> d.ReportState:
-    rows = row["rows"]
-    if isinstance(rows, str):
-        rows = json.loads(rows)
-    return d.ReportState(
-        report_id=row["report_id"], kind=ReportKind(row["kind"]), unit=row["unit"],
-        period=row["period"], status=d.ReportStatus(row["status"]) if row["status"] else None,
-        version=row["version"], submitted_by=row["submitted_by"], submitter=row["submitter"],
-        submitted_at=row["submitted_at"], first_submitted_at=row["first_submitted_at"],
-        due=row["due"], late=row["late"],
-        rows=tuple(ProblemListRow.model_validate(r) for r in rows), title=row["title"],
-        text=row["text"], attachment_hashes=tuple(row["attachment_hashes"]),
-        reviewed_by=row["reviewed_by"], reviewer=row["reviewer"], reviewed_at=row["reviewed_at"],
-        comments=tuple(row["comments"]))
-
-
 _UPSERT_REPORT = (
     f"INSERT INTO rectification.reports ({', '.join(REPORT_COLUMNS)}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(REPORT_COLUMNS) + 1))}) "
@@ -194,9 +167,9 @@ _UPSERT_REPORT = (
     + " WHERE rectification.reports.stream_version < EXCLUDED.stream_version")
 
 
-async def project_report_event(ctx: HandlerContext, event: e.Event) -> None:
+async def project_report_event(ctx: Context, event: e.Event) -> None:
     report_id: str = event.report_id  # type: ignore[attr-defined]
-    report, _ = await _fold_to_this_event(ctx, report_spec(report_id))
+    report, _ = await _fold_to_this_event(ctx, d.report_spec(report_id))
     await ctx.conn.execute(_UPSERT_REPORT, *report_row(report, ctx.delivery.stream_version))
 
 
@@ -204,7 +177,7 @@ async def project_report_event(ctx: HandlerContext, event: e.Event) -> None:
 # Scores
 
 
-async def project_deduction(ctx: HandlerContext, event: e.PointsDeducted) -> None:
+async def project_deduction(ctx: Context, event: e.PointsDeducted) -> None:
     inserted = await ctx.conn.fetchval(
         """INSERT INTO rectification.deductions (event_id, unit, points, rule_id, trigger_ref,
                    reason, discretionary, decided_by, occurred_at)
@@ -222,13 +195,75 @@ async def project_deduction(ctx: HandlerContext, event: e.PointsDeducted) -> Non
             event.unit, event.points)
 
 
-def points_deducted(row: Mapping[str, Any]) -> e.PointsDeducted:
-    """A deductions row back as the event (to fold a ScoreState for the board)."""
-    points: Decimal = row["points"]
-    return e.PointsDeducted(unit=row["unit"], points=format(points.normalize(), "f"),
-                            rule_id=row["rule_id"], trigger_ref=row["trigger_ref"],
-                            reason=row["reason"], discretionary=row["discretionary"],
-                            decided_by=row["decided_by"])
+# ------------------------------------------------------------------------------------------
+# The view of the registry's projects
+
+_UPSERT_IDENTITY = """
+    INSERT INTO rectification.projects (project_id, project_type, name, unit, township,
+                                        project_year, registered)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (project_id) DO UPDATE SET
+        project_type = coalesce(EXCLUDED.project_type, rectification.projects.project_type),
+        name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE rectification.projects.name END,
+        unit = EXCLUDED.unit,
+        township = EXCLUDED.township,
+        project_year = coalesce(EXCLUDED.project_year, rectification.projects.project_year),
+        registered = rectification.projects.registered OR EXCLUDED.registered"""
+
+_SET_STATUS = """
+    UPDATE rectification.projects SET operating_status = $2, status_version = $3
+     WHERE project_id = $1 AND status_version < $3"""
+
+
+async def _identity(ctx: Context, project_id: str, *, project_type: str | None, name: str,
+                    unit: str, township: str, year: int | None, registered: bool = False) -> None:
+    await ctx.conn.execute(_UPSERT_IDENTITY, project_id, project_type, name, unit, township, year,
+                           registered)
+
+
+async def view_project_registered(ctx: Context, event: ProjectRegistered) -> None:
+    await _identity(ctx, event.project_id, project_type=event.project_type, name=event.name,
+                    unit=event.unit, township=event.township, year=event.project_year,
+                    registered=True)
+    await ctx.conn.execute(_SET_STATUS, event.project_id, event.status.value,
+                           ctx.delivery.stream_version)
+
+
+async def view_programme_registered(ctx: Context, event: AdaptationProgrammeRegistered) -> None:
+    await _identity(ctx, event.programme_id, project_type=event.project_type, name=event.name,
+                    unit=event.unit, township=event.township, year=event.year, registered=True)
+
+
+async def view_status_changed(ctx: Context,
+                              event: ServicesChanged | ProjectAssessed | ProjectRetired) -> None:
+    name = event.name if isinstance(event, ProjectRetired) else ""
+    await _identity(ctx, event.project_id, project_type=event.project_type, name=name,
+                    unit=event.unit, township=event.township, year=None)
+    status = "retired" if isinstance(event, ProjectRetired) else event.status.value
+    await ctx.conn.execute(_SET_STATUS, event.project_id, status, ctx.delivery.stream_version)
+
+
+async def view_ledger_entry_added(ctx: Context, event: LedgerEntryAdded) -> None:
+    await _identity(ctx, event.project_id, project_type=event.project_type,
+                    name=event.project_name, unit=event.unit, township=event.township,
+                    year=event.project_year)
+    await ctx.conn.execute(
+        """UPDATE rectification.projects
+              SET on_ledger = true, ledger_entry_id = $2, ledger_reason = $3,
+                  ledger_reason_details = $4, listed_on = $5, ledger_version = $6
+            WHERE project_id = $1 AND ledger_version < $6""",
+        event.project_id, event.entry_id, event.reason, list(event.reason_details),
+        event.listed_on, ctx.delivery.stream_version)
+
+
+async def view_ledger_entry_cleared(ctx: Context, event: LedgerEntryCleared) -> None:
+    """Off the registry's ledger. The item stays as it is: only a verified close-out closes it."""
+    await _identity(ctx, event.project_id, project_type=event.project_type, name="",
+                    unit=event.unit, township=event.township, year=None)
+    await ctx.conn.execute(
+        """UPDATE rectification.projects SET on_ledger = false, ledger_version = $3
+            WHERE project_id = $1 AND ledger_entry_id = $2 AND ledger_version < $3""",
+        event.project_id, event.entry_id, ctx.delivery.stream_version)
 
 
 PROJECTIONS = [
@@ -240,3 +275,13 @@ PROJECTIONS = [
     ConsumerSpec(name="rectification.projection-scores", source=e.CONTRACT,
                  reactions={e.PointsDeducted: project_deduction}),
 ]
+
+REGISTRY_VIEW = ConsumerSpec(name="rectification.registry-view", source=REGISTRY_CONTRACT, reactions={
+    ProjectRegistered: view_project_registered,
+    AdaptationProgrammeRegistered: view_programme_registered,
+    ServicesChanged: view_status_changed,
+    ProjectAssessed: view_status_changed,
+    ProjectRetired: view_status_changed,
+    LedgerEntryAdded: view_ledger_entry_added,
+    LedgerEntryCleared: view_ledger_entry_cleared,
+})

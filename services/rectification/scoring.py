@@ -14,8 +14,8 @@ Definitions:
 - **late reports**: monthly lists and self-inspection report whose first submission was late;
   **missing reports**: those still unsubmitted after their due time.
 - **traffic light**: red if an open item or an unsubmitted report is past due; yellow if one is due
-  within the final `yellow_working_days` (3) working days, counting today and the due day; else
-  green.
+  within the final `yellow_working_days` working days (the campaign's supervision setting),
+  counting today and the due day; else green.
 
 Deductions: a `TriggerOccurrence` says "this happened" (a report came late or never, an item was
 still open at the end of a rule's date, a unit had no typical case by its due date, a closed item
@@ -24,50 +24,44 @@ turns occurrences into PointsDeducted by the rules whose trigger matches. A dedu
 by (rule id, trigger ref): the same occurrence seen again never deducts twice. A late monthly list
 and a never-submitted one share the ref (the report id), so a list that is missing at the due time
 and submitted late later is deducted once. Typical cases are scored by `missing_typical_case` only.
+
+The module stays whole (~490 lines) on purpose: progress, the deduction triggers and the board are
+three readings of the one set of definitions above (what is open, overdue, late, missing); kept
+side by side they cannot drift apart. The score stream's own state and decisions are at the end.
 """
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
+from services.rectification import commands as c
+from services.rectification import events as e
+from services.rectification.domain import (
+    InvalidCommandError,
+    ProblemState,
+    ProblemStatus,
+    RectificationRules,
+    ReportState,
+    is_overdue,
+    monthly_list_report_id,
+    score_stream_id,
+    self_inspection_report_id,
+    was_open_at,
+)
+from services.rectification.events import ReportKind
 from shared.errors import ForbiddenError
 from shared.messages import SYSTEM_ACTOR, Actor, Event, Role, deterministic_id
+from shared.pipeline import StreamSpec
 
-from . import commands as c
-from . import events as e
-from .domain import (EZHOU_2024, InvalidCommandError, ProblemState, ProblemStatus, ReportState,
-                     RectificationRules, is_overdue, monthly_list_report_id,
-                     self_inspection_report_id, was_open_at)
-from .events import ReportKind
-
+# The campaign's working-day calendar (`Campaign.is_working_day`: weekdays, minus holidays, plus
+# the weekend days worked in exchange), passed in so this module stays pure.
 WorkingDayPredicate = Callable[[date], bool]
-
-# The campaign window of the 2024 holiday arrangement (国办发明电〔2023〕7号), as in DOMAIN.md §6.
-EZHOU_2024_HOLIDAYS = frozenset({date(2024, 4, 4), date(2024, 4, 5), date(2024, 4, 6),
-                                 *(date(2024, 5, d) for d in range(1, 6))})
-EZHOU_2024_EXTRA_WORKING_DAYS = frozenset({date(2024, 4, 7), date(2024, 4, 28), date(2024, 5, 11)})
-
-
-def working_day_calendar(holidays: Collection[date] = EZHOU_2024_HOLIDAYS,
-                         extra_working_days: Collection[date] = EZHOU_2024_EXTRA_WORKING_DAYS,
-                         ) -> WorkingDayPredicate:
-    """Monday to Friday, minus public holidays, plus the weekend days worked in exchange (调休)."""
-    holidays, extra = frozenset(holidays), frozenset(extra_working_days)
-
-    def is_working_day(day: date) -> bool:
-        if day in extra:
-            return True
-        return day not in holidays and day.weekday() < 5
-
-    return is_working_day
-
-
-is_working_day_2024 = working_day_calendar()
 
 
 # ------------------------------------------------------------------------------------------
@@ -96,7 +90,7 @@ def working_days_until(today: date, due_day: date, is_working_day: WorkingDayPre
 
 
 def deadline_light(due: datetime, now: datetime, is_working_day: WorkingDayPredicate, *,
-                   rules: RectificationRules = EZHOU_2024, yellow_working_days: int = 3,
+                   rules: RectificationRules, yellow_working_days: int,
                    ) -> TrafficLight:
     """Red past `due`; yellow inside its final working days; green before."""
     if now > due:
@@ -107,7 +101,7 @@ def deadline_light(due: datetime, now: datetime, is_working_day: WorkingDayPredi
 
 
 def item_light(item: ProblemState, now: datetime, is_working_day: WorkingDayPredicate, *,
-               rules: RectificationRules = EZHOU_2024, yellow_working_days: int = 3,
+               rules: RectificationRules, yellow_working_days: int,
                ) -> TrafficLight | None:
     """The light of one open item; None for an item that is not open."""
     if not item.is_open or item.deadline is None:
@@ -134,7 +128,7 @@ class ExpectedReport:
     due: datetime
 
 
-def expected_reports(unit: str, rules: RectificationRules = EZHOU_2024) -> list[ExpectedReport]:
+def expected_reports(unit: str, rules: RectificationRules) -> list[ExpectedReport]:
     reports = [ExpectedReport(monthly_list_report_id(unit, month), ReportKind.MONTHLY_LIST,
                               rules.monthly_list_due(month))
                for month in rules.monthly_list_months]
@@ -172,8 +166,8 @@ def closure_rate(closed: int, registered: int, withdrawn: int) -> Fraction | Non
 
 
 def unit_progress(unit: str, items: Iterable[ProblemState], reports: Iterable[ReportState], *,
-                  now: datetime, is_working_day: WorkingDayPredicate = is_working_day_2024,
-                  rules: RectificationRules = EZHOU_2024, yellow_working_days: int = 3,
+                  now: datetime, is_working_day: WorkingDayPredicate,
+                  rules: RectificationRules, yellow_working_days: int,
                   ) -> UnitProgress:
     mine = [item for item in items if item.unit == unit and item.is_registered]
     my_reports = [r for r in reports if r.unit == unit]
@@ -247,7 +241,7 @@ class DeductionRule:
     max_points: Decimal | None = None  # cap on what this rule takes from one unit in total
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "DeductionRule":
+    def from_mapping(cls, data: Mapping[str, Any]) -> DeductionRule:
         unknown = set(data) - {"id", "points", "trigger", "date", "description", "max_points"}
         if unknown:
             raise ValueError(f"deduction rule: unknown keys {sorted(unknown)}")
@@ -277,18 +271,6 @@ def parse_deduction_rules(data: Iterable[Mapping[str, Any]]) -> tuple[DeductionR
     return rules
 
 
-# A default for the Ezhou 2024 campaign; the notice leaves the scale open (酌情), so the campaign
-# file is expected to override it.
-EZHOU_2024_DEDUCTION_RULES = parse_deduction_rules([
-    {"id": "late_report", "points": "2", "trigger": "late_report",
-     "description": "报表逾期或未报"},
-    {"id": "open_at_deadline", "points": "1", "trigger": "item_open_at", "date": "2024-05-07",
-     "description": "5月7日仍未整改到位的问题"},
-    {"id": "missing_typical_case", "points": "3", "trigger": "missing_typical_case",
-     "description": "5月31日前未报送典型案例"},
-])
-
-
 @dataclass(frozen=True, slots=True)
 class TriggerOccurrence:
     """Something happened that rules may deduct for. `ref` identifies it (report id, item@date)."""
@@ -301,7 +283,7 @@ class TriggerOccurrence:
 
 
 def report_triggers(unit: str, reports: Iterable[ReportState], *, now: datetime,
-                    rules: RectificationRules = EZHOU_2024) -> list[TriggerOccurrence]:
+                    rules: RectificationRules) -> list[TriggerOccurrence]:
     """late_report for each monthly list / self-inspection report submitted late, or still missing
     after its due time; missing_typical_case if none came by the typical-case due time."""
     my_reports = [r for r in reports if r.unit == unit]
@@ -317,7 +299,7 @@ def report_triggers(unit: str, reports: Iterable[ReportState], *, now: datetime,
             continue
         report = by_id.get(expected.report_id)
         submitted = report is not None and report.status is not None
-        if submitted and report.late:
+        if report is not None and submitted and report.late:
             found.append(TriggerOccurrence(Trigger.LATE_REPORT, unit, expected.report_id,
                                            f"{expected.report_id} submitted after "
                                            f"{expected.due.isoformat()}"))
@@ -329,7 +311,7 @@ def report_triggers(unit: str, reports: Iterable[ReportState], *, now: datetime,
 
 
 def open_item_triggers(unit: str, items: Iterable[ProblemState], *, day: date, now: datetime,
-                       rules: RectificationRules = EZHOU_2024) -> list[TriggerOccurrence]:
+                       rules: RectificationRules) -> list[TriggerOccurrence]:
     """item_open_at for each item of the unit still open at the last instant of `day`, once that
     instant has passed (judged from the item's history, so a late evaluation gives the same)."""
     cutoff = rules.due_at(day)
@@ -351,7 +333,7 @@ def reopened_item_triggers(unit: str, items: Iterable[ProblemState]) -> list[Tri
 
 
 def overdue_item_triggers(unit: str, items: Iterable[ProblemState], *, now: datetime,
-                          rules: RectificationRules = EZHOU_2024) -> list[TriggerOccurrence]:
+                          rules: RectificationRules) -> list[TriggerOccurrence]:
     """item_overdue for each of the unit's items that was open past the last instant of its
     整改限期: still open now, or closed after it. Judged with the deadline the item has now, so an
     extension approved before a check runs spares it; withdrawn items never count."""
@@ -371,7 +353,7 @@ def overdue_item_triggers(unit: str, items: Iterable[ProblemState], *, now: date
 
 def triggers_due(unit: str, *, items: Iterable[ProblemState], reports: Iterable[ReportState],
                  now: datetime, deduction_rules: Sequence[DeductionRule],
-                 rules: RectificationRules = EZHOU_2024) -> list[TriggerOccurrence]:
+                 rules: RectificationRules) -> list[TriggerOccurrence]:
     """Every occurrence known at `now` for the unit; feed to `decide_deductions` (idempotent)."""
     items = list(items)
     triggers = {r.trigger for r in deduction_rules}
@@ -404,6 +386,10 @@ def evolve_score(state: ScoreState, event: Event) -> ScoreState:
     return replace(state, applied=state.applied | {(event.rule_id, event.trigger_ref)},
                    deducted=state.deducted + Decimal(event.points),
                    deductions=(*state.deductions, event))
+
+
+def score_spec(unit: str) -> StreamSpec[ScoreState]:
+    return StreamSpec(score_stream_id(unit), evolve_score, ScoreState(unit=unit))
 
 
 def fold_score(unit: str, events: Iterable[Event]) -> ScoreState:

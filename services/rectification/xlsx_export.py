@@ -12,17 +12,17 @@ an open one. No phone numbers or other contact details are written.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from io import BytesIO
-from typing import Iterable, Sequence
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 
-from .domain import EZHOU_2024, RectificationRules, ReportState
-from .events import DeadlineKind, ProblemListRow
+from services.rectification.domain import RectificationRules, ReportState
+from services.rectification.events import DeadlineKind, ProblemListRow
 
 DEFAULT_TITLE = "鄂州市养老领域重点民生项目“回头看”问题清单"
 HEADERS = ("序号", "区域", "项目名称", "项目年份", "存在的问题隐患", "整改限期", "责任人")
@@ -56,8 +56,11 @@ def deadline_text(row: ProblemListRow) -> str:
     return text + _STATUS_MARK.get(row.status, "")
 
 
+NO_FOOTER = ListFooter()
+
+
 def export_problem_list(rows: Iterable[ProblemListRow], *, unit_name: str,
-                        footer: ListFooter = ListFooter(), title: str = DEFAULT_TITLE,
+                        footer: ListFooter = NO_FOOTER, title: str = DEFAULT_TITLE,
                         sheet_title: str = "问题清单") -> bytes:
     """Render rows (a frozen monthly snapshot or the live list) as an .xlsx workbook's bytes."""
     ordered: Sequence[ProblemListRow] = sorted(rows, key=lambda r: r.seq_no)
@@ -124,7 +127,7 @@ def export_problem_list(rows: Iterable[ProblemListRow], *, unit_name: str,
 
 
 def export_monthly_list(report: ReportState, *, unit_name: str,
-                        rules: RectificationRules = EZHOU_2024) -> bytes:
+                        rules: RectificationRules) -> bytes:
     """A submitted monthly list as filed: its frozen rows, 填报人 = the submitter, 审核人 = the
     reviewer once reviewed, 日期 = the local day of the submission."""
     if report.status is None or report.submitted_at is None:

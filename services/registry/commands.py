@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
+
+from shared.personal_data import FreeText
 
 from services.registry.events import (
     Gender,
@@ -19,7 +21,7 @@ from services.registry.events import (
     Operator,
     RetirementReason,
 )
-from shared.messages import Command
+from shared.messages import Command, Record
 
 
 class OnDuplicate(StrEnum):
@@ -57,7 +59,7 @@ class AssessProject(Command):
     claimed_status: OperatingStatus
     assessor: str
     assessed_on: date
-    evidence: str
+    evidence: FreeText
     attachment_hashes: tuple[str, ...] = ()
     # The services the assessor found running; None keeps the registered ones.
     services: tuple[str, ...] | None = None
@@ -66,7 +68,7 @@ class AssessProject(Command):
 class RetireProject(Command):
     project_id: str
     reason_code: RetirementReason
-    reason: str
+    reason: FreeText
     retired_on: date
 
 
@@ -78,10 +80,8 @@ class RegisterAdaptationProgramme(Command):
     on_duplicate: OnDuplicate = OnDuplicate.REFUSE
 
 
-class HouseholdInput(BaseModel):
+class HouseholdInput(Record):
     """One household row of a RegisterHouseholds command."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     household_code: str
     village: str
@@ -115,10 +115,8 @@ RegistryCommand = (RegisterProject | ChangeOperator | ChangeServices | AssessPro
                    | RegisterAdaptationProgramme | RegisterHouseholds | RegisterLiaison)
 
 
-class ImportItem(BaseModel):
+class ImportItem(Record):
     """A command and the spreadsheet rows it came from (one per household for household commands)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     sheet: str
     rows: tuple[int, ...]

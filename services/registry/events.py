@@ -17,9 +17,8 @@ from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict
 
-from shared.messages import Event, EventContract
+from shared.messages import Event, EventContract, Record
 
 if TYPE_CHECKING:
     from shared.campaign import Campaign
@@ -88,8 +87,7 @@ def describe_reason(code: str, campaign: "Campaign | None" = None) -> str:
     return code
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_Record = Record  # frozen, no unknown fields, no control characters in text
 
 
 class Operator(_Record):

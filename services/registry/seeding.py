@@ -28,8 +28,9 @@ from shared.campaign import load_campaign
 from shared.errors import ConcurrencyError
 from shared.logging import get_logger
 from shared.messages import deterministic_id
-from shared.personal_data import PostgresPersonalDataVault
+from shared.personal_data import MasterKey, PostgresPersonalDataVault
 from shared.pipeline import CommandPipeline
+from shared.provisioning import service_role
 from shared.settings import Settings
 from shared.store import PostgresEventStore, create_pool
 
@@ -77,13 +78,15 @@ async def seed_if_empty(settings: Settings) -> SeedReport | None:
     """Load the sample into a registry that has no event yet; None if it had some."""
     if settings.database_url is None:
         raise ValueError("seeding needs settings.database_url")
-    pool = await create_pool(settings.database_url, role="lookback_registry", max_size=4)
+    role = service_role(CONTRACT.service)
+    pool = await create_pool(settings.database_url, role=role,
+                             password=settings.database_password(role), max_size=4)
     try:
         if not await registry_is_empty(pool):
             log.info("registry_seed_skipped", service="registry", reason="the registry has events")
             return None
         deps = RegistryDeps(campaign=load_campaign(settings.campaign_file),
-                            vault=PostgresPersonalDataVault(pool))
+                            vault=PostgresPersonalDataVault(pool, MasterKey.from_settings(settings)))
         return await seed_with(pipeline(pool, deps))
     finally:
         await pool.close()

@@ -1,20 +1,8 @@
--- The kernel's roles (sequencer, auditor), row security on stream categories, the consumer-side
--- tables, and es.register_service: how a service's own migration creates its role and claims its
--- stream categories. The kernel names no service.
-
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['lookback_sequencer', 'lookback_auditor']
-    LOOP
-        BEGIN
-            EXECUTE format('CREATE ROLE %I LOGIN NOINHERIT', r);
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;  -- roles are cluster-wide; another database (or a concurrent migration) made it
-        END;
-    END LOOP;
-END $$;
+-- Privileges of the kernel's roles (sequencer, auditor), row security on stream categories and on
+-- the consumer-side tables, and es.register_service: how a service's own migration claims its
+-- stream categories. The kernel names no service. The login roles themselves are made by
+-- `lookback provision` (shared/provisioning.py), before any migration: migrations run as the
+-- migration role, which may not create roles.
 
 -- Exactly-once effects at consumers: the inbox row, the handler's writes and the position commit
 -- together (DESIGN.md, "The event store").
@@ -33,9 +21,24 @@ CREATE TABLE es.positions (
 
 GRANT USAGE ON SCHEMA es TO lookback_sequencer, lookback_auditor;
 GRANT SELECT ON ALL TABLES IN SCHEMA es TO lookback_sequencer, lookback_auditor;
-GRANT INSERT, UPDATE ON es.positions TO lookback_sequencer;
 GRANT INSERT ON es.ledger, es.checkpoints TO lookback_sequencer;
 GRANT UPDATE ON es.sequencer_state TO lookback_sequencer;
+
+-- Whose bookkeeping a row is. A consumer's or relay's name begins with its service's name
+-- (`rectification.on-registry`, `local:rectification.on-registry`, `relay:rectification`), and a
+-- service logs in as `lookback_<service>`: a role reads and writes only its own rows, so it can
+-- neither move another relay's position nor pre-mark another consumer's events as handled.
+CREATE FUNCTION es.owns(p_name text) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT current_user LIKE 'lookback\_%'
+       AND p_name ~ ('^([a-z]+:)?' || substr(current_user, 10) || '(\.|$)')
+$$;
+
+ALTER TABLE es.positions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY positions_own ON es.positions USING (es.owns(name)) WITH CHECK (es.owns(name));
+CREATE POLICY positions_audited ON es.positions FOR SELECT TO lookback_auditor USING (true);
+ALTER TABLE es.inbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY inbox_own ON es.inbox USING (es.owns(consumer)) WITH CHECK (es.owns(consumer));
+CREATE POLICY inbox_audited ON es.inbox FOR SELECT TO lookback_auditor USING (true);
 
 -- A service role may append only to the stream categories it owns (es.category_owners). Row
 -- security is not applied to the table owner (the migrating administrator), which is what audit
@@ -70,19 +73,17 @@ BEGIN
 END $$;
 SELECT es.grant_categories();
 
--- A service's migration calls this once: its role (created if missing), the stream categories it
--- alone may append to, and the privileges every service role has on the kernel's tables. A
+-- A service's migration calls this once: the stream categories its role alone may append to, and
+-- the privileges every service role has on the kernel's tables. A
 -- category already owned by another role is refused: two services never share a stream.
 CREATE FUNCTION es.register_service(p_role name, p_categories text[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_taken text;
 BEGIN
-    BEGIN
-        EXECUTE format('CREATE ROLE %I LOGIN NOINHERIT', p_role);
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN
-        NULL;  -- roles are cluster-wide; another database (or a concurrent migration) made it
-    END;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_role) THEN
+        RAISE EXCEPTION 'role % does not exist: run `lookback provision` before migrating', p_role;
+    END IF;
     SELECT string_agg(category || ' (' || owner || ')', ', ') INTO v_taken
       FROM es.category_owners WHERE category = ANY (p_categories) AND owner <> p_role;
     IF v_taken IS NOT NULL THEN

@@ -9,5 +9,10 @@ CREATE TABLE es.dead_letters (
     dead_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (consumer, event_id)
 );
--- Service roles get INSERT (and SELECT, like every es table) from es.register_service.
+-- Service roles get INSERT (and SELECT, like every es table) from es.register_service; each sees
+-- and adds only its own consumers' dead letters (es.owns, 0002).
 GRANT SELECT ON es.dead_letters TO lookback_auditor;
+ALTER TABLE es.dead_letters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dead_letters_own ON es.dead_letters USING (es.owns(consumer))
+    WITH CHECK (es.owns(consumer));
+CREATE POLICY dead_letters_audited ON es.dead_letters FOR SELECT TO lookback_auditor USING (true);

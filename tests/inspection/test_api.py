@@ -11,11 +11,12 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.inspection import domain as d
-from services.inspection.handlers import EVENTS, draw_stream
+from services.inspection.events import draw_stream
+from services.inspection.queries import draw_state
 from services.inspection.sampling import verify_document
-from shared.handling import load
 from shared.store import PostgresEventStore, create_pool
 from tests.faults import eventually
 from tests.inspection import support as s
@@ -49,9 +50,7 @@ async def _draw_events(dsn: str) -> list[str]:
 async def _state(dsn: str) -> d.DrawState:
     pool = await create_pool(dsn, max_size=1)
     try:
-        state, _ = await load(PostgresEventStore(pool), EVENTS, draw_stream(DRAW_ID), d.evolve,
-                              d.INITIAL_STATE)
-        return state
+        return await draw_state(PostgresEventStore(pool), DRAW_ID)
     finally:
         await pool.close()
 
@@ -356,3 +355,18 @@ async def test_visits_and_findings_become_finding_events_and_progress(service, d
 
 def s_checklist(project_type: str, answer: str = "yes") -> dict[str, str]:
     return {item: answer for item in d.DEFAULT_CHECKLISTS[project_type]}
+
+
+async def test_every_command_goes_through_the_kernels_pipeline_and_is_counted(service):
+    client, clock = service
+    await s.drawn(client, clock)
+    again = await client.post("/draws", headers=INSPECTOR, json={"draw_id": DRAW_ID, "title": "t"})
+    assert again.status_code == 409
+    counted = {(sample.labels["command"], sample.labels["outcome"]): sample.value
+               for family in text_string_to_metric_families((await client.get("/metrics")).text)
+               if family.name == "lookback_commands"
+               for sample in family.samples
+               if sample.name == "lookback_commands_total"
+               and sample.labels["service"] == "inspection"}
+    assert counted == {("FreezeFrame", "accepted"): 1.0, ("CommitEntropy", "accepted"): 1.0,
+                       ("RevealEntropy", "accepted"): 1.0, ("FreezeFrame", "rejected"): 1.0}

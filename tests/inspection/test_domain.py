@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from pydantic import ValidationError
@@ -10,11 +11,24 @@ from services.inspection import commands as c
 from services.inspection import domain as d
 from services.inspection import events as e
 from services.inspection import sampling
-from shared.errors import DomainError, ForbiddenError, IllegalTransitionError, NotFoundError
+from shared.errors import (
+    DomainError,
+    ForbiddenError,
+    IllegalTransitionError,
+    NotFoundError,
+)
 from shared.messages import EventRegistry, deterministic_id, new_event
 from tests.inspection import world
 from tests.inspection.world import (
-    AFTER_VISIT, CITY_ADMIN, DRAW_ID, DRAWN_AT, ENTROPY, FROZEN_AT, INSPECTOR, VISIT_DAY, apply,
+    AFTER_VISIT,
+    CITY_ADMIN,
+    DRAW_ID,
+    DRAWN_AT,
+    ENTROPY,
+    FROZEN_AT,
+    INSPECTOR,
+    VISIT_DAY,
+    apply,
     full_checklist,
 )
 
@@ -32,7 +46,8 @@ def _every_decision(state: d.DrawState):
     household = next(iter(state.sampled_households()), "FH-1")
     return [
         (d.decide_freeze_frame, d.INITIAL_STATE, c.FreezeFrame(draw_id="other", title="t"),
-         dict(units=world.UNITS, projects=world.projects(), households=world.households())),
+         dict(units=world.UNITS, projects=world.projects(), households=world.households(),
+              policy=world.POLICY)),
         (d.decide_commit_entropy, world.frozen(),
          c.CommitEntropy(draw_id=DRAW_ID, statement="3D"), {}),
         (d.decide_reveal_entropy, world.committed(),
@@ -74,7 +89,7 @@ def test_a_city_admin_may_run_a_draw():
 def test_freezing_gives_every_unit_every_stratum_even_empty_ones():
     state = world.frozen()
     strata = {f.stratum for f in state.frames}
-    assert strata == {f"{u}/{t}" for u in world.UNITS for t in d.ProjectType}
+    assert strata == {f"{u}/{t}" for u in world.UNITS for t in world.POLICY.rules}
     assert state.stage is d.Stage.FROZEN and state.draw_id == DRAW_ID
 
 
@@ -99,10 +114,11 @@ def test_full_coverage_frames_hold_only_provincial_key_projects():
 def test_the_frozen_event_states_each_digest_and_the_digest_of_all():
     [event] = d.decide_freeze_frame(d.INITIAL_STATE, c.FreezeFrame(draw_id=DRAW_ID, title="t"),
                                     actor=INSPECTOR, now=FROZEN_AT, units=world.UNITS,
-                                    projects=world.projects(), households=world.households())
+                                    projects=world.projects(), households=world.households(),
+                                    policy=world.POLICY)
     digests = {s.stratum: s.frame_digest for s in event.strata}
     assert event.frames_digest == sampling.frames_digest(digests)
-    frames = d.build_frames(world.UNITS, world.projects(), world.households())
+    frames = d.build_frames(world.UNITS, world.projects(), world.households(), world.POLICY)
     assert digests == {f.stratum: f.digest for f in frames}
     assert event.algorithm_version == sampling.ALGORITHM_VERSION
 
@@ -111,7 +127,8 @@ def test_a_frame_is_frozen_once_per_draw():
     with pytest.raises(IllegalTransitionError) as excinfo:
         d.decide_freeze_frame(world.frozen(), c.FreezeFrame(draw_id=DRAW_ID, title="t"),
                               actor=INSPECTOR, now=FROZEN_AT, units=world.UNITS,
-                              projects=world.projects(), households=world.households())
+                              projects=world.projects(), households=world.households(),
+                              policy=world.POLICY)
     assert _errors_code(excinfo) == "frame_already_frozen"
 
 
@@ -120,7 +137,8 @@ def test_a_project_of_an_unknown_unit_is_refused_not_dropped():
     with pytest.raises(DomainError) as excinfo:
         d.decide_freeze_frame(d.INITIAL_STATE, c.FreezeFrame(draw_id=DRAW_ID, title="t"),
                               actor=INSPECTOR, now=FROZEN_AT, units=world.UNITS,
-                              projects=[*world.projects(), stray], households=[])
+                              projects=[*world.projects(), stray], households=[],
+                              policy=world.POLICY)
     assert _errors_code(excinfo) == "unknown_unit"
 
 
@@ -130,7 +148,7 @@ def test_a_draw_id_with_the_key_separator_is_refused():
 
 
 def test_a_policy_can_change_the_household_minimum():
-    policy = d.SamplingPolicy(min_households=4)
+    policy = replace(world.POLICY, min_households=4)
     frames = d.build_frames(world.UNITS, world.projects(), world.households(), policy)
     adaptation = next(f for f in frames if f.stratum == "echeng/home_adaptation")
     assert adaptation.min_households == 4
@@ -216,9 +234,8 @@ def test_the_sample_is_drawn_once():
 
 def test_the_service_draws_what_the_algorithm_computes_from_the_frozen_frames():
     state = world.drawn()
-    expected = sampling.draw_all(
-        d.build_frames(world.UNITS, world.projects(), world.households()),
-        draw_id=DRAW_ID, entropy=ENTROPY)
+    expected = [sampling.draw_stratum(frame, draw_id=DRAW_ID, entropy=ENTROPY) for frame in
+                d.build_frames(world.UNITS, world.projects(), world.households(), world.POLICY)]
     for draw in expected:
         outcome = state.outcomes[draw.stratum]
         assert (tuple(outcome.picks), tuple(outcome.replacements)) == (draw.picks, draw.replacements)
@@ -231,7 +248,8 @@ def test_the_service_draws_what_the_algorithm_computes_from_the_frozen_frames():
 def test_a_frame_that_no_longer_matches_its_digest_is_not_drawn_on():
     [frozen] = d.decide_freeze_frame(d.INITIAL_STATE, c.FreezeFrame(draw_id=DRAW_ID, title="t"),
                                      actor=INSPECTOR, now=FROZEN_AT, units=world.UNITS,
-                                     projects=world.projects(), households=world.households())
+                                     projects=world.projects(), households=world.households(),
+                                     policy=world.POLICY)
     strata = list(frozen.strata)
     strata[0] = strata[0].model_copy(update={"frame_digest": "0" * 64})
     state = d.fold([frozen.model_copy(update={"strata": strata}),
@@ -541,7 +559,8 @@ def test_every_event_has_a_stable_inspection_type_name_and_round_trips():
         findings=[dict(text="无助餐", deadline=VISIT_DAY)]), actor=INSPECTOR, now=AFTER_VISIT)
     history = [*d.decide_freeze_frame(d.INITIAL_STATE, c.FreezeFrame(draw_id=DRAW_ID, title="t"),
                                       actor=INSPECTOR, now=FROZEN_AT, units=world.UNITS,
-                                      projects=world.projects(), households=world.households()),
+                                      projects=world.projects(), households=world.households(),
+                                      policy=world.POLICY),
                *events]
     for event in history:
         stored = new_event(f"draw-{DRAW_ID}", event, actor=INSPECTOR, occurred_at=AFTER_VISIT)

@@ -105,13 +105,14 @@ def test_the_json_export_holds_no_personal_data_and_only_its_units(state):
 def test_a_draw_list_exists_only_once_drawn():
     with pytest.raises(d.DrawStageError):
         draw_export.draw_document(world.committed())
-    with pytest.raises(d.DrawStageError):
+    with pytest.raises(d.UnitNotInDrawError):
         draw_export.draw_document(world.drawn(), unit="gedian")
 
 
 def test_the_cli_prints_a_json_export_as_xlsx(tmp_path, state):
     source = tmp_path / "draw.json"
-    draw_export.write_draw_json(draw_export.draw_document(state, unit="echeng"), source)
+    source.write_text(draw_export.document_json(draw_export.draw_document(state, unit="echeng")),
+                      encoding="utf-8")
     target = tmp_path / "draw.xlsx"
     result = CliRunner().invoke(cli, ["draw-list-xlsx", str(source), str(target)])
     assert result.exit_code == 0, result.output

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import tomllib
 import uuid
+from fractions import Fraction
 
 import pytest
 
 from services.inspection import domain as d
-from services.inspection.handlers import InspectionDeps, sampling_policy
-from services.inspection.subscribers import registry_consumer, registry_view, sampling_households
+from services.inspection import sampling
+from services.inspection.config import InspectionDeps, sampling_policy
+from services.inspection.projections import registry_view_projection as registry_consumer
+from services.inspection.queries import registry_view, sampling_households
 from shared.campaign import DEFAULT_CAMPAIGN_FILE, CampaignConfigError, load_campaign, parse_campaign
 from shared.consuming import ConsumerRuntime, Outcome, handle
 from shared.envelope import Delivery
@@ -95,7 +98,8 @@ async def test_a_frame_frozen_from_the_view_lists_what_the_events_said(deliver):
     for event in s.registry_world():
         assert await deliver(_delivery(event)) is Outcome.HANDLED
     projects, households = await registry_view(deliver.pool)
-    frames = {f.stratum: f for f in d.build_frames(s.UNITS, projects, households)}
+    policy = sampling_policy(CAMPAIGN)
+    frames = {f.stratum: f for f in d.build_frames(s.UNITS, projects, households, policy)}
     assert frames["echeng/canteen"].items == tuple(f"EC-CANTEEN-{n}" for n in range(1, 6))
     assert [e.code for e in frames["echeng/canteen"].exclusions] == ["retired"]
     assert frames["echeng/rural_center"].items == ("EC-RURAL-1",)
@@ -123,23 +127,44 @@ def test_a_household_code_two_programmes_of_a_unit_share_is_qualified_by_place_a
     assert codes == ["H-001@凤凰街道2022", "H-001@凤凰街道2023", "H-002", "H-001"]
     # ...so the frame can be built (a duplicate code would be refused by the sampling module).
     households = sampling_households(rows)
-    frames = d.build_frames(["echeng", "huarong"], [], households)
+    frames = d.build_frames(["echeng", "huarong"], [], households, sampling_policy(CAMPAIGN))
     assert {f.stratum: f.size for f in frames}["echeng/home_adaptation"] == 3
 
 
 @pytest.mark.unit
 def test_the_sampling_policy_comes_from_the_campaign_file():
     policy = sampling_policy(CAMPAIGN)
-    assert dict(policy.rules) == dict(d.DEFAULT_RULES)
+    assert dict(policy.rules) == {t.code: sampling.Rule(t.sampling_rule.value)
+                                  for t in CAMPAIGN.project_types}
+    assert policy.rules["canteen"] is sampling.Rule.SHARE
+    assert policy.r2_share == Fraction(1, 2)
     assert (policy.min_households, policy.households_per_township) == (2, 2)
-    assert dict(policy.checklists["canteen"]) == dict(d.DEFAULT_CHECKLISTS["canteen"])
+
+
+def _campaign_with(**sampling_settings: int):
+    with open(DEFAULT_CAMPAIGN_FILE, "rb") as handle_:
+        data = tomllib.load(handle_)
+    data["sampling"].update(sampling_settings)
+    return parse_campaign(data)
 
 
 @pytest.mark.unit
-def test_a_campaign_asking_for_another_share_than_the_algorithm_draws_is_refused():
-    with open(DEFAULT_CAMPAIGN_FILE, "rb") as handle_:
-        data = tomllib.load(handle_)
-    data["sampling"]["r2_denominator"] = 3
+def test_a_campaigns_own_share_and_household_numbers_are_frozen_into_the_frames():
+    policy = sampling_policy(_campaign_with(r2_numerator=1, r2_denominator=3,
+                                            r3_min_households_per_township=3,
+                                            r3_households_to_draw=1))
+    households = [d.HouseholdView(f"H-{n}", "EC-HA", "echeng", "凤凰街道") for n in range(3)]
+    projects = [d.ProjectView(f"C-{n}", "echeng", "凤凰街道", "canteen") for n in range(7)]
+    frames = {f.stratum: f for f in d.build_frames(["echeng"], projects, households, policy)}
+    canteens = frames["echeng/canteen"]
+    assert canteens.frame_object()["share"] == {"numerator": 1, "denominator": 3}
+    assert sampling.draw_stratum(canteens, draw_id="d", entropy="e").sample_size == 3  # ⌈7/3⌉
+    adaptation = frames["echeng/home_adaptation"].frame_object()
+    assert (adaptation["min_households"], adaptation["households_per_township"]) == (3, 1)
+
+
+@pytest.mark.unit
+def test_a_campaign_asking_for_more_townships_than_the_algorithm_draws_is_refused():
     with pytest.raises(CampaignConfigError) as excinfo:
-        sampling_policy(parse_campaign(data))
-    assert excinfo.value.problems[0][0] == "sampling.r2_numerator"
+        sampling_policy(_campaign_with(r3_townships_to_draw=2))
+    assert excinfo.value.problems[0][0] == "sampling.r3_townships_to_draw"

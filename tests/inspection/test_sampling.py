@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -18,15 +19,17 @@ PROPERTY = settings(max_examples=150, deadline=None)
 
 draw_ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20)
 entropies = st.text(min_size=1, max_size=30)
+# Ezhou 2024's R3 numbers; a frame always states its own (they come from the campaign file).
+R3 = dict(project_type="home_adaptation", min_households=2, households_per_township=2)
 project_ids = st.one_of(st.integers(0, 10**6).map(lambda n: f"P-{n}"),
                         st.text(alphabet="凤凰泽林镇ABC-123", min_size=1, max_size=6))
 
 
 @st.composite
-def facility_frames(draw, rule=Rule.HALF, min_size=0, max_size=50):
+def facility_frames(draw, rule=Rule.SHARE, min_size=0, max_size=50):
     items = draw(st.lists(project_ids, min_size=min_size, max_size=max_size, unique=True))
     unit = draw(st.sampled_from(["echeng", "huarong", "liangzihu", "gedian", "linkong"]))
-    return sampling.facility_frame(unit, "canteen" if rule is Rule.HALF else "complex", rule,
+    return sampling.facility_frame(unit, "canteen" if rule is Rule.SHARE else "complex", rule,
                                    draw(st.permutations(items)))
 
 
@@ -36,8 +39,8 @@ def adaptation_frames(draw):
                                            "碧石镇", "汀祖镇"]), unique=True, max_size=7))
     counts = [draw(st.integers(0, 3)) for _ in names]
     townships = {name: [f"H-{name}-{k}" for k in range(count)]
-                 for name, count in zip(names, counts)}
-    return sampling.adaptation_frame("echeng", townships), dict(zip(names, counts))
+                 for name, count in zip(names, counts, strict=True)}
+    return sampling.adaptation_frame("echeng", townships, **R3), dict(zip(names, counts, strict=True))
 
 
 def _flip_one_bit(text: str, position: int, bit: int) -> str:
@@ -63,15 +66,77 @@ def test_half_rule_samples_ceil_half_of_distinct_frame_members(frame, draw_id, e
 @pytest.mark.parametrize(("frame_size", "sample_size"),
                          [(0, 0), (1, 1), (2, 1), (3, 2), (5, 3), (9, 5), (10, 5), (49, 25)])
 def test_half_rule_rounds_up_where_round_would_round_to_even(frame_size, sample_size):
-    frame = sampling.facility_frame("echeng", "canteen", Rule.HALF,
+    frame = sampling.facility_frame("echeng", "canteen", Rule.SHARE,
                                     [f"P-{k:02d}" for k in range(frame_size)])
     result = sampling.draw_stratum(frame, draw_id="d", entropy="e")
     assert result.sample_size == sample_size == len(result.picks)
     assert len(result.replacements) == frame_size - sample_size
 
 
+shares = st.tuples(st.integers(1, 12), st.integers(1, 12)).map(lambda t: Fraction(min(t), max(t)))
+
+
+@PROPERTY
+@given(frame=facility_frames(), share=shares, draw_id=draw_ids, entropy=entropies)
+def test_the_share_rule_samples_the_ceiling_of_the_frames_share(frame, share, draw_id, entropy):
+    frame = sampling.facility_frame(frame.unit, frame.project_type, Rule.SHARE, frame.items,
+                                    share=share)
+    result = sampling.draw_stratum(frame, draw_id=draw_id, entropy=entropy)
+    n = len(frame.items)
+    # ⌈N·p/q⌉ as the smallest integer not below N·p/q, checked without the code's formula.
+    assert result.sample_size * share.denominator >= n * share.numerator
+    assert (result.sample_size - 1) * share.denominator < n * share.numerator or n == 0
+    assert result.sample_size == len(result.picks)
+    assert sorted(result.picks + result.replacements) == list(frame.items)
+
+
+@pytest.mark.parametrize(("share", "frame_size", "sample_size"),
+                         [((1, 3), 6, 2), ((1, 3), 7, 3), ((2, 3), 5, 4), ((3, 4), 1, 1),
+                          ((1, 1), 4, 4), ((2, 4), 5, 3)])
+def test_a_campaigns_share_is_applied_in_integers(share, frame_size, sample_size):
+    frame = sampling.facility_frame("echeng", "canteen", Rule.SHARE,
+                                    [f"P-{k:02d}" for k in range(frame_size)],
+                                    share=Fraction(*share))
+    assert sampling.draw_stratum(frame, draw_id="d", entropy="e").sample_size == sample_size
+
+
+def test_a_share_is_recorded_in_the_frame_unless_it_is_one_half():
+    items = ["P-1", "P-2", "P-3"]
+    half = sampling.facility_frame("echeng", "canteen", Rule.SHARE, items)
+    assert "share" not in half.frame_object()
+    assert sampling.facility_frame("echeng", "canteen", Rule.SHARE, items,
+                                   share=Fraction(2, 4)).digest == half.digest
+    third = sampling.facility_frame("echeng", "canteen", Rule.SHARE, items, share=Fraction(1, 3))
+    assert third.frame_object()["share"] == {"numerator": 1, "denominator": 3}
+    assert third.digest != half.digest       # the share is frozen with the frame
+    assert sampling.frame_from_object(third.frame_object()) == third
+
+
+@pytest.mark.parametrize("share", [{"numerator": 1, "denominator": 2},
+                                   {"numerator": 2, "denominator": 6},
+                                   {"numerator": 3, "denominator": 2},
+                                   {"numerator": 0, "denominator": 2},
+                                   {"numerator": True, "denominator": 3},
+                                   {"numerator": 1}])
+def test_a_share_that_is_not_canonical_is_refused(share):
+    obj = sampling.facility_frame("echeng", "canteen", Rule.SHARE, ["P-1"]).frame_object()
+    obj["share"] = share
+    with pytest.raises(FrameError):
+        sampling.frame_from_object(obj)
+
+
+def test_only_an_r2_frame_has_a_share():
+    with pytest.raises(FrameError, match="only an R2"):
+        sampling.facility_frame("echeng", "complex", Rule.FULL_COVERAGE, ["X-1"],
+                                share=Fraction(1, 3))
+    obj = sampling.facility_frame("echeng", "complex", Rule.FULL_COVERAGE, ["X-1"]).frame_object()
+    obj["share"] = {"numerator": 1, "denominator": 3}
+    with pytest.raises(FrameError, match="not those of rule R1"):
+        sampling.frame_from_object(obj)
+
+
 def test_empty_stratum_is_an_explicit_no_eligible_project_result():
-    frame = sampling.facility_frame("linkong", "canteen", Rule.HALF, [])
+    frame = sampling.facility_frame("linkong", "canteen", Rule.SHARE, [])
     result = sampling.draw_stratum(frame, draw_id="d", entropy="e")
     assert result.no_eligible_project and result.picks == () and result.sample_size == 0
     assert result.frame_digest == frame.digest
@@ -117,22 +182,22 @@ def test_adaptation_draws_one_township_then_households_by_the_fallback_rules(cas
 
 def test_adaptation_with_a_larger_quota_flags_a_township_that_cannot_fill_it():
     frame = sampling.adaptation_frame("echeng", {"凤凰街道": ["H-1", "H-2"]},
-                                      households_per_township=3)
+                                      **{**R3, "households_per_township": 3})
     result = sampling.draw_stratum(frame, draw_id="d", entropy="e")
     assert result.sample_size == 2 and result.insufficient_sample
 
 
 def test_adaptation_minimum_is_configurable():
     frame = sampling.adaptation_frame("echeng", {"凤凰街道": ["H-1", "H-2"], "泽林镇": ["Z-1", "Z-2", "Z-3"]},
-                                      min_households=3)
+                                      **{**R3, "min_households": 3})
     result = sampling.draw_stratum(frame, draw_id="d", entropy="e")
     assert result.township == "泽林镇" and result.township_order == ("泽林镇",)
     assert not result.insufficient_sample
 
 
 def test_townships_without_households_are_not_part_of_the_frame():
-    with_empty = sampling.adaptation_frame("echeng", {"凤凰街道": ["H-1"], "泽林镇": []})
-    without = sampling.adaptation_frame("echeng", {"凤凰街道": ["H-1"]})
+    with_empty = sampling.adaptation_frame("echeng", {"凤凰街道": ["H-1"], "泽林镇": []}, **R3)
+    without = sampling.adaptation_frame("echeng", {"凤凰街道": ["H-1"]}, **R3)
     assert with_empty.digest == without.digest
 
 
@@ -171,7 +236,7 @@ def test_every_pick_hash_depends_on_the_entropy(frame, entropy):
     other = sampling.draw_key("d", frame.stratum, frame.digest, entropy + "!")
     first = sampling.permutation_trace(key, frame.items)
     second = sampling.permutation_trace(other, frame.items)
-    assert all(a.digest != b.digest for a, b in zip(first, second))
+    assert all(a.digest != b.digest for a, b in zip(first, second, strict=True))
 
 
 def test_pick_is_sha256_of_key_bar_index_mapped_onto_the_remaining_items():
@@ -225,7 +290,7 @@ def test_first_picks_are_spread_evenly_over_the_frame():
 
 
 def test_frame_digest_is_sha256_of_the_canonical_json_of_the_frame_object():
-    frame = sampling.facility_frame("echeng", "canteen", Rule.HALF, ["P-2", "P-1"],
+    frame = sampling.facility_frame("echeng", "canteen", Rule.SHARE, ["P-2", "P-1"],
                                     [sampling.Exclusion("P-9", "retired", "拆除")])
     obj = {"algorithm_version": "lookback-draw-v1", "excluded": [
         {"code": "retired", "detail": "拆除", "id": "P-9"}], "items": ["P-1", "P-2"],
@@ -246,24 +311,24 @@ def test_frame_order_of_input_does_not_matter(frame):
 
 def test_a_frame_refuses_duplicate_ids_and_the_key_separator():
     with pytest.raises(FrameError, match="duplicate"):
-        sampling.facility_frame("echeng", "canteen", Rule.HALF, ["P-1", "P-1"])
+        sampling.facility_frame("echeng", "canteen", Rule.SHARE, ["P-1", "P-1"])
     with pytest.raises(FrameError, match="'\\|'"):
-        sampling.facility_frame("ech|eng", "canteen", Rule.HALF, ["P-1"])
+        sampling.facility_frame("ech|eng", "canteen", Rule.SHARE, ["P-1"])
     with pytest.raises(FrameError, match="two townships"):
-        sampling.adaptation_frame("echeng", {"A": ["H-1"], "B": ["H-1"]})
+        sampling.adaptation_frame("echeng", {"A": ["H-1"], "B": ["H-1"]}, **R3)
     with pytest.raises(FrameError):
         sampling.draw_key("draw|1", "s", "0" * 64, "e")
 
 
 def test_an_unsorted_frame_object_is_refused_not_repaired():
-    obj = sampling.facility_frame("echeng", "canteen", Rule.HALF, ["P-1", "P-2"]).frame_object()
+    obj = sampling.facility_frame("echeng", "canteen", Rule.SHARE, ["P-1", "P-2"]).frame_object()
     obj["items"] = ["P-2", "P-1"]
     with pytest.raises(FrameError, match="canonical"):
         sampling.frame_from_object(obj)
 
 
 def test_another_algorithm_version_is_not_drawn_by_this_code():
-    obj = sampling.facility_frame("echeng", "canteen", Rule.HALF, ["P-1"]).frame_object()
+    obj = sampling.facility_frame("echeng", "canteen", Rule.SHARE, ["P-1"]).frame_object()
     obj["algorithm_version"] = "lookback-draw-v2"
     frame = sampling.frame_from_object(obj)
     with pytest.raises(FrameError, match="unsupported algorithm version"):

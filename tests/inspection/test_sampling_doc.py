@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -41,10 +42,12 @@ def test_the_documented_vectors_are_the_ones_the_code_generates():
     assert _vectors() == generated
 
 
-def test_the_vectors_cover_odd_one_empty_full_coverage_and_both_household_cases():
+def test_the_vectors_cover_odd_one_empty_full_coverage_a_share_and_both_household_cases():
     expected = [v["expected"] for v in _vectors()]
     rules = [v["frame"]["rule"] for v in _vectors()]
     assert {"R1", "R2", "R3"} <= set(rules)
+    assert any("share" in v["frame"] for v in _vectors())
+    assert any(r == "R2" and "share" not in v["frame"] for r, v in zip(rules, _vectors(), strict=True))
     assert any(e["frame_size"] % 2 == 1 and e["frame_size"] > 1 for e in expected)
     assert any(e["frame_size"] == 1 for e in expected)
     assert any(e["no_eligible_project"] for e in expected)
@@ -84,12 +87,20 @@ def test_the_reference_implementation_in_the_doc_reproduces_each_vector(vector):
 @given(items=st.lists(st.text(min_size=1, max_size=5), unique=True, max_size=50),
        townships=st.dictionaries(st.text(alphabet="凤凰泽林镇杜山街道", min_size=1, max_size=4),
                                  st.integers(0, 3), max_size=6),
-       rule=st.sampled_from(["R1", "R2", "R3"]), entropy=st.text(min_size=1, max_size=20))
+       rule=st.sampled_from(["R1", "R2", "R3"]), entropy=st.text(min_size=1, max_size=20),
+       share=st.tuples(st.integers(1, 7), st.integers(1, 7)).map(lambda t: Fraction(min(t), max(t))),
+       quota=st.tuples(st.integers(1, 3), st.integers(1, 3)))
 def test_the_reference_implementation_agrees_with_the_code_on_random_frames(items, townships,
-                                                                            rule, entropy):
+                                                                            rule, entropy, share,
+                                                                            quota):
     if rule == "R3":
         frame = sampling.adaptation_frame("echeng", {
-            t: [f"{t}-{k}" for k in range(count)] for t, count in townships.items()})
+            t: [f"{t}-{k}" for k in range(count)] for t, count in townships.items()},
+            project_type="home_adaptation", min_households=quota[0],
+            households_per_township=quota[1])
+    elif rule == "R2":
+        frame = sampling.facility_frame("echeng", "canteen", sampling.Rule.SHARE, items,
+                                        share=share)
     else:
         frame = sampling.facility_frame("echeng", "canteen", sampling.Rule(rule), items)
     code = sampling.draw_stratum(frame, draw_id="d-1", entropy=entropy)

@@ -5,6 +5,8 @@ import copy
 import json
 import subprocess
 import sys
+from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -180,3 +182,59 @@ def test_lookback_inspection_verify_draw_is_registered(tmp_path, doc):
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     result = runner.invoke(app, ["inspection", "verify-draw", str(path)])
     assert result.exit_code == 0, result.output
+
+
+# --- the share is the campaign's, recorded in the draw --------------------------------------------
+
+
+def _drawn_with(policy: d.SamplingPolicy) -> d.DrawState:
+    events = d.decide_freeze_frame(
+        d.INITIAL_STATE, c.FreezeFrame(draw_id=world.DRAW_ID, title="另一期抽查(示例)"),
+        actor=world.INSPECTOR, now=world.FROZEN_AT, units=world.UNITS,
+        projects=world.projects(), households=world.households(), policy=policy)
+    state = d.fold(events)
+    state = d.fold(d.decide_commit_entropy(
+        state, c.CommitEntropy(draw_id=world.DRAW_ID, statement="3D",
+                               not_before=world.ENTROPY_KNOWN_AT),
+        actor=world.INSPECTOR, now=world.FROZEN_AT), state)
+    return d.fold(d.decide_reveal_and_draw(
+        state, c.RevealEntropy(draw_id=world.DRAW_ID, entropy=world.ENTROPY),
+        actor=world.INSPECTOR, now=world.DRAWN_AT), state)
+
+
+def test_an_export_without_a_share_is_one_half_as_every_export_made_before(tmp_path, doc):
+    shared_strata = [r for r in doc["strata"] if r["rule"] == "R2"]
+    assert shared_strata and all("share" not in r["frame"] for r in shared_strata)
+    canteens = _record(doc, "echeng/canteen")
+    assert (canteens["frame_size"], canteens["sample_size"]) == (5, 3)
+    code, output = _run(tmp_path, doc)
+    assert code == 0, output
+
+
+def test_a_draw_under_another_share_records_it_and_verifies_with_it(tmp_path):
+    third = replace(world.POLICY, r2_share=Fraction(1, 3))
+    document = draw_document(_drawn_with(third), unit="echeng")
+    canteens = _record(document, "echeng/canteen")
+    assert canteens["frame"]["share"] == {"numerator": 1, "denominator": 3}
+    assert (canteens["frame_size"], canteens["sample_size"]) == (5, 2)   # ⌈5/3⌉
+    code, output = _run(tmp_path, document)
+    assert code == 0, output
+    # The share is part of the frozen frame: claiming one half afterwards breaks its digest.
+    del canteens["frame"]["share"]
+    code, output = _run(tmp_path, document)
+    assert code == 1 and "echeng/canteen" in output
+
+
+def test_the_printed_rule_names_the_recorded_share(tmp_path):
+    from services.inspection.draw_export import draw_workbook
+
+    half = draw_workbook(draw_document(world.drawn(), unit="echeng"))
+    third = draw_workbook(draw_document(
+        _drawn_with(replace(world.POLICY, r2_share=Fraction(1, 3))), unit="echeng"))
+
+    def rule_of(workbook, stratum: str) -> str:
+        return next(row[2] for row in workbook["echeng"].iter_rows(values_only=True)
+                    if row[0] == stratum)
+
+    assert rule_of(half, "echeng/canteen") == "R2 按50%随机抽取"
+    assert rule_of(third, "echeng/canteen") == "R2 按1/3随机抽取"

@@ -5,6 +5,8 @@ import datetime as dt
 
 from services.inspection import commands as c
 from services.inspection import domain as d
+from services.inspection.config import sampling_policy
+from shared.campaign import load_campaign
 from shared.messages import Actor, Role
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -17,6 +19,8 @@ AFTER_VISIT = dt.datetime(2024, 5, 10, 18, 0, tzinfo=CST)
 DRAW_ID = "ezhou-2024-city-01"
 ENTROPY = "福彩3D 2024-05-08: 3 7 1"
 UNITS = ["echeng", "huarong", "linkong"]
+# The sampling rules of the campaign file (Ezhou 2024), as the service reads them.
+POLICY = sampling_policy(load_campaign())
 
 INSPECTOR = Actor(id="insp-1", name="检查员甲(示例)", role=Role.INSPECTOR)
 CITY_ADMIN = Actor(id="admin-1", name="市局管理员(示例)", role=Role.CITY_ADMIN)
@@ -65,7 +69,7 @@ def frozen(actor: Actor = INSPECTOR) -> d.DrawState:
     events = d.decide_freeze_frame(d.INITIAL_STATE, c.FreezeFrame(draw_id=DRAW_ID,
                                                                   title="2024年回头看市级抽查"),
                                    actor=actor, now=FROZEN_AT, units=UNITS, projects=projects(),
-                                   households=households())
+                                   households=households(), policy=POLICY)
     return d.fold(events)
 
 

@@ -45,7 +45,7 @@ def serve_notifier(port: int, database: str, prefix: str, sink: SmtpSink, data_d
         "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),
         "LOOKBACK_TOKENS_JSON": TOKENS_JSON, "LOOKBACK_LOG_JSON": "true",
         "LOOKBACK_DATA_DIR": str(data_dir), "LOOKBACK_RUN_SEQUENCER": "false",
-        "LOOKBACK_POLL_INTERVAL": "0.02", "LOOKBACK_MIGRATE_ON_START": "false",
+        "LOOKBACK_POLL_INTERVAL": "0.02",
         "LOOKBACK_NOTIFIER_SMTP_HOST": "127.0.0.1", "LOOKBACK_NOTIFIER_SMTP_PORT": str(sink.port),
         "LOOKBACK_NOTIFIER_SIMULATED_CLOCK_START": CAMPAIGN_START.isoformat(),
         "LOOKBACK_NOTIFIER_RETRY_DELAYS": "[0.05, 0.1]",
@@ -94,7 +94,8 @@ async def test_two_notifier_processes_deliver_every_reminder_exactly_once(databa
                     assert all(answer.status_code == 200 for answer in answers), answers
 
                 await run_campaign(database, first, move_clock, upstream)
-                metrics = [(await client.get("/metrics")).text for client in (first, second)]
+                metrics = [(await client.get("/metrics", headers=as_("admin"))).text
+                           for client in (first, second)]
     finally:
         await upstream.close()
         for proc in processes:

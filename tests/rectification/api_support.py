@@ -237,7 +237,8 @@ async def delete_bus_objects(prefix: str) -> None:
     async with connection:
         channel = await connection.channel()
         for queue in ("rectification.on-registry", "rectification.on-inspection",
-                      "rectification.events.archive", "rectification.dlq"):
+                      "rectification.registry-view", "rectification.events.archive",
+                      "rectification.dlq"):
             try:
                 await channel.queue_delete(prefix + queue)
             except Exception:

@@ -1,4 +1,5 @@
-"""Actors, projects and a tiny in-memory "desk" that drives the pure domain like a handler would."""
+"""Actors, projects, the campaign's rules (from the packaged Ezhou 2024 campaign file) and a tiny
+in-memory "desk" that drives the pure domain like a handler would."""
 from __future__ import annotations
 
 import hashlib
@@ -9,9 +10,14 @@ from datetime import date, datetime, timedelta, timezone
 from services.rectification import commands as c
 from services.rectification import domain as d
 from services.rectification import events as e
+from services.rectification.config import rectification_config
+from shared.campaign import load_campaign
 from shared.messages import Actor, Event, Role
 
 CST = timezone(timedelta(hours=8))
+CAMPAIGN = load_campaign()          # the packaged Ezhou 2024 file: the only source of its rules
+CONFIG = rectification_config(CAMPAIGN)
+RULES = CONFIG.rules
 UNITS = ("echeng", "huarong", "liangzihu", "gedian", "linkong")
 
 
@@ -89,7 +95,7 @@ class Desk:
                  project_ref: d.ProjectRef | None = None, source=e.ProblemSource.SELF_INSPECTION,
                  deadline: date | None = date(2024, 5, 7), immediate: bool = False,
                  problem_id: uuid.UUID | None = None, description: str = "未开展助餐服务",
-                 rules: d.RectificationRules = d.EZHOU_2024) -> uuid.UUID:
+                 rules: d.RectificationRules = RULES) -> uuid.UUID:
         ref = project_ref or project(unit or actor.unit or "echeng")
         self.projects[ref.project_id] = ref
         pid = problem_id or new_id()
@@ -147,7 +153,7 @@ class Desk:
         self.apply(d.decide_reopen_problem(
             state, self.sequence(state.unit),
             c.ReopenProblem(problem_id=pid, new_problem_id=new_pid, reason="复查发现问题反弹"),
-            actor=actor, now=now))
+            actor=actor, now=now, rules=RULES))
         return new_pid
 
     def withdraw(self, pid: uuid.UUID, actor: Actor, now: datetime) -> list[Event]:

@@ -11,7 +11,7 @@ from services.rectification import events as e
 from shared.errors import ForbiddenError, NotFoundError
 from shared.messages import SYSTEM_ACTOR
 
-from .support import Desk, at, content_hash, inspector, project, reporter, reviewer
+from .support import RULES, Desk, at, content_hash, inspector, project, reporter, reviewer
 
 pytestmark = pytest.mark.unit
 
@@ -21,15 +21,14 @@ LEDGER_ENTRY = "ledger-entry-1"
 
 
 def deliver_ledger_entry(desk: Desk, ledger_entry_id: str, reason: str, now, details=()) -> list[e.Event]:
-    """What the subscriber's handler does with a LedgerEntryAdded."""
-    cmd = d.registration_for_ledger_entry(
-        ledger_entry_id=ledger_entry_id, project_id=REF.project_id, reason=reason,
-        reason_details=details, open_ledger_items=d.open_ledger_keys(desk.items()), now=now)
-    if cmd is None:
-        return []
-    return desk.apply(d.decide_register_problem(
-        desk.problem(cmd.problem_id), desk.sequence(UNIT), cmd, project=REF, actor=SYSTEM_ACTOR,
-        now=now))
+    """What the on-registry reaction's command (OpenLedgerItem) decides for a LedgerEntryAdded."""
+    cmd = c.OpenLedgerItem(entry_id=ledger_entry_id, project_id=REF.project_id,
+                           project_name=REF.name, project_year=REF.year, unit=UNIT,
+                           township=REF.township, reason=reason, reason_details=details)
+    pid = d.ledger_problem_id(ledger_entry_id)
+    return desk.apply(d.decide_open_ledger_item(
+        desk.problem(pid), desk.sequence(UNIT), cmd, ledger_items=desk.items(),
+        actor=SYSTEM_ACTOR, now=now, rules=RULES))
 
 
 def test_a_ledger_entry_opens_a_ledger_item_due_on_the_campaign_deadline():
@@ -52,9 +51,10 @@ def test_a_redelivered_ledger_entry_opens_nothing_more():
     # Even if the "already open" check is bypassed, the deterministic id catches it.
     cmd = d.registration_for_ledger_entry(ledger_entry_id=LEDGER_ENTRY, project_id=REF.project_id,
                                           reason="not_operating", open_ledger_items=set(),
-                                          now=at(2024, 3, 13))
+                                          now=at(2024, 3, 13), rules=RULES)
     assert d.decide_register_problem(desk.problem(cmd.problem_id), desk.sequence(UNIT), cmd,
-                                     project=REF, actor=SYSTEM_ACTOR, now=at(2024, 3, 13)) == []
+                                     project=REF, actor=SYSTEM_ACTOR, now=at(2024, 3, 13),
+                                     rules=RULES) == []
     assert deliver_ledger_entry(desk, LEDGER_ENTRY, "not_operating", at(2024, 3, 13)) == []
     assert len(desk.problems) == 1
 
@@ -93,12 +93,14 @@ def test_an_automatic_ledger_item_starts_without_a_responsible_person_and_gets_o
 
 
 def register_finding(desk: Desk, finding_id: str, deadline, now) -> list[e.Event]:
-    cmd = d.registration_for_finding(finding_id=finding_id, project_id=REF.project_id, unit=UNIT,
-                                     text="助餐服务未正常开展", deadline=deadline, project=REF,
-                                     now=now)
-    return desk.apply(d.decide_register_problem(
-        desk.problem(cmd.problem_id), desk.sequence(UNIT), cmd, project=REF, actor=SYSTEM_ACTOR,
-        now=now))
+    """What the on-inspection reaction's command (OpenFindingItem) decides for a finding."""
+    cmd = c.OpenFindingItem(finding_id=finding_id, project_id=REF.project_id, unit=UNIT,
+                            project_name=REF.name, township=REF.township, project_year=REF.year,
+                            text="助餐服务未正常开展", deadline=deadline)
+    pid = d.finding_problem_id(finding_id)
+    return desk.apply(d.decide_open_finding_item(
+        desk.problem(pid), desk.sequence(UNIT), cmd, project=REF, actor=SYSTEM_ACTOR, now=now,
+        rules=RULES))
 
 
 def test_a_finding_opens_a_city_found_item_once():
@@ -132,7 +134,8 @@ def test_a_finding_without_a_deadline_or_with_a_past_one_is_immediate():
 def test_a_finding_must_agree_with_the_projects_unit_and_project_must_be_known():
     with pytest.raises(d.InvalidCommandError):
         d.registration_for_finding(finding_id="f", project_id=REF.project_id, unit="echeng",
-                                   text="x", deadline=None, project=REF, now=at(2024, 5, 10))
+                                   text="x", deadline=None, project=REF, now=at(2024, 5, 10),
+                                   rules=RULES)
     with pytest.raises(NotFoundError):
         d.registration_for_finding(finding_id="f", project_id="p-unknown", unit=UNIT, text="x",
-                                   deadline=None, project=None, now=at(2024, 5, 10))
+                                   deadline=None, project=None, now=at(2024, 5, 10), rules=RULES)

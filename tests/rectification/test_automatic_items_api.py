@@ -83,6 +83,9 @@ async def test_a_duplicated_ledger_entry_and_finding_open_one_item_each_over_rab
             assert city_item["problem_id"] == str(d.finding_problem_id("finding-1"))
             assert (city_item["unit"], city_item["deadline"], city_item["project_name"]) == (
                 "echeng", "2024-05-30", "凤凰街道幸福食堂1(示例)")
+            # The view of projects is a projection of its own (queue "rectification.registry-view"),
+            # beside the reaction that opened the item: wait for it as for any read model.
+            await known_projects(api, "p-huarong-1")
             conn = await asyncpg.connect(database)
             try:
                 inbox = await conn.fetch("SELECT consumer, event_id FROM es.inbox WHERE event_id = "
@@ -92,7 +95,8 @@ async def test_a_duplicated_ledger_entry_and_finding_open_one_item_each_over_rab
             finally:
                 await conn.close()
             assert sorted(r["consumer"] for r in inbox) == ["rectification.on-inspection",
-                                                            "rectification.on-registry"]
+                                                            "rectification.on-registry",
+                                                            "rectification.registry-view"]
             assert registered == 2
             view = (await api.get("/projects", headers=auth("admin"))).json()["projects"]
             assert [(p["project_id"], p["on_ledger"], p["ledger_reason"]) for p in view] == [

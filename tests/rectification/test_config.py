@@ -13,7 +13,7 @@ from services.rectification import scoring as s
 from services.rectification.config import rectification_config
 from shared.campaign import DEFAULT_CAMPAIGN_FILE, load_campaign, parse_campaign
 
-from .support import Desk, at, inspector, reporter, reviewer
+from .support import RULES, Desk, at, inspector, reporter, reviewer
 
 pytestmark = pytest.mark.unit
 
@@ -88,7 +88,7 @@ def test_a_capped_rule_takes_no_more_than_its_cap_in_total():
     rules = s.parse_deduction_rules([{"id": "open", "points": "0.5", "trigger": "item_open_at",
                                       "date": "2024-05-07", "max_points": "1.2"}])
     occurrences = s.triggers_due("echeng", items=desk.items(), reports=[], now=at(2024, 5, 8),
-                                 deduction_rules=rules)
+                                 deduction_rules=rules, rules=RULES)
     occurrences = [o for o in occurrences if o.trigger is s.Trigger.ITEM_OPEN_AT]
     score = s.ScoreState("echeng")
     first = s.decide_deductions(score, occurrences[:1], rules)
@@ -111,10 +111,12 @@ def test_a_rebound_deducts_once_per_original_item():
     desk.verify(pid, reviewer("gedian"), at(2024, 3, 13))
     rules = s.parse_deduction_rules([{"id": "rebound", "points": "1", "trigger": "item_reopened"}])
     assert [o for o in s.triggers_due("gedian", items=desk.items(), reports=[], now=at(2024, 3, 14),
-                                      deduction_rules=rules) if o.trigger is s.Trigger.ITEM_REOPENED] == []
+                                      deduction_rules=rules, rules=RULES)
+            if o.trigger is s.Trigger.ITEM_REOPENED] == []
     successor = desk.reopen(pid, inspector(), at(2024, 4, 1))
     found = [o for o in s.triggers_due("gedian", items=desk.items(), reports=[], now=at(2024, 4, 2),
-                                       deduction_rules=rules) if o.trigger is s.Trigger.ITEM_REOPENED]
+                                       deduction_rules=rules, rules=RULES)
+             if o.trigger is s.Trigger.ITEM_REOPENED]
     assert [o.ref for o in found] == [f"{pid}@reopened"]
     [event] = s.decide_deductions(s.ScoreState("gedian"), found, rules)
     assert (event.rule_id, event.points) == ("rebound", "1") and successor != pid
@@ -134,7 +136,7 @@ def test_an_item_past_its_own_deadline_is_overdue_once_and_a_timely_one_never():
 
     def overdue(now):
         return [o.ref for o in s.triggers_due("echeng", items=desk.items(), reports=[], now=now,
-                                              deduction_rules=rules)
+                                              deduction_rules=rules, rules=RULES)
                 if o.trigger is s.Trigger.ITEM_OVERDUE]
 
     assert overdue(at(2024, 3, 20, 23, 59, 59)) == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -12,7 +13,7 @@ from services.rectification import events as e
 from services.rectification.domain import ProblemStatus as S
 from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError
 
-from .support import (AUDITOR, LEADER, Desk, at, city_admin, content_hash, inspector, project,
+from .support import (AUDITOR, LEADER, RULES, Desk, at, city_admin, content_hash, inspector, project,
                       reporter, reviewer)
 
 pytestmark = pytest.mark.unit
@@ -76,7 +77,7 @@ def attempt(desk: Desk, pid: uuid.UUID, command: str) -> list[e.Event]:
         return d.decide_reopen_problem(
             state, desk.sequence(UNIT),
             c.ReopenProblem(problem_id=pid, new_problem_id=uuid.uuid4(), reason="反弹"),
-            actor=inspector(), now=NOW)
+            actor=inspector(), now=NOW, rules=RULES)
     if command == "withdraw":
         return d.decide_withdraw_problem(state, c.WithdrawProblem(problem_id=pid, reason="误登记"),
                                          actor=REV2, now=NOW)
@@ -86,7 +87,7 @@ def attempt(desk: Desk, pid: uuid.UUID, command: str) -> list[e.Event]:
             state, desk.sequence(UNIT),
             c.RegisterProblem(problem_id=pid, project_id=ref.project_id, description="另一个问题",
                               deadline=date(2024, 5, 7)),
-            project=ref, actor=REP, now=NOW)
+            project=ref, actor=REP, now=NOW, rules=RULES)
     raise AssertionError(command)
 
 
@@ -308,7 +309,7 @@ def _as(actor, desk, pid, command):
         "reopen": lambda: d.decide_reopen_problem(
             state, desk.sequence(UNIT),
             c.ReopenProblem(problem_id=pid, new_problem_id=uuid.uuid4(), reason="r"),
-            actor=actor, now=NOW),
+            actor=actor, now=NOW, rules=RULES),
     }
     return builders[command]()
 
@@ -372,7 +373,7 @@ def test_a_problem_needs_a_known_project():
                             deadline=date(2024, 5, 7))
     with pytest.raises(NotFoundError, match="unknown project"):
         d.decide_register_problem(d.ProblemState(), d.UnitSequenceState(UNIT), cmd, project=None,
-                                  actor=REP, now=NOW)
+                                  actor=REP, now=NOW, rules=RULES)
 
 
 # ------------------------------------------------------------------------------------------
@@ -399,7 +400,7 @@ def test_registering_the_same_item_again_decides_nothing():
         desk.problem(pid), desk.sequence(UNIT),
         c.RegisterProblem(problem_id=pid, project_id=project(UNIT).project_id,
                           description="未开展助餐服务", deadline=date(2024, 5, 7)),
-        project=project(UNIT), actor=REP, now=NOW)
+        project=project(UNIT), actor=REP, now=NOW, rules=RULES)
     assert again == []
 
 
@@ -422,7 +423,7 @@ def test_an_immediate_item_is_due_seven_days_after_the_local_registration_day():
 
 def test_the_immediate_period_is_configurable():
     desk = Desk()
-    pid = desk.register(REP, NOW, immediate=True, rules=d.RectificationRules(immediate_days=3))
+    pid = desk.register(REP, NOW, immediate=True, rules=replace(RULES, immediate_days=3))
     assert desk.problem(pid).deadline == date(2024, 3, 13)
 
 
@@ -442,17 +443,17 @@ def test_a_date_item_needs_a_date_and_an_immediate_item_takes_none():
 def test_overdue_is_derived_from_the_deadline_and_the_clock():
     desk, pid = item_in(S.IN_RECTIFICATION)
     state = desk.problem(pid)  # due 2024-05-07
-    assert not d.is_overdue(state, at(2024, 5, 7, 23, 59, 59))
-    assert d.is_overdue(state, at(2024, 5, 8, 0, 0, 0))
+    assert not d.is_overdue(state, at(2024, 5, 7, 23, 59, 59), RULES)
+    assert d.is_overdue(state, at(2024, 5, 8, 0, 0, 0), RULES)
     desk.request(pid, REP, NOW)
-    assert d.is_overdue(desk.problem(pid), at(2024, 5, 8)), "not 销号 until verified"
+    assert d.is_overdue(desk.problem(pid), at(2024, 5, 8), RULES), "not 销号 until verified"
     desk.verify(pid, REV, NOW)
-    assert not d.is_overdue(desk.problem(pid), at(2024, 5, 8))
+    assert not d.is_overdue(desk.problem(pid), at(2024, 5, 8), RULES)
 
 
 def test_a_withdrawn_item_is_never_overdue():
     desk, pid = item_in(S.WITHDRAWN)
-    assert not d.is_overdue(desk.problem(pid), at(2024, 6, 1))
+    assert not d.is_overdue(desk.problem(pid), at(2024, 6, 1), RULES)
 
 
 def test_was_open_at_follows_the_items_history():
@@ -497,7 +498,7 @@ def test_reopening_again_with_the_same_new_id_decides_nothing():
     again = d.decide_reopen_problem(
         state, desk.sequence(UNIT),
         c.ReopenProblem(problem_id=original, new_problem_id=new, reason="反弹"),
-        actor=inspector(), now=NOW)
+        actor=inspector(), now=NOW, rules=RULES)
     assert again == []
 
 

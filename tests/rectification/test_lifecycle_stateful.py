@@ -21,7 +21,7 @@ from services.rectification.domain import ProblemStatus as S
 from shared.errors import DomainError, ForbiddenError, IllegalTransitionError
 from shared.messages import Actor, Role
 
-from .support import (AUDITOR, LEADER, Desk, at, city_admin, content_hash, inspector, project,
+from .support import (AUDITOR, LEADER, RULES, Desk, at, city_admin, content_hash, inspector, project,
                       reporter, reviewer)
 
 pytestmark = pytest.mark.unit
@@ -133,7 +133,7 @@ class ProblemLifecycle(RuleBasedStateMachine):
         before = self.snapshot()
         try:
             events = d.decide_register_problem(self.desk.problem(pid), self.desk.sequence(unit), cmd,
-                                               project=ref, actor=actor, now=self.now)
+                                               project=ref, actor=actor, now=self.now, rules=RULES)
         except (DomainError, ForbiddenError) as error:
             assert not may_register(actor, unit, source), f"{actor.role} refused: {error}"
             self.refused(before, error)
@@ -216,7 +216,7 @@ class ProblemLifecycle(RuleBasedStateMachine):
             return d.decide_reopen_problem(
                 item, self.desk.sequence(item.unit),
                 c.ReopenProblem(problem_id=pid, new_problem_id=new_pid, reason="反弹"),
-                actor=actor, now=now)
+                actor=actor, now=now, rules=RULES)
         raise AssertionError(command)
 
     @invariant()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import time
+from datetime import date, time
 
 import pytest
 
@@ -14,7 +14,7 @@ from services.rectification.domain import ReportStatus
 from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError
 from shared.messages import Actor, Role
 
-from .support import AUDITOR, LEADER, Desk, at, city_admin, content_hash, reporter, reviewer
+from .support import AUDITOR, LEADER, RULES, Desk, at, city_admin, content_hash, reporter, reviewer
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +27,7 @@ def monthly(month: str = "2024-03") -> d.ReportState:
 
 
 def submit_list(report: d.ReportState, desk: Desk, now, *, actor: Actor = REP,
-                rules: d.RectificationRules = d.EZHOU_2024) -> d.ReportState:
+                rules: d.RectificationRules = RULES) -> d.ReportState:
     rows = d.problem_list_rows(desk.items(), unit=UNIT)
     events = d.decide_submit_monthly_list(report, c.SubmitMonthlyList(unit=UNIT, month=report.period),
                                           rows=rows, actor=actor, now=now, rules=rules)
@@ -76,7 +76,8 @@ def test_a_monthly_list_is_due_on_the_25th_at_23_59_59_local_and_accepted_when_l
 
 
 def test_the_monthly_due_day_and_time_are_configurable():
-    rules = d.RectificationRules(monthly_list_due_day=24, due_time=time(17, 30))
+    rules = replace(RULES, monthly_list_due_dates=(("2024-03", date(2024, 3, 24)),),
+                    due_time=time(17, 30))
     report = submit_list(monthly(), Desk(), at(2024, 3, 24, 18), rules=rules)
     assert report.late is True
 
@@ -152,8 +153,10 @@ def test_returning_a_list_that_was_never_submitted_is_not_found():
 def test_the_self_inspection_report_is_due_on_may_7():
     report = d.new_report(d.self_inspection_report_id(UNIT), e.ReportKind.SELF_INSPECTION_REPORT, UNIT)
     cmd = c.SubmitSelfInspectionReport(unit=UNIT, text="自查报告正文", attachment_hashes=(content_hash("r"),))
-    [on_time] = d.decide_submit_self_inspection_report(report, cmd, actor=REP, now=at(2024, 5, 7, 18))
-    [late] = d.decide_submit_self_inspection_report(report, cmd, actor=REP, now=at(2024, 5, 8, 9))
+    [on_time] = d.decide_submit_self_inspection_report(report, cmd, actor=REP, now=at(2024, 5, 7, 18),
+                                                        rules=RULES)
+    [late] = d.decide_submit_self_inspection_report(report, cmd, actor=REP, now=at(2024, 5, 8, 9),
+                                                     rules=RULES)
     assert (on_time.late, late.late) == (False, True)
     assert on_time.due == at(2024, 5, 7, 23, 59, 59)
     reviewed = review(d.evolve_report(report, on_time), REV, at(2024, 5, 8))
@@ -166,9 +169,10 @@ def test_typical_cases_are_submitted_one_per_report_and_due_on_may_31():
                           str(case_id))
     cmd = c.SubmitTypicalCase(unit=UNIT, case_id=case_id, title="引入专业运营的经验(示例)",
                               text="正文", attachment_hashes=(content_hash("c"),))
-    [submitted] = d.decide_submit_typical_case(report, cmd, actor=REP, now=at(2024, 6, 1))
+    [submitted] = d.decide_submit_typical_case(report, cmd, actor=REP, now=at(2024, 6, 1),
+                                               rules=RULES)
     assert submitted.late is True and submitted.title == cmd.title
     assert d.stream_id_for(submitted) == f"report-{UNIT}-typical_case-{case_id}"
     with pytest.raises(ValueError):
         d.decide_submit_typical_case(replace(report, report_id="other"), cmd, actor=REP,
-                                     now=at(2024, 5, 1))
+                                     now=at(2024, 5, 1), rules=RULES)

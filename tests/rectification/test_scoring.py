@@ -12,14 +12,27 @@ from services.rectification import commands as c
 from services.rectification import domain as d
 from services.rectification import events as e
 from services.rectification import scoring as s
+from services.rectification.config import rectification_config
 from services.rectification.scoring import TrafficLight as L
+from shared.campaign import parse_campaign
 from shared.errors import ForbiddenError
 
-from .support import UNITS, Desk, at, city_admin, inspector, reporter, reviewer
+from .support import CAMPAIGN, CONFIG, RULES, UNITS, Desk, at, city_admin, inspector, reporter, reviewer
 
 pytestmark = pytest.mark.unit
 
 NOW = at(2024, 6, 1)
+# The campaign file's supervision settings: its working days, dates and traffic-light window.
+SUPERVISION = dict(is_working_day=CAMPAIGN.is_working_day, rules=RULES,
+                   yellow_working_days=CONFIG.yellow_working_days)
+# The hand-computed example's own scale (the campaign file's is checked in test_api_reports.py).
+HAND_COMPUTED_RULES = s.parse_deduction_rules([
+    {"id": "late_report", "points": "2", "trigger": "late_report", "description": "报表逾期或未报"},
+    {"id": "open_at_deadline", "points": "1", "trigger": "item_open_at", "date": "2024-05-07",
+     "description": "5月7日仍未整改到位的问题"},
+    {"id": "missing_typical_case", "points": "3", "trigger": "missing_typical_case",
+     "description": "5月31日前未报送典型案例"},
+])
 
 
 class Campaign:
@@ -44,13 +57,15 @@ class Campaign:
         report = d.new_report(d.monthly_list_report_id(unit, month), e.ReportKind.MONTHLY_LIST, unit, month)
         events = d.decide_submit_monthly_list(
             report, c.SubmitMonthlyList(unit=unit, month=month),
-            rows=d.problem_list_rows(self.desk.items(), unit=unit), actor=reporter(unit), now=when)
+            rows=d.problem_list_rows(self.desk.items(), unit=unit), actor=reporter(unit), now=when,
+            rules=RULES)
         self.reports[report.report_id] = d.fold_report(report, events)
 
     def self_inspection(self, unit: str, when) -> None:
         report = d.new_report(d.self_inspection_report_id(unit), e.ReportKind.SELF_INSPECTION_REPORT, unit)
         events = d.decide_submit_self_inspection_report(
-            report, c.SubmitSelfInspectionReport(unit=unit, text="自查报告"), actor=reporter(unit), now=when)
+            report, c.SubmitSelfInspectionReport(unit=unit, text="自查报告"), actor=reporter(unit),
+            now=when, rules=RULES)
         self.reports[report.report_id] = d.fold_report(report, events)
 
     def typical_case(self, unit: str, when) -> None:
@@ -59,7 +74,7 @@ class Campaign:
                               str(case_id))
         events = d.decide_submit_typical_case(
             report, c.SubmitTypicalCase(unit=unit, case_id=case_id, title="案例", text="正文"),
-            actor=reporter(unit), now=when)
+            actor=reporter(unit), now=when, rules=RULES)
         self.reports[report.report_id] = d.fold_report(report, events)
 
     def all_reports(self, unit: str, *, skip: tuple[str, ...] = (), monthly_03=at(2024, 3, 20)) -> None:
@@ -111,8 +126,8 @@ def run_deductions(camp: Campaign, scores: dict[str, s.ScoreState], now=NOW) -> 
     decided = []
     for unit in UNITS:
         occurrences = s.triggers_due(unit, items=camp.desk.items(), reports=camp.reports.values(),
-                                     now=now, deduction_rules=s.EZHOU_2024_DEDUCTION_RULES)
-        events = s.decide_deductions(scores[unit], occurrences, s.EZHOU_2024_DEDUCTION_RULES)
+                                     now=now, deduction_rules=HAND_COMPUTED_RULES, rules=RULES)
+        events = s.decide_deductions(scores[unit], occurrences, HAND_COMPUTED_RULES)
         for event in events:
             scores[unit] = s.evolve_score(scores[unit], event)
         decided += events
@@ -142,7 +157,8 @@ def test_the_score_board_matches_the_hand_computed_example():
         ("liangzihu", "missing_typical_case", "liangzihu-typical_case@2024-05-31", "3"),
         ("gedian", "late_report", "gedian-monthly_list-2024-04", "2"),
     ])
-    progress = {unit: s.unit_progress(unit, camp.desk.items(), camp.reports.values(), now=NOW)
+    progress = {unit: s.unit_progress(unit, camp.desk.items(), camp.reports.values(), now=NOW,
+                                      **SUPERVISION)
                 for unit in UNITS}
     board = s.score_board(UNITS, scores, progress)
     assert [(row.rank, row.unit, row.score, row.closure_rate) for row in board] == [
@@ -156,7 +172,8 @@ def test_the_score_board_matches_the_hand_computed_example():
 
 def test_progress_counts_per_unit_match_the_hand_computed_example():
     camp, _ = hand_computed_campaign()
-    progress = {unit: s.unit_progress(unit, camp.desk.items(), camp.reports.values(), now=NOW)
+    progress = {unit: s.unit_progress(unit, camp.desk.items(), camp.reports.values(), now=NOW,
+                                      **SUPERVISION)
                 for unit in UNITS}
     assert progress["echeng"] == s.UnitProgress(
         unit="echeng", registered=4, withdrawn=1, open=0, closed=3, overdue=0, reopened=0,
@@ -184,14 +201,14 @@ def test_the_same_trigger_never_deducts_twice():
 def test_a_missing_list_then_submitted_late_is_deducted_once():
     camp = Campaign()
     score = s.ScoreState("echeng")
-    rules = s.EZHOU_2024_DEDUCTION_RULES
+    rules = HAND_COMPUTED_RULES
     missing = s.triggers_due("echeng", items=[], reports=camp.reports.values(), now=at(2024, 3, 26),
-                             deduction_rules=rules)
+                             deduction_rules=rules, rules=RULES)
     [deducted] = s.decide_deductions(score, missing, rules)
     score = s.evolve_score(score, deducted)
     camp.monthly("echeng", "2024-03", at(2024, 3, 27))
     late = s.triggers_due("echeng", items=[], reports=camp.reports.values(), now=at(2024, 3, 27),
-                          deduction_rules=rules)
+                          deduction_rules=rules, rules=RULES)
     assert [o.ref for o in late] == [deducted.trigger_ref]
     assert s.decide_deductions(score, late, rules) == []
 
@@ -202,9 +219,9 @@ def test_an_open_item_is_only_judged_after_the_rules_day_has_ended():
     rules = s.parse_deduction_rules([{"id": "open", "points": "1", "trigger": "item_open_at",
                                       "date": "2024-05-07"}])
     before = s.triggers_due("echeng", items=camp.desk.items(), reports=[], now=at(2024, 5, 7, 23, 59, 59),
-                            deduction_rules=rules)
+                            deduction_rules=rules, rules=RULES)
     after = s.triggers_due("echeng", items=camp.desk.items(), reports=[], now=at(2024, 5, 8, 0, 0, 0),
-                           deduction_rules=rules)
+                           deduction_rules=rules, rules=RULES)
     assert [o.trigger for o in before] == [s.Trigger.LATE_REPORT, s.Trigger.LATE_REPORT]  # lists missing
     assert [o.trigger for o in after][-1] is s.Trigger.ITEM_OPEN_AT
 
@@ -272,26 +289,33 @@ def test_ties_are_broken_by_closure_rate_then_unit_code():
 def test_an_item_turns_yellow_in_its_final_three_working_days_and_red_after(today, light):
     camp = Campaign()
     pid = camp.item("echeng", at(2024, 3, 10))
-    assert s.item_light(camp.desk.problem(pid), today, s.is_working_day_2024) is light
+    assert s.item_light(camp.desk.problem(pid), today, **SUPERVISION) is light
 
 
 def test_the_calendar_knows_2024_holidays_and_swapped_working_days():
-    assert not s.is_working_day_2024(date(2024, 4, 4))
-    assert s.is_working_day_2024(date(2024, 4, 7))       # Sunday worked
-    assert not s.is_working_day_2024(date(2024, 5, 3))
-    assert s.is_working_day_2024(date(2024, 5, 11))      # Saturday worked
-    assert not s.is_working_day_2024(date(2024, 3, 23))  # an ordinary Saturday
-    custom = s.working_day_calendar(holidays={date(2024, 3, 21)}, extra_working_days=())
-    assert not custom(date(2024, 3, 21)) and not custom(date(2024, 4, 7))
+    is_working_day = CONFIG.is_working_day          # the campaign file's calendar, nothing else
+    assert not is_working_day(date(2024, 4, 4))
+    assert is_working_day(date(2024, 4, 7))       # Sunday worked
+    assert not is_working_day(date(2024, 5, 3))
+    assert is_working_day(date(2024, 5, 11))      # Saturday worked
+    assert not is_working_day(date(2024, 3, 23))  # an ordinary Saturday
+    data = CAMPAIGN.model_dump()
+    data["calendar"] = {"holidays": [date(2024, 3, 21)], "make_up_working_days": []}
+    custom = rectification_config(parse_campaign(data))
+    assert not custom.is_working_day(date(2024, 3, 21))
+    assert not custom.is_working_day(date(2024, 4, 7))
 
 
 def test_a_unit_turns_yellow_before_a_report_is_due_and_green_once_it_is_in():
     camp = Campaign()
-    assert s.unit_progress("echeng", [], [], now=at(2024, 3, 20)).light is L.GREEN  # 20,21,22,25
-    assert s.unit_progress("echeng", [], [], now=at(2024, 3, 21)).light is L.YELLOW
+    def light(reports, now):
+        return s.unit_progress("echeng", [], reports, now=now, **SUPERVISION).light
+
+    assert light([], at(2024, 3, 20)) is L.GREEN  # 20,21,22,25
+    assert light([], at(2024, 3, 21)) is L.YELLOW
     camp.monthly("echeng", "2024-03", at(2024, 3, 21))
-    assert s.unit_progress("echeng", [], camp.reports.values(), now=at(2024, 3, 21)).light is L.GREEN
-    assert s.unit_progress("echeng", [], [], now=at(2024, 3, 26)).light is L.RED
+    assert light(camp.reports.values(), at(2024, 3, 21)) is L.GREEN
+    assert light([], at(2024, 3, 26)) is L.RED
 
 
 def test_closure_rate_leaves_out_withdrawn_items_and_is_undefined_without_items():

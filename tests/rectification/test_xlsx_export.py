@@ -13,7 +13,7 @@ from services.rectification import domain as d
 from services.rectification import events as e
 from services.rectification import xlsx_export as x
 
-from .support import Desk, at, reporter, reviewer
+from .support import RULES, Desk, at, reporter, reviewer
 
 pytestmark = pytest.mark.unit
 
@@ -74,11 +74,11 @@ def test_a_submitted_monthly_list_exports_as_filed_with_its_submitter_and_review
     report = d.fold_report(report, d.decide_submit_monthly_list(
         report, c.SubmitMonthlyList(unit="gedian", month="2024-03"),
         rows=d.problem_list_rows(desk.items(), unit="gedian"), actor=reporter("gedian"),
-        now=at(2024, 3, 25, 23, 30)))
+        now=at(2024, 3, 25, 23, 30), rules=RULES))
     report = d.fold_report(report, d.decide_review_report(
         report, c.ReviewReport(report_id=report.report_id, approved=True), actor=reviewer("gedian"),
         now=at(2024, 3, 26)))
-    sheet = read(x.export_monthly_list(report, unit_name="葛店经济开发区城乡融合发展局"))
+    sheet = read(x.export_monthly_list(report, unit_name="葛店经济开发区城乡融合发展局", rules=RULES))
     assert sheet["A2"].value == "填报单位：葛店经济开发区城乡融合发展局"
     assert sheet["A4"].value == 1 and sheet["B4"].value == "葛店镇"
     assert sheet["A6"].value == f"填报人：{reporter('gedian').name}"
@@ -89,4 +89,4 @@ def test_a_submitted_monthly_list_exports_as_filed_with_its_submitter_and_review
 def test_an_unsubmitted_list_has_nothing_to_export():
     report = d.new_report("x", e.ReportKind.MONTHLY_LIST, "gedian", "2024-03")
     with pytest.raises(ValueError):
-        x.export_monthly_list(report, unit_name="葛店经济开发区城乡融合发展局")
+        x.export_monthly_list(report, unit_name="葛店经济开发区城乡融合发展局", rules=RULES)

@@ -52,7 +52,7 @@ async def system(dsn: str, prefix: str, *, producer_amqp: str | None, consumer_a
     admin = await asyncpg.connect(dsn)
     await admin.execute(SEEN_TABLE)
     await admin.close()
-    consumer_pool = await create_pool(dsn, role="lookback_example")
+    consumer_pool = await create_pool(dsn, role="lookback_exampleconsumer", max_size=4)
     producer = create_service_app(EXAMPLE, settings_for(dsn, prefix, producer_amqp))
     consumer = create_service_app(consumer_spec(), settings_for(dsn, prefix, consumer_amqp,
                                                                 run_sequencer=False),
@@ -295,7 +295,7 @@ async def test_graceful_shutdown_finishes_the_message_in_flight(database, unique
     await admin.close()
     settings = settings_for(database, unique_prefix, AMQP_URL)
     producer = create_service_app(EXAMPLE, settings)
-    consumer_pool = await create_pool(database, role="lookback_example")
+    consumer_pool = await create_pool(database, role="lookback_exampleconsumer", max_size=4)
     consumer = create_service_app(consumer_spec(), settings_for(database, unique_prefix, AMQP_URL,
                                                                 run_sequencer=False),
                                   pool=consumer_pool)
@@ -323,7 +323,7 @@ async def test_a_message_that_keeps_failing_is_retried_a_bounded_number_of_times
     admin = await asyncpg.connect(database)
     await admin.execute(SEEN_TABLE)
     await admin.close()
-    consumer_pool = await create_pool(database, role="lookback_example")
+    consumer_pool = await create_pool(database, role="lookback_exampleconsumer", max_size=4)
     producer = create_service_app(EXAMPLE, settings_for(database, unique_prefix, AMQP_URL))
     consumer = create_service_app(
         consumer_spec(), settings_for(database, unique_prefix, AMQP_URL, run_sequencer=False,

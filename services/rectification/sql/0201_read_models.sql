@@ -1,6 +1,7 @@
 -- The rectification service's read models. Everything here is derived and can be rebuilt from the
--- log: the registry view from registry events (consumer "rectification.on-registry"), the rest from
--- the service's own events (projections "rectification.projection-*").
+-- log: the registry view from registry events (consumer "rectification.registry-view"), the ledger
+-- links by the reaction to 台账 entries (consumer "rectification.on-registry"), the rest from the
+-- service's own events (projections "rectification.projection-*").
 CREATE SCHEMA rectification;
 
 -- ---- What the rectification service learned of the registry (no personal data) ----------------

@@ -1,0 +1,56 @@
+"""Every route of every service answers an anonymous caller 401 before it parses anything: no
+field list, no 422, whatever the body. Public paths are the exceptions, named here."""
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from services.system import SERVICE_NAMES, service_app
+from shared.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+PUBLIC = {"/healthz", "/readyz"}
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+async def test_no_route_answers_an_anonymous_caller_with_anything_but_401(service):
+    settings = Settings(database_url="postgresql://unused/unused", tokens_json="{}",
+                        docs_access="authenticated", metrics_access="authenticated")
+    app = service_app(service, settings)
+    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path not in PUBLIC]
+    assert routes, "a service with no routes"
+    answers = {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as client:
+        for route in routes:
+            path = re.sub(r"\{[^}]+\}", "x", route.path)
+            for method in route.methods:
+                response = await client.request(method, path, content=b'{"name": ',
+                                                headers={"content-type": "application/json"})
+                answers[f"{method} {route.path}"] = (response.status_code, response.json()["error"])
+    wrong = {k: v for k, v in answers.items() if v != (401, "unauthenticated")}
+    assert not wrong, wrong
+
+
+async def test_the_documents_and_metrics_need_a_token_unless_made_public():
+    closed = service_app("registry", Settings(database_url="postgresql://unused/unused",
+                                              tokens_json="{}", docs_access="authenticated",
+                                              metrics_access="authenticated"))
+    open_ = service_app("registry", Settings(database_url="postgresql://unused/unused",
+                                             tokens_json="{}", docs_access="public",
+                                             metrics_access="off"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=closed),
+                                 base_url="http://test") as client:
+        assert (await client.get("/openapi.json")).status_code == 401
+        assert (await client.get("/asyncapi.json")).status_code == 401
+        assert (await client.get("/metrics")).status_code == 401
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=open_),
+                                 base_url="http://test") as client:
+        assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/asyncapi.json")).status_code == 200
+        # off: not served at all, so a token would not help either
+        assert "/metrics" not in {getattr(r, "path", "") for r in open_.routes}
