@@ -31,12 +31,11 @@ async def on_obligation_event(ctx: HandlerContext[NotifierDeps], event: Any) -> 
     state = fold(spec.initial, [EVENTS.load_recorded(r) for r in recorded])
     await ctx.conn.execute(
         """INSERT INTO notifier.obligations AS o (obligation_id, unit, kind, status, due_on,
-                   state, version, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+                   state, version)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (obligation_id) DO UPDATE SET
                unit = EXCLUDED.unit, kind = EXCLUDED.kind, status = EXCLUDED.status,
-               due_on = EXCLUDED.due_on, state = EXCLUDED.state, version = EXCLUDED.version,
-               updated_at = now()
+               due_on = EXCLUDED.due_on, state = EXCLUDED.state, version = EXCLUDED.version
            WHERE o.version < EXCLUDED.version""",
         state.obligation_id, state.unit, state.kind.value, state.status.value, state.due_on,
         json.dumps(state.model_dump(mode="json"), ensure_ascii=False),

@@ -11,8 +11,7 @@ CREATE TABLE notifier.obligations (
     status         text        NOT NULL,
     due_on         date,
     state          jsonb       NOT NULL,
-    version        bigint      NOT NULL,
-    updated_at     timestamptz NOT NULL DEFAULT now()
+    version        bigint      NOT NULL
 );
 CREATE INDEX obligations_by_unit ON notifier.obligations (unit, kind);
 
