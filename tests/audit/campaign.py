@@ -1,7 +1,8 @@
 """A small campaign across the services, for the audit tools: the registry lists projects (one on
 the 台账 ledger), rectification opens the automatic item and closes a self-inspection item, the
-inspection service draws its sample. Every service runs for real on one database (local
-transport), each with its own clock."""
+inspection service draws its sample, the notifier keeps its calendar of them (on the real clock:
+the 2024 campaign is over, so it sends nothing). Every service runs for real on one database
+(local transport), each with its own clock."""
 from __future__ import annotations
 
 import asyncio
@@ -17,9 +18,11 @@ import httpx
 import tests.inspection.support as insp
 import tests.rectification.api_support as rect
 from services.inspection.app import create_app as inspection_app
+from services.notifier.app import create_app as notifier_app
 from services.rectification.app import create_app as rectification_app
 from services.registry.app import create_app as registry_app
 from services.system import specs
+from tests.notifier.support import notifier_settings
 from tests.registry import support as reg
 from tests.support.actors import auth
 from tests.support.clock import Clock, at
@@ -75,7 +78,10 @@ async def campaign(dsn: str, tmp: Path) -> AsyncIterator[Campaign]:
                                       clock=rect_clock)
     insp_clock = insp.inspection_clock()
     inspection = inspection_app(service_settings(dsn, tmp / "inspection"), clock=insp_clock)
-    async with running(registry) as r, running(rectification) as c, running(inspection) as i:
+    notifier = notifier_app(service_settings(dsn, tmp / "notifier"),
+                            notifier_settings=notifier_settings(None))
+    async with running(registry) as r, running(rectification) as c, running(inspection) as i, \
+            running(notifier):
         good = await _project(r, name="凤凰街道(示例)幸福食堂", project_type="canteen")
         listed = await _project(r, name="西山街道(示例)幸福食堂", project_type="canteen",
                                 township="西山街道", services=["cleaning_assistance"])
