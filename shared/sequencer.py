@@ -345,10 +345,12 @@ class Sequencer:
             await self.close()
 
     async def lag(self) -> int:
-        """Events appended (committed) but not yet sequenced."""
-        if self._conn is not None and not self._conn.is_closed():
-            return await unsequenced_count(self._conn)
-        conn = await asyncpg.connect(self.dsn)
+        """Events appended (committed) but not yet sequenced.
+
+        On a connection of its own, never the lock connection: a query there while the loop is
+        sequencing fails ("another operation is in progress") and costs the leadership."""
+        dsn = login_dsn(self.dsn, self.role, self.password) if self.role else self.dsn
+        conn = await asyncpg.connect(dsn)
         try:
             return await unsequenced_count(conn)
         finally:
