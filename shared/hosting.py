@@ -4,6 +4,7 @@ the application's business (services/system.py), never the kernel's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -159,7 +160,11 @@ async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, 
                                 timeout_graceful_shutdown=min(2.0, settings.graceful_timeout / 4))
         servers.append((name, uvicorn.Server(config)))
     for _, server in servers:
+        # The signals are ours (below), not each uvicorn server's: uvicorn would take them over
+        # while it serves and raise them again after its own stop, which here would read as a
+        # second signal.
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = 0
