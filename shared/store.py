@@ -46,7 +46,7 @@ class EventStore(Protocol):
     async def read_stream(self, stream_id: str, after_version: int = 0, *,
                           conn: Any = None) -> list[RecordedEvent]: ...
 
-    async def stream_version(self, stream_id: str, *, conn: Any = None) -> int: ...
+    async def stream_version(self, stream_id: str, *, conn: Any = None, lock: bool = False) -> int: ...
 
     async def read_committed(self, after: tuple[int, int], limit: int = 1000) -> list[RecordedEvent]:
         """Events in commit-safe order after the cursor (tx_id, tx_seq); never skips a late commit."""
@@ -221,9 +221,15 @@ class PostgresEventStore:
                 "ORDER BY stream_version", stream_id, after_version)
         return [_recorded(r) for r in rows]
 
-    async def stream_version(self, stream_id: str, *, conn: Any = None) -> int:
+    async def stream_version(self, stream_id: str, *, conn: Any = None, lock: bool = False) -> int:
+        """The stream's head version (0: no stream). With `lock`, inside the caller's transaction,
+        the stream's row stays locked until it ends: writers of a hot stream that decide from its
+        version queue for it instead of racing and retrying (an existing stream only)."""
+        query = "SELECT version FROM es.streams WHERE stream_id = $1"
+        if lock:
+            query += " FOR NO KEY UPDATE"
         async with self._conn(conn) as c:
-            version = await c.fetchval("SELECT version FROM es.streams WHERE stream_id = $1", stream_id)
+            version = await c.fetchval(query, stream_id)
         return version or 0
 
     async def read_committed(self, after: tuple[int, int], limit: int = 1000) -> list[RecordedEvent]:
@@ -312,7 +318,7 @@ class InMemoryEventStore:
                           conn: Any = None) -> list[RecordedEvent]:
         return [e for e in self._streams.get(stream_id, []) if e.stream_version > after_version]
 
-    async def stream_version(self, stream_id: str, *, conn: Any = None) -> int:
+    async def stream_version(self, stream_id: str, *, conn: Any = None, lock: bool = False) -> int:
         return len(self._streams.get(stream_id, []))
 
     async def read_committed(self, after: tuple[int, int], limit: int = 1000) -> list[RecordedEvent]:

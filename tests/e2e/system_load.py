@@ -170,7 +170,8 @@ class Workload:
     def stop(self) -> None:
         self._stop.set()
 
-    async def run_for(self, seconds: float) -> None:
+    async def run_for(self, seconds: float, limit: int | None = None) -> None:
+        """Offer registrations for `seconds` (or until `limit` were offered)."""
         started = time.monotonic()
         async with httpx.AsyncClient(base_url=self.registry_url, headers=AUTH, timeout=30) as client:
             async def one(n: int) -> None:
@@ -185,7 +186,8 @@ class Workload:
                     self.refused.append(f"{response.status_code} {response.text[:200]}")
 
             running: set[asyncio.Task[None]] = set()
-            while not self._stop.is_set() and time.monotonic() - started < seconds:
+            while (not self._stop.is_set() and time.monotonic() - started < seconds
+                   and (limit is None or self._next < limit)):
                 due = started + self._next / self.rate
                 if due > time.monotonic():
                     await asyncio.sleep(due - time.monotonic())

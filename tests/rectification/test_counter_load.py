@@ -2,19 +2,20 @@
 is read at its head version, never folded from its history (issue 17, docs/adr/0011)."""
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from services.rectification import commands as c
 from services.rectification import domain as d
 from services.rectification.app import build_deps
 from services.rectification.events import CONTRACT
 from services.rectification.handlers import COMMANDS
-from shared.errors import DomainError
 from shared.messages import SYSTEM_ACTOR
 from shared.pipeline import CommandMetrics, CommandPipeline
 from shared.settings import Settings
@@ -22,7 +23,7 @@ from shared.store import PostgresEventStore, create_pool
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2024, 3, 12, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 12, 2, 0, tzinfo=UTC)
 UNIT = "huarong"
 
 
@@ -109,3 +110,20 @@ def test_a_reopening_may_not_take_the_id_of_an_existing_item():
     assert [type(e).__name__ for e in fresh] == ["ProblemReopened", "SeqNoAllocated",
                                                  "ProblemRegistered"]
     assert fresh[1].seq_no == 3
+
+
+async def test_writers_of_one_units_counter_take_turns_instead_of_conflicting(database):
+    pool = await create_pool(database, role="lookback_rectification", max_size=8)
+    try:
+        commands = pipeline(PostgresEventStore(pool), pool)
+        await commands.run(ledger_entry(1), actor=SYSTEM_ACTOR, now=NOW)
+        with capture_logs() as logs:
+            await asyncio.gather(*(commands.run(ledger_entry(n), actor=SYSTEM_ACTOR, now=NOW)
+                                   for n in range(2, 10)))
+        handled = [line for line in logs if line.get("event") == "command_handled"]
+        assert [line["attempts"] for line in handled] == [1] * 8
+        numbers = await pool.fetch("SELECT payload->>'seq_no' AS n FROM es.events "
+                                   "WHERE stream_id = $1", d.unit_stream_id(UNIT))
+        assert sorted(int(r["n"]) for r in numbers) == list(range(1, 10))
+    finally:
+        await pool.close()
