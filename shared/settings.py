@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     # connection each of their own.
     db_pool_size: int = Field(10, ge=1, description="read side and HTTP commands")
     consumer_pool_size: int = Field(4, ge=1, description="consumers' transactions")
-    background_pool_size: int = Field(3, ge=2, description="relay, projections, ledger wake-ups")
+    background_pool_size: int = Field(4, ge=2, description="relay, projections, ledger wake-ups")
     # Per consumer: messages the broker may hand over before an ack (prefetch), and handlers
     # running at once. Bounded: a backlog waits in the broker, not in this process's memory.
     consumer_prefetch: int = Field(8, ge=1)

@@ -352,12 +352,14 @@ class LocalTransport:
 
     def __init__(self, *, service: str, pool: asyncpg.Pool, runtime: ConsumerRuntime[Any],
                  metrics: Metrics, clock: Clock = utc_now, poll_interval: float = 0.05,
-                 batch: int = 200, waker: LedgerWaker | None = None) -> None:
+                 batch: int = 200, per_transaction: int = 25,
+                 waker: LedgerWaker | None = None) -> None:
         self.service, self.pool, self.runtime, self.metrics = service, pool, runtime, metrics
         # Reads go through this transport's own pool, never the read side's (docs/adr/0011).
         self.store = PostgresEventStore(pool)
         self.waker = waker
         self.clock, self.poll_interval, self.batch = clock, poll_interval, batch
+        self.per_transaction = per_transaction
         self._consumers: list[ConsumerSpec] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -411,16 +413,24 @@ class LocalTransport:
                 await idle(self._stop, wake, backoff)
 
     async def run_once(self, spec: ConsumerSpec) -> int:
-        """Handle what is sequenced after this consumer's position; return how many it passed."""
+        """Handle what is sequenced after this consumer's position; return how many it passed.
+
+        Up to `per_transaction` events share one transaction with the position's advance: each
+        commit costs a disk flush, and a projection passes every event of its categories (most
+        of them not its types). Exactly once all the same: effects, inbox rows and position
+        commit together, and a failure rolls back the whole group, to be read again."""
         name = f"local:{spec.name}"
         position = await get_position(self.pool, name)
         events = await self.store.read_all(position, self.batch, spec.categories)
         wanted = set(spec.event_types)
-        for event in events:
-            delivery = Delivery.from_recorded(event, source=spec.producer)
+        for start in range(0, len(events), self.per_transaction):
+            group = events[start:start + self.per_transaction]
+            outcomes: list[tuple[Delivery, Result]] = []
             async with self.pool.acquire() as conn, _Timed() as timed, conn.transaction():
-                result = Result(Outcome.DUPLICATE)
-                if event.event_type in wanted:
+                for event in group:
+                    if event.event_type not in wanted:
+                        continue
+                    delivery = Delivery.from_recorded(event, source=spec.producer)
                     result = await handle_in_transaction(conn, spec, delivery, runtime=self.runtime,
                                                          now=self.clock())
                     if result.outcome is Outcome.DEAD:
@@ -429,13 +439,15 @@ class LocalTransport:
                             "global_position, reason) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
                             spec.name, event.event_id, event.event_type, event.global_position,
                             result.reason)
-                        self.metrics.dead_lettered.labels(spec.name).inc()
-                if not await advance_position(conn, name, position, event.global_position):
+                    outcomes.append((delivery, result))
+                if not await advance_position(conn, name, position, group[-1].global_position):
                     raise TransientError(f"position {name} moved under us")
             self.metrics.observe_transaction(spec.name, timed.seconds)
-            position = event.global_position
-            if event.event_type in wanted:
+            position = group[-1].global_position
+            for delivery, result in outcomes:
                 self.metrics.handled.labels(spec.name, result.outcome.value).inc()
+                if result.outcome is Outcome.DEAD:
+                    self.metrics.dead_lettered.labels(spec.name).inc()
                 log_outcome(self.service, spec.name, delivery, result)
         return len(events)
 
