@@ -41,7 +41,7 @@ from services.registry.api import import_summary  # noqa: E402
 from services.registry.events import CONTRACT  # noqa: E402
 from services.registry.handlers import COMMANDS, RegistryDeps, import_decision  # noqa: E402
 from services.registry.importing import ImportPlan, parse_xlsx, rows_to_xlsx  # noqa: E402
-from shared.personal_data import InMemoryPersonalDataVault  # noqa: E402
+from shared.personal_data import MasterKey, InMemoryPersonalDataVault  # noqa: E402
 from shared.pipeline import CommandPipeline, Decision  # noqa: E402
 from shared.campaign import Campaign, load_campaign  # noqa: E402
 from shared.messages import Actor, Role  # noqa: E402
@@ -49,6 +49,8 @@ from shared.migrations import migrate  # noqa: E402
 from shared.personal_data import Keyring, PostgresPersonalDataVault  # noqa: E402
 from services.system import migration_folders as all_migration_folders  # noqa: E402
 from shared.store import PostgresEventStore, create_pool  # noqa: E402
+
+MASTER = MasterKey(bytes(range(32)))  # a test's master key, never a real one
 
 NOW = datetime(2024, 4, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 ADMIN = Actor(id="bench", name="基准测试(示例)", role=Role.CITY_ADMIN)
@@ -132,7 +134,7 @@ async def one_run(admin_dsn: str, campaign: Campaign, workbook: bytes, household
             commands = CommandPipeline(
                 service="registry", table=COMMANDS, events=CONTRACT.registry(),
                 store=PostgresEventStore(pool),
-                deps=RegistryDeps(campaign, PostgresPersonalDataVault(pool)))
+                deps=RegistryDeps(campaign, PostgresPersonalDataVault(pool, MASTER)))
             started = time.perf_counter()
             outcome = import_summary(await commands.run(plan, actor=ADMIN, now=NOW))
             figures["import"] = time.perf_counter() - started

@@ -39,7 +39,8 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.audit import export_database, verify_database, verify_file  # noqa: E402
+from shared.audit_db import export_database, verify_database  # noqa: E402
+from shared.audit_file import verify_file  # noqa: E402
 from shared.messages import NewEvent  # noqa: E402
 from shared.migrations import migrate  # noqa: E402
 from shared.sequencer import Sequencer, unsequenced_age_seconds, unsequenced_count  # noqa: E402

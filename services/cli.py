@@ -19,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 _GROUPS = {
     "audit": "shared.audit_cli",
     "inspection": "services.inspection.cli",
+    "dlq": "services.dlq_cli",
 }
 
 
@@ -34,6 +35,63 @@ def _register_groups() -> None:
 
 
 _register_groups()
+_audit = next(group.typer_instance for group in app.registered_groups if group.name == "audit")
+
+
+@_audit.command("history")
+def audit_history(subject: str = typer.Argument(..., help="a project, problem item or draw id, or a "
+                                                          "stream id (project-…, problem-…)"),
+                  as_json: bool = typer.Option(False, "--json", help="JSON instead of text")) -> None:
+    """Every event of or about one subject across services, in order: who, when, what, in Chinese,
+    personal data masked."""
+    import json
+
+    from services.audit_labels import EVENT_LABELS
+    from shared.campaign import load_campaign
+    from shared.history import history
+    from shared.settings import Settings
+
+    settings = Settings()
+    if settings.database_url is None:
+        raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
+    database_url = settings.database_url
+
+    async def run() -> list:
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await history(conn, subject, labels=EVENT_LABELS,
+                                 zone=load_campaign(settings.campaign_file).tz)
+        finally:
+            await conn.close()
+
+    entries = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps([e.as_dict() for e in entries], ensure_ascii=False, indent=1))
+    elif not entries:
+        typer.echo(f"{subject}: 无记录 (no events)")
+    for item in entries if not as_json else ():
+        typer.echo(item.text())
+
+
+@_audit.command("replay")
+def audit_replay(
+        keep: bool = typer.Option(False, help="keep the scratch database to look at")) -> None:
+    """Rebuild every service's read models from the log alone in a fresh database and compare
+    them with the live ones: `identical`, or the first difference by table and key."""
+    from services.system import replay_read_models
+    from shared.settings import Settings
+
+    settings = Settings()
+    if settings.database_url is None:
+        raise typer.BadParameter("set LOOKBACK_DATABASE_URL")
+    report = asyncio.run(replay_read_models(settings, keep=keep))
+    typer.echo(report.summary())
+    for note in report.notes:
+        typer.echo(f"  note: {note}", err=True)
+    if not report.identical:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -117,6 +175,35 @@ def provision_command(
         typer.echo(line)
 
 
+events = typer.Typer(no_args_is_help=True, add_completion=False,
+                     help="The events' published contract (docs/events.md).")
+app.add_typer(events, name="events")
+
+
+@events.command("publish")
+def publish_events() -> None:
+    """Write each event's JSON Schema at its current version to docs/events/schemas."""
+    from services.system import EVENT_SCHEMAS, contracts
+    from shared.contracts import publish
+
+    written = publish(EVENT_SCHEMAS, contracts())
+    typer.echo(f"{len(written)} schema(s) written" + "".join(f"\n  {p}" for p in written))
+
+
+@events.command("check")
+def check_events() -> None:
+    """Fail when an event no longer matches its published schema (docs/events.md)."""
+    from services.system import EVENT_SCHEMAS, contracts
+    from shared.contracts import contract_problems
+
+    problems = contract_problems(EVENT_SCHEMAS, contracts())
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("every event matches its published schema")
+
+
 @app.command("token")
 def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
                   role: str = typer.Option(...), unit: str = typer.Option(None)) -> None:
@@ -126,7 +213,13 @@ def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
     from shared.auth import hash_token, new_token
     from shared.messages import Actor
 
-    actor = Actor(id=id, name=name, role=role, unit=unit)
+    from pydantic import ValidationError
+
+    try:
+        actor = Actor(id=id, name=name, role=role, unit=unit)
+    except ValidationError as exc:
+        reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise typer.BadParameter(reasons) from None
     token = new_token()
     typer.echo(f"token: {token}")
     typer.echo(json.dumps({hash_token(token): actor.model_dump(mode="json")}, ensure_ascii=False))

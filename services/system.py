@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from services.audit_labels import EVENT_LABELS
 from shared.campaign import load_campaign
 from shared.hosting import (DemoPrincipal, declare_bus, ensure_local_secrets, ensure_passwords,
                             migrate_database, print_listening, serve_apps,
                             start_embedded_database)
 from shared.logging import configure_logging, get_logger
-from shared.messages import Role
-from shared.provisioning import (AUDITOR, MIGRATOR, SEQUENCER, BrokerPlan, DatabasePlan,
+from shared.messages import EventContract, Role
+from shared.provisioning import (AUDITOR, MIGRATOR, OPERATOR, SEQUENCER, BrokerPlan, DatabasePlan,
                                  provision_broker, provision_database, service_role)
+from shared.replay import Exempt, ReplayReport, replay
 from shared.service import ServiceSpec
 from shared.settings import Settings
 from shared.store import login_dsn
@@ -43,6 +45,23 @@ def specs() -> list[ServiceSpec[Any]]:
     return [spec(name) for name in SERVICE_NAMES]
 
 
+# What `lookback audit replay` leaves out, because it does not derive from the log (each with
+# the reason the replay report prints).
+REPLAY_EXEMPT = (
+    Exempt("registry.personal_data_access", None,
+           "an access log written when a person reads personal data in clear, not by events"),
+    Exempt("rectification.ledger_links", frozenset({"received_at"}),
+           "the time the reaction ran, which the log does not hold"),
+)
+
+
+async def replay_read_models(settings: Settings, *, keep: bool = False) -> ReplayReport:
+    """Rebuild every service's read models from the log alone and compare (shared/replay.py)."""
+    assert settings.database_url is not None
+    return await replay(settings.database_url, specs(), settings, exempt=REPLAY_EXEMPT, keep=keep,
+                        migration_folders=migration_folders())
+
+
 def migration_folders() -> list[Path]:
     """Every service's SQL, after the kernel's (shared/sql): roles, categories, read models."""
     return [s.migrations for s in specs() if s.migrations is not None]
@@ -51,7 +70,19 @@ def migration_folders() -> list[Path]:
 def service_app(name: str, settings: Settings, **kwargs: Any) -> Any:
     """The service's ASGI app from its one composition root, `services.<name>.app.create_app`."""
     spec(name)
-    return importlib.import_module(f"services.{name}.app").create_app(settings, **kwargs)
+    app = importlib.import_module(f"services.{name}.app").create_app(settings, **kwargs)
+    # /audit/history speaks of events by their Chinese names, in the campaign's time zone.
+    app.state.history_labels = EVENT_LABELS
+    app.state.history_zone = load_campaign(settings.campaign_file).tz
+    return app
+
+
+def contracts() -> list[EventContract]:
+    """Every service's published contract (docs/events/schemas is generated from these)."""
+    return [s.contract for s in specs()]
+
+
+EVENT_SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "events" / "schemas"
 
 
 def all_consumers() -> list[tuple[str, Any]]:
@@ -76,7 +107,7 @@ EMBEDDED_DATABASE = "lookback"
 
 
 def login_roles() -> list[str]:
-    return [MIGRATOR, *(service_role(name) for name in SERVICE_NAMES), SEQUENCER, AUDITOR]
+    return [MIGRATOR, *(service_role(name) for name in SERVICE_NAMES), SEQUENCER, AUDITOR, OPERATOR]
 
 
 async def migrate(settings: Settings) -> list[str]:
@@ -145,6 +176,8 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
     configure_logging(json=settings.log_json, level=settings.log_level)
     if settings.embedded:
         settings = await prepare_embedded(settings)
+    else:  # all services in one process is for trying things: keys made locally if not given
+        settings = ensure_local_secrets(settings, demo_principals())
     assert settings.database_url is not None
     applied = await migrate(settings)
     if applied:

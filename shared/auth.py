@@ -12,6 +12,8 @@ import secrets
 from pathlib import Path
 from typing import Mapping
 
+from pydantic import ValidationError
+
 from shared.errors import ForbiddenError, UnauthenticatedError
 from shared.messages import Actor, Role
 
@@ -30,7 +32,16 @@ class TokenStore:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Mapping[str, object]]) -> "TokenStore":
-        return cls({digest.lower(): Actor.model_validate(p) for digest, p in raw.items()})
+        """Refuses the whole set if one principal is malformed (a district role without its
+        unit would otherwise see every unit), naming the entry by its hash's first characters."""
+        principals = {}
+        for digest, principal in raw.items():
+            try:
+                principals[digest.lower()] = Actor.model_validate(principal)
+            except ValidationError as exc:
+                reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                raise ValueError(f"tokens entry {digest[:8]}…: {reasons}") from None
+        return cls(principals)
 
     @classmethod
     def from_sources(cls, *, file: Path | None = None, inline_json: str | None = None) -> "TokenStore":

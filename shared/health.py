@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,10 +67,12 @@ class Sampler:
 
     def __init__(self, *, dsn: str, role: str | None, password: str | None, metrics: Metrics,
                  relay: Watched | None = None, watched: Sequence[Watched] = (),
+                 extras: Sequence[Callable[[asyncpg.Connection], Awaitable[None]]] = (),
                  interval: float = 1.0, query_timeout: float = 5.0) -> None:
         self.dsn = login_dsn(dsn, role, password) if role else dsn
         self.role = role
         self.metrics, self.relay, self.watched = metrics, relay, list(watched)
+        self.extras = list(extras)  # further measurements, each given this connection
         self.interval, self.query_timeout = interval, query_timeout
         self.last_success: float | None = None
         self._conn: asyncpg.Connection | None = None
@@ -126,6 +128,13 @@ class Sampler:
                 lag = await self._backlog(conn, watched, stored)
                 if lag is not None:
                     self.metrics.consumer_lag.set(lag, watched.label)
+            for extra in self.extras:
+                try:
+                    await asyncio.wait_for(extra(conn), timeout)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    raise
+                except Exception as exc:  # e.g. the broker away: the other figures still count
+                    log.info("metrics_extra_failed", reason=f"{type(exc).__name__}: {exc}"[:200])
         self.last_success = time.monotonic()
 
     async def _backlog(self, conn: asyncpg.Connection, watched: Watched,
@@ -152,7 +161,7 @@ class Sampler:
             try:
                 await self.sample()
                 failing = False
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # the database away, or anything else: try again later
                 if not failing:  # once per outage, not every second
                     log.warning("metrics_sample_failed", reason=f"{type(exc).__name__}: {exc}"[:300])
                 failing = True

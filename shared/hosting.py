@@ -20,6 +20,7 @@ from shared.auth import hash_token, new_token
 from shared.consuming import ConsumerSpec
 from shared.logging import get_logger
 from shared.messages import Role
+from shared.personal_data import MasterKey
 from shared.migrations import migrate
 from shared.settings import Settings
 from shared.signing import generate_private_key, private_key_to_text, public_key_to_text
@@ -51,7 +52,11 @@ async def declare_bus(settings: Settings, consumers: Sequence[tuple[str, Consume
 def start_embedded_database(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL whose data survives restarts in `data_dir`;
     return its administrator's DSN (provisioning and migrations use it, services never do)."""
-    import pgserver  # imported here: only the embedded mode needs it
+    try:
+        import pgserver  # imported here: only the embedded mode needs it
+    except ImportError:
+        raise SystemExit("the embedded default needs PostgreSQL in a wheel: pip install "
+                         "'lookback[embedded]', or set LOOKBACK_DATABASE_URL") from None
 
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +82,9 @@ class DemoPrincipal:
 
 
 def ensure_local_secrets(settings: Settings, principals: Sequence[DemoPrincipal]) -> Settings:
-    """Embedded mode only: a checkpoint signing key and demo tokens, kept under the data folder
-    (never in the repository). Printed paths tell the newcomer where they are."""
+    """Embedded mode only: a checkpoint signing key, the personal-data master key and demo
+    tokens, kept under the data folder (never in the repository). Printed paths tell the
+    newcomer where they are."""
     keys = settings.data_dir / "keys"
     updates: dict[str, Any] = {}
     if settings.signing_key is None and settings.signing_key_file is None:
@@ -90,6 +96,14 @@ def ensure_local_secrets(settings: Settings, principals: Sequence[DemoPrincipal]
             key_file.chmod(0o600)
             (keys / "checkpoint.pub").write_text(public_key_to_text(key.public_key()), encoding="utf-8")
         updates["signing_key_file"] = key_file
+    if settings.pii_master_key is None and settings.pii_master_key_file is None:
+        master_file = keys / "pii-master.key"
+        if not master_file.exists():
+            keys.mkdir(parents=True, exist_ok=True)
+            fd = os.open(master_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(MasterKey.generate_text())
+        updates["pii_master_key_file"] = master_file
     if settings.tokens_file is None and settings.tokens_json is None:
         tokens_file = settings.data_dir / "tokens.json"
         if not tokens_file.exists():

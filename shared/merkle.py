@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -23,7 +23,7 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
 # The C string encoder json.dumps(ensure_ascii=False) uses: byte-identical to shared.canonical for str.
-_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_string = json.encoder.encode_basestring
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -121,5 +121,120 @@ class Frontier:
             root = _sha256(NODE_PREFIX + node + root).digest()
         return root
 
-    def copy(self) -> "Frontier":
+    def copy(self) -> Frontier:
         return Frontier(self.size, list(self.nodes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Proofs (RFC 9162 §2.1.3 and §2.1.4; the same trees as RFC 6962)
+#
+# Built over the list of leaf hashes (what `es.ledger` stores), so building one costs O(n) hashes:
+# an auditor asks for a handful, not one per event. Checking one costs O(log n) and needs only the
+# functions below and SHA-256; docs/audit-format.md §10 prints the same two checks as stand-alone
+# code, and a test runs that code.
+
+
+def _subtree_root(leaves: Sequence[bytes], lo: int, hi: int) -> bytes:
+    """MTH of leaves[lo:hi] (already hashed leaves), without copying the list."""
+    n = hi - lo
+    if n == 1:
+        return leaves[lo]
+    k = _largest_power_of_two_below(n)
+    return node_hash(_subtree_root(leaves, lo, lo + k), _subtree_root(leaves, lo + k, hi))
+
+
+def inclusion_proof(leaves: Sequence[bytes], index: int, size: int | None = None) -> list[bytes]:
+    """PATH(m, D[n]) of RFC 9162 §2.1.3.1: the audit path of leaf `index` (from 0) in the tree of
+    the first `size` leaves (default: all of them)."""
+    size = len(leaves) if size is None else size
+    if not 0 <= index < size <= len(leaves):
+        raise ValueError(f"no leaf {index} in a tree of {size}")
+    path: list[bytes] = []
+    lo, hi, m = 0, size, index
+    # Walk down from the root; the siblings come out root-first, the proof lists them leaf-first.
+    while hi - lo > 1:
+        k = _largest_power_of_two_below(hi - lo)
+        if m < k:
+            path.append(_subtree_root(leaves, lo + k, hi))
+            hi = lo + k
+        else:
+            path.append(_subtree_root(leaves, lo, lo + k))
+            lo, m = lo + k, m - k
+    return path[::-1]
+
+
+def consistency_proof(leaves: Sequence[bytes], first: int, second: int | None = None) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1: the tree of the first `first` leaves is a prefix of
+    the tree of the first `second` (default: all). Empty when first is 0 or equals second."""
+    second = len(leaves) if second is None else second
+    if not 0 <= first <= second <= len(leaves):
+        raise ValueError(f"no consistency proof from size {first} to size {second}")
+    if first == 0 or first == second:
+        return []
+    path: list[bytes] = []
+    lo, hi, m, complete = 0, second, first, True
+    while True:
+        if m == hi - lo:
+            if not complete:
+                path.append(_subtree_root(leaves, lo, hi))
+            break
+        k = _largest_power_of_two_below(hi - lo)
+        if m <= k:
+            path.append(_subtree_root(leaves, lo + k, hi))
+            hi = lo + k
+        else:
+            path.append(_subtree_root(leaves, lo, lo + k))
+            lo, m, complete = lo + k, m - k, False
+    return path[::-1]
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
+    """RFC 9162 §2.1.3.2: does `proof` put `leaf` at `index` (from 0) of the tree (size, root)?"""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes,
+                       proof: Sequence[bytes]) -> bool:
+    """RFC 9162 §2.1.4.2: is the tree (first, first_root) a prefix of (second, second_root)?
+
+    The empty tree is a prefix of every tree; a tree is consistent with itself (both with an
+    empty proof)."""
+    if not 0 <= first <= second:
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof and first_root == EMPTY_ROOT
+    path = list(proof)
+    if first & (first - 1) == 0:  # a power of two: the first tree is itself a node of the second
+        path.insert(0, first_root)
+    if not path:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return fr == first_root and sr == second_root and sn == 0

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Callable, ClassVar, Iterable
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
 
 class Role(StrEnum):
@@ -41,6 +41,21 @@ class Actor(BaseModel):
     name: str
     role: Role
     unit: str | None = None
+
+    @model_validator(mode="after")
+    def _district_roles_have_a_unit(self) -> "Actor":
+        # A district role without a unit would be scoped to nothing, and a query that forgot to
+        # check would show it every unit: such a principal cannot exist at all.
+        if self.role.is_district and not self.unit:
+            raise ValueError(f"a {self.role.value} acts for one reporting unit: give its unit")
+        if not self.role.is_district and self.unit is not None:
+            raise ValueError(f"a {self.role.value} acts for the whole city: give no unit")
+        return self
+
+    @property
+    def scope(self) -> str | None:
+        """The one unit this principal may see and act on; None for the whole city."""
+        return self.unit if self.role.is_district else None
 
 
 SYSTEM_ACTOR = Actor(id="system", name="Lookback", role=Role.CITY_ADMIN, unit=None)
@@ -170,7 +185,11 @@ class EventRegistry:
 
         return decorate
 
-    def load(self, event_type: str, schema_version: int, payload: dict[str, Any]) -> Event:
+    def load(self, event_type: str, schema_version: int, payload: dict[str, Any], *,
+             tolerant: bool = False) -> Event:
+        """The event, its payload upcast to the current version. A `tolerant` reader (another
+        service consuming it) ignores fields it does not know, so a producer may add optional
+        fields without breaking consumers that have not been upgraded (docs/events.md)."""
         cls = self.classes.get(event_type)
         if cls is None:
             raise KeyError(f"unknown event type {event_type!r}")
@@ -181,7 +200,7 @@ class EventRegistry:
                 raise KeyError(f"no upcaster for {event_type} v{version}")
             payload = step(payload)
             version += 1
-        return cls.model_validate(payload)
+        return cls.model_validate(payload, extra="ignore" if tolerant else None)
 
     def load_recorded(self, recorded: RecordedEvent) -> Event:
         return self.load(recorded.event_type, recorded.schema_version, recorded.payload)

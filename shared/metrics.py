@@ -75,6 +75,14 @@ class Metrics:
                                          "The ledger's size (the last global position)")
         for gauge in (self.relay_lag, self.sequencer_lag, self.consumer_lag, self.ledger_head):
             self.registry.register(gauge)
+        # Labelled, so a target that has acknowledged nothing yet is absent rather than 0.
+        self.witnessed_tree_size = Gauge("lookback_witness_tree_size",
+                                         "Newest checkpoint tree size a witness acknowledged",
+                                         ["target"], registry=self.registry)
+        self.dead_letters = Gauge("lookback_dead_letters",
+                                  "Dead letters waiting for a person to replay or discard them, per "
+                                  "consumer (local transport) and per RabbitMQ DLQ",
+                                  ["queue"], registry=self.registry)
         self.pipeline = CommandMetrics(self.registry)
         self.info = Gauge("lookback_service_info", "Service identity", ["service"],
                           registry=self.registry)

@@ -16,12 +16,16 @@ import hashlib
 import hmac
 import os
 import re
-from typing import Any, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Mapping, Protocol
 
 from cryptography.exceptions import InvalidTag
+from pydantic import AfterValidator
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.errors import LookbackError
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 ERASED = "[erased]"
 SEALED_PREFIX = "pii1."
@@ -91,6 +95,36 @@ def phone_problem(raw: str) -> str | None:
     if is_mobile(number) or is_office_phone(number):
         return None
     return "not a valid phone number (mobile 1[3-9] + 9 digits, or office like 0711-1234567)"
+
+
+# What looks like a person's phone or ID number inside a sentence (digits may be spaced or dashed).
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)1[3-9]\d(?:[\s\-]?\d){8}(?!\d)")
+_LANDLINE_IN_TEXT = re.compile(r"(?<!\d)0\d{2,3}[\s\-]?\d{7,8}(?!\d)")
+_ID_NUMBER_IN_TEXT = re.compile(r"(?<!\d)\d{17}[\dXx](?![\dXx])")
+
+
+def personal_data_in_text(text: str) -> str | None:
+    """Why a free-text field must not be stored as it is (a phone or ID number in it), or None.
+
+    Free text (a problem's description, evidence, a reason) is kept in clear in the signed,
+    append-only log and printed on lists people share; personal data there could never be erased
+    (docs/adr/0009). A person is named in such text by role or household code instead."""
+    if _ID_NUMBER_IN_TEXT.search(text):
+        return "contains what looks like an ID card number: refer to the person by household code"
+    if _PHONE_IN_TEXT.search(text) or _LANDLINE_IN_TEXT.search(text):
+        return "contains what looks like a phone number: contact details belong in the liaison list"
+    return None
+
+
+def _no_personal_data(text: str) -> str:
+    reason = personal_data_in_text(text)
+    if reason is not None:
+        raise ValueError(reason)
+    return text
+
+
+# A free-text field of a command: any text, but no phone or ID number (see above).
+FreeText = Annotated[str, AfterValidator(_no_personal_data)]
 
 
 def mask_phone(number: str) -> str:
@@ -280,11 +314,61 @@ class InMemoryPersonalDataVault(_VaultConveniences):
         return subject_id in self._keys and self._keys[subject_id] is None
 
 
-class PostgresPersonalDataVault(_VaultConveniences):
-    """Keys in `pii.subject_keys` (migration 0010); use a pool acting as `lookback_registry`."""
+class MasterKey:
+    """The key that wraps every subject key before it is stored: held outside the database (a
+    file or a secret the registry process reads), so a copy of the database alone — keys and
+    ciphertext together — opens no personal field. AES-GCM with the subject id as associated
+    data, so a wrapped key cannot be moved to another subject's row."""
 
-    def __init__(self, pool: object) -> None:
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("the personal-data master key is 32 bytes (base64 of 32 random bytes)")
+        self._aead = AESGCM(key)
+        # Names the key without revealing it, so a later rotation knows what wrapped each row.
+        self.key_id = hashlib.sha256(b"lookback-pii-master|" + key).hexdigest()[:16]
+
+    @classmethod
+    def from_text(cls, text: str) -> "MasterKey":
+        try:
+            return cls(base64.b64decode(text.strip(), validate=True))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a personal-data master key: {exc}") from None
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "MasterKey":
+        text = settings.pii_master_key_text()
+        if text is None:
+            raise RuntimeError("personal data needs its master key: set LOOKBACK_PII_MASTER_KEY_FILE "
+                               "(base64 of 32 random bytes, kept outside the database)")
+        return cls.from_text(text)
+
+    @staticmethod
+    def generate_text() -> str:
+        return base64.b64encode(os.urandom(32)).decode("ascii")
+
+    def wrap(self, subject_id: str, key: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, key, _wrap_context(subject_id))
+
+    def unwrap(self, subject_id: str, wrapped: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(wrapped[:12], wrapped[12:], _wrap_context(subject_id))
+        except InvalidTag as exc:
+            raise ValueError(f"the key of subject {subject_id} was not wrapped by this master key "
+                             "(or was moved or altered)") from exc
+
+
+def _wrap_context(subject_id: str) -> bytes:
+    return f"lookback-pii-wrap|{subject_id}".encode()
+
+
+class PostgresPersonalDataVault(_VaultConveniences):
+    """Keys in `pii.subject_keys` (migration 0010), each wrapped by the master key; use a pool
+    logged in as `lookback_registry` (no other role may read the table)."""
+
+    def __init__(self, pool: object, master: MasterKey) -> None:
         self.pool = pool  # asyncpg.Pool; typed loosely so this module imports without asyncpg
+        self.master = master
 
     async def keyring(self, subject_ids: Iterable[str], *, create: bool = False,
                       conn: Any = None) -> Keyring:
@@ -297,12 +381,15 @@ class PostgresPersonalDataVault(_VaultConveniences):
         if create:
             # ON CONFLICT DO NOTHING: an existing key (or an erasure) always wins.
             await conn.execute(
-                "INSERT INTO pii.subject_keys (subject_id, key) "
-                "SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (subject_id) DO NOTHING",
-                wanted, [new_subject_key() for _ in wanted])
+                "INSERT INTO pii.subject_keys (subject_id, key, wrapped_by) "
+                "SELECT s, k, $3 FROM unnest($1::text[], $2::bytea[]) AS u(s, k) "
+                "ON CONFLICT (subject_id) DO NOTHING",
+                wanted, [self.master.wrap(subject, new_subject_key()) for subject in wanted],
+                self.master.key_id)
         rows = await conn.fetch(
             "SELECT subject_id, key FROM pii.subject_keys WHERE subject_id = ANY($1::text[])", wanted)
-        return Keyring({row["subject_id"]: (bytes(row["key"]) if row["key"] is not None else None)
+        return Keyring({row["subject_id"]: (None if row["key"] is None else
+                                            self.master.unwrap(row["subject_id"], bytes(row["key"])))
                         for row in rows})
 
     async def erase(self, subject_id: str) -> bool:

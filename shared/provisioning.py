@@ -38,6 +38,7 @@ def service_role(service: str) -> str:
 MIGRATOR = "lookback_migrator"
 SEQUENCER = "lookback_sequencer"
 AUDITOR = "lookback_auditor"
+OPERATOR = "lookback_operator"  # decides about dead letters (replay, discard), nothing else
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class DatabasePlan:
 
     @property
     def login_roles(self) -> list[str]:
-        return [MIGRATOR, *(service_role(s) for s in self.services), SEQUENCER, AUDITOR]
+        return [MIGRATOR, *(service_role(s) for s in self.services), SEQUENCER, AUDITOR, OPERATOR]
 
 
 async def provision_roles(admin_dsn: str, roles: Sequence[str],

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import asyncpg
 import structlog
@@ -116,7 +116,7 @@ class Sequencer:
                  poll_interval: float = 0.05,
                  election_interval: float = 0.5, max_batches_per_run: int = 50,
                  lock_key: int = SEQUENCER_LOCK_KEY, clock: Callable[[], float] = time.monotonic,
-                 name: str = "sequencer") -> None:
+                 name: str = "sequencer", witness: Any = None) -> None:
         if batch_size < 1 or checkpoint_every_events < 1:
             raise ValueError("batch_size and checkpoint_every_events must be at least 1")
         self.dsn = dsn
@@ -132,6 +132,10 @@ class Sequencer:
         self.lock_key = lock_key
         self.clock = clock
         self.name = name
+        # A WitnessShipper (shared/witness.py): ships each signed checkpoint off the machine.
+        self.witness = witness
+        if witness is not None:
+            witness.active = lambda: self.is_leader
         self.is_leader = False
         self.last_checkpoint: Checkpoint | None = None
         self._conn: asyncpg.Connection | None = None
@@ -313,6 +317,8 @@ class Sequencer:
         self.last_checkpoint = checkpoint
         log.info("checkpoint_signed", tree_size=checkpoint.tree_size,
                  root=checkpoint.root_hash.hex(), key_id=checkpoint.key_id)
+        if self.witness is not None:
+            self.witness.wake()
         if self.checkpoint_dir is not None:
             try:
                 write_checkpoint_file(self.checkpoint_dir, checkpoint)
@@ -322,6 +328,9 @@ class Sequencer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead or wait to lead; sequence until `stop` is set; sign what is pending on the way out."""
+        witness_stop = asyncio.Event()
+        witnessing = (asyncio.create_task(self.witness.run(witness_stop), name="witness")
+                      if self.witness is not None else None)
         try:
             while not stop.is_set():
                 if not await self.wait_for_leadership(stop):
@@ -342,15 +351,26 @@ class Sequencer:
                 except (NotLeaderError, *_CONNECTION_LOST):
                     pass
         finally:
+            if witnessing is not None:
+                # While still the leader, the last checkpoint gets a bounded chance to leave the
+                # machine; what does not make it is shipped by the next leader.
+                if self.is_leader and self.last_checkpoint is not None:
+                    await self.witness.caught_up(self.last_checkpoint.tree_size, timeout=5.0)
+                witness_stop.set()
+                try:
+                    await asyncio.wait_for(witnessing, 10)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    witnessing.cancel()
             await self.close()
 
     async def lag(self) -> int:
         """Events appended (committed) but not yet sequenced.
 
-        On a connection of its own, never the lock connection: a query there while the loop is
-        sequencing fails ("another operation is in progress") and costs the leadership."""
+        On a connection of its own: the lock connection is busy sequencing, and a second query on
+        it while a batch runs fails ("another operation is in progress") and costs the leadership.
+        """
         dsn = login_dsn(self.dsn, self.role, self.password) if self.role else self.dsn
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn, server_settings={"application_name": "lookback:lag"})
         try:
             return await unsequenced_count(conn)
         finally:

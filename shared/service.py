@@ -24,8 +24,10 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
+from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
+from shared.deadletters import measure_depth as measure_dead_letter_depth
 from shared.errors import MESSAGES_ZH, LookbackError, UnauthenticatedError, ValidationFailed
 from shared.health import Sampler, Watched, pool_load
 from shared.http import Edge, EdgePolicy
@@ -39,6 +41,7 @@ from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool
 from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
+from shared.witness import WitnessShipper, targets_from_text
 
 log = get_logger()
 D = TypeVar("D")
@@ -121,17 +124,23 @@ def runtime_of(request: Request) -> Runtime[Any]:
     return runtime
 
 
-def default_sequencer(settings: Settings) -> Sequencer:
+def default_sequencer(settings: Settings, metrics: Metrics | None = None) -> Sequencer:
     """A sequencer candidate; the advisory lock elects one across every process of the system."""
     assert settings.database_url is not None
     checkpoint_dir = settings.resolved_checkpoint_dir()
     checkpoint_dir.mkdir(parents=True, exist_ok=True)  # an auditor can point at it from the start
+    targets = targets_from_text(settings.witness, settings.data_dir / "witness")
+    witness = WitnessShipper(settings.database_url, targets, role=SEQUENCER,
+                             password=settings.database_password(SEQUENCER),
+                             gauge=metrics.witnessed_tree_size if metrics else None
+                             ) if targets else None
     return Sequencer(settings.database_url, signer=load_signer(settings),
                      password=settings.database_password(SEQUENCER),
                      checkpoint_dir=checkpoint_dir,
                      checkpoint_every_events=settings.checkpoint_every_events,
                      checkpoint_every_seconds=settings.checkpoint_every_seconds,
-                     role=SEQUENCER, poll_interval=settings.sequencer_poll_interval)
+                     role=SEQUENCER, poll_interval=settings.sequencer_poll_interval,
+                     witness=witness)
 
 
 def load_signer(settings: Settings) -> CheckpointSigner | None:
@@ -261,7 +270,8 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         runtime.sampler = _sampler(settings, role, password, metrics, runtime)
         sequencer_stop = asyncio.Event()
         if settings.run_sequencer:
-            runtime.sequencer = (sequencer_factory or default_sequencer)(settings)
+            runtime.sequencer = (sequencer_factory(settings) if sequencer_factory
+                                 else default_sequencer(settings, metrics))
             runtime.tasks.append(asyncio.create_task(runtime.sequencer.run(sequencer_stop),
                                                      name="sequencer"))
         await runtime.projections.start()
@@ -336,6 +346,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             return PlainTextResponse(generate_latest(metrics.registry).decode(),
                                      media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(audit_router)  # read-only proofs and history for auditors, on every service
     if spec.router is not None:
         app.include_router(spec.router)
     if not docs:
@@ -384,8 +395,12 @@ def _sampler(settings: Settings, role: str, password: str | None, metrics: Metri
         the_relay = runtime.relay
         relay = Watched("relay", tuple(the_relay.categories), position=lambda: the_relay.position,
                         position_key=the_relay.name)
+    async def dead_letter_depth(conn: asyncpg.Connection) -> None:
+        await measure_dead_letter_depth(runtime, metrics.dead_letters, conn=conn)
+
     return Sampler(dsn=settings.database_url, role=role, password=password, metrics=metrics,
-                   relay=relay, watched=watched, interval=settings.metrics_interval)
+                   relay=relay, watched=watched, extras=[dead_letter_depth],
+                   interval=settings.metrics_interval)
 
 
 # Of the graceful timeout, what is kept back for closing connections after the work is done.

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = None
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: float = 60.0
+    witness: str | None = Field(None, description="where signed checkpoints are shipped off the "
+                                "machine: folder:<path>,git:<remote> (shared/witness.py)")
     campaign_file: Path | None = None
     log_json: bool | None = Field(None, description="JSON logs; default: JSON unless on a TTY")
     log_level: str = "INFO"
@@ -54,6 +56,10 @@ class Settings(BaseSettings):
     # `<user>.amqp.password` for RabbitMQ (container secrets mount here). None: no passwords
     # (trust or certificate authentication).
     secrets_dir: Path | None = None
+    # The key that wraps every personal-data subject key (base64 of 32 bytes), or the file that
+    # holds it; only the process that holds personal data (the registry) needs it.
+    pii_master_key: str | None = None
+    pii_master_key_file: Path | None = None
     # Who may read the API documents (OpenAPI /docs, AsyncAPI) and /metrics: anyone, callers with
     # a valid token, or nobody (not served). The embedded default (`lookback up`) makes them
     # public for the newcomer; a deployment keeps them behind a token or turns them off.
@@ -71,6 +77,13 @@ class Settings(BaseSettings):
             return None
         path = self.secrets_dir / name
         return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+    def pii_master_key_text(self) -> str | None:
+        if self.pii_master_key is not None:
+            return self.pii_master_key
+        if self.pii_master_key_file is not None:
+            return self.pii_master_key_file.read_text(encoding="utf-8").strip()
+        return None
 
     @property
     def embedded(self) -> bool:

@@ -16,7 +16,9 @@ import pytest
 
 from services.system import SERVICE_NAMES, migration_folders
 from shared.migrations import migrate
-from shared.provisioning import AUDITOR, MIGRATOR, SEQUENCER, provision_roles, service_role
+from shared.personal_data import MasterKey
+from shared.provisioning import (AUDITOR, MIGRATOR, OPERATOR, SEQUENCER, provision_roles,
+                                 service_role)
 from shared.store import PostgresEventStore, create_pool
 
 ADMIN_DSN = os.environ.get("LOOKBACK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -26,6 +28,9 @@ _TEMPLATE = f"lookback_tpl_{os.getpid()}"
 # read them as the embedded default serves them, openly. Tests of the default set it themselves.
 os.environ.setdefault("LOOKBACK_DOCS_ACCESS", "public")
 os.environ.setdefault("LOOKBACK_METRICS_ACCESS", "public")
+# The registry's personal-data keys are wrapped by a master key held outside the database.
+TEST_MASTER_KEY = MasterKey.generate_text()
+os.environ.setdefault("LOOKBACK_PII_MASTER_KEY", TEST_MASTER_KEY)
 
 # The test-only example services' role and category (tests/example_services.py).
 EXAMPLE_SQL = Path(__file__).with_name("example_sql")
@@ -40,7 +45,7 @@ def dsn_for(database: str, user: str = "postgres") -> str:
 
 # Every login role the system and the test-only example services use (roles are cluster-wide).
 TEST_SERVICES = (*SERVICE_NAMES, "example", "exampleconsumer")
-LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR)
+LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR, OPERATOR)
 
 
 @pytest.fixture(scope="session")

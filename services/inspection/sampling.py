@@ -7,6 +7,10 @@ That is why it stays one file past 400 lines: frames, the pick sequence, the rul
 verification and the documented test vectors are one self-contained unit an auditor reads (and
 copies) whole; splitting it would make the verifier depend on a package of the service.
 
+It stays one module past 400 lines because it is the one file an auditor reads beside
+docs/sampling.md: the algorithm, the checks of an export, and the checks of an export against the
+draw's signed events (`verify_against_log`).
+
 Anything that changes a pick for the same inputs is a new algorithm: bump ALGORITHM_VERSION and
 keep the old one recomputable, or every printed 抽查名单 made so far stops verifying.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any
@@ -503,6 +508,159 @@ def verify_document(doc: Mapping[str, Any]) -> list[str]:
         unit = stratum.split("/", 1)[0]
         if unit in units and stratum not in seen:
             problems.append(f"{stratum}: listed in the draw but missing from this export")
+    problems.extend(_verify_timing(doc))
+    problems.extend(_verify_discretionary(doc, {s.split("/", 1)[0] for s in listed}))
+    return problems
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 time with its offset, or None (absent or unreadable: reported by the caller)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _verify_timing(doc: Mapping[str, Any]) -> list[str]:
+    """The entropy cannot have been known before `entropy_not_before`: a reveal dated earlier means
+    the draw was made with a value nobody could have known honestly (docs/sampling.md §1)."""
+    not_before, revealed = doc.get("entropy_not_before"), doc.get("revealed_at")
+    if not_before is None:
+        return []
+    start, reveal = _instant(not_before), _instant(revealed)
+    if start is None or reveal is None:
+        return [f"entropy_not_before {not_before!r} and revealed_at {revealed!r} must be ISO 8601 "
+                "times with an offset"]
+    if reveal < start:
+        return [f"the entropy was revealed at {revealed}, before it could be known "
+                f"(entropy_not_before {not_before})"]
+    return []
+
+
+def _verify_discretionary(doc: Mapping[str, Any], draw_units: set[str]) -> list[str]:
+    """Discretionary picks are choices, not computed, so each must say why and name a unit of the
+    draw (docs/sampling.md §7)."""
+    problems = []
+    picks = doc.get("discretionary") or []
+    if not isinstance(picks, list):
+        return ["discretionary is a list of {project_id, unit, reason}"]
+    for n, pick in enumerate(picks):
+        if not isinstance(pick, dict) or set(pick) != {"project_id", "unit", "reason"}:
+            problems.append(f"discretionary #{n}: exactly project_id, unit and reason")
+            continue
+        if not isinstance(pick["project_id"], str) or not pick["project_id"]:
+            problems.append(f"discretionary #{n}: no project id")
+        if not isinstance(pick["reason"], str) or not pick["reason"].strip():
+            problems.append(f"discretionary #{n} ({pick['project_id']}): no reason given")
+        if pick["unit"] not in draw_units:
+            problems.append(f"discretionary #{n} ({pick['project_id']}): unit {pick['unit']!r} is "
+                            "not a unit of this draw")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The export against the signed log
+
+
+def draw_stream_id(draw_id: str) -> str:
+    """The stream that holds a draw's events in the event store (and so in the audit log)."""
+    return f"draw-{draw_id}"
+
+
+_LIFE = ("inspection.FrameFrozen", "inspection.EntropyCommitted", "inspection.EntropyRevealed",
+         "inspection.SampleDrawn")
+
+
+def frozen_frame_object(stratum: Mapping[str, Any], algorithm_version: str) -> dict[str, Any]:
+    """The frame object (§3) of one stratum as the FrameFrozen event records it."""
+    obj: dict[str, Any] = {
+        "algorithm_version": algorithm_version, "unit": stratum["unit"],
+        "project_type": stratum["project_type"], "rule": stratum["rule"],
+        "excluded": [{"id": e["id"], "code": e["code"], "detail": e.get("detail", "")}
+                     for e in stratum.get("excluded", [])]}
+    if stratum["rule"] == Rule.TOWNSHIP_HOUSEHOLDS.value:
+        obj["min_households"] = stratum["min_households"]
+        obj["households_per_township"] = stratum["households_per_township"]
+        obj["townships"] = stratum["townships"]
+    else:
+        obj["items"] = stratum["items"]
+    return obj
+
+
+def verify_against_log(doc: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Check an export against the draw's own events, read from a verified audit log.
+
+    `events` are the entries of stream `draw-<draw_id>` in stream order, each `{"event_type",
+    "payload"}` (payload None when the log holds no event row). Everything the export states
+    about the frame, the commitment, the reveal, the picks, the discretionary picks and the
+    household replacements must be what those signed events say; so a consistent rewrite of an
+    export (a frame changed and every digest and pick recomputed) no longer passes.
+    """
+    problems: list[str] = []
+    by_type: dict[str, list[Mapping[str, Any]]] = {}
+    for n, event in enumerate(events):
+        if event.get("payload") is None:
+            return [f"draw event #{n} has no event row in the audit log"]
+        by_type.setdefault(event["event_type"], []).append(event["payload"])
+    order = [e["event_type"] for e in events if e["event_type"] in _LIFE]
+    if order != list(_LIFE):
+        return [f"the audit log's draw stream holds {order or 'no draw events'}, not one each of "
+                f"{', '.join(_LIFE)} in that order"]
+    frozen = by_type["inspection.FrameFrozen"][0]
+    committed = by_type["inspection.EntropyCommitted"][0]
+    revealed = by_type["inspection.EntropyRevealed"][0]
+    drawn = by_type["inspection.SampleDrawn"][0]
+
+    def same(what: str, stated: Any, logged: Any) -> None:
+        if stated != logged:
+            problems.append(f"{what}: the export says {stated!r}, the signed log {logged!r}")
+
+    same("algorithm_version", doc.get("algorithm_version"), frozen["algorithm_version"])
+    same("frames_digest", doc.get("frames_digest"), frozen["frames_digest"])
+    logged_digests = {s["stratum"]: s["frame_digest"] for s in frozen["strata"]}
+    same("frame_digests", doc.get("frame_digests"), logged_digests)
+    frames = {s["stratum"]: frozen_frame_object(s, frozen["algorithm_version"])
+              for s in frozen["strata"]}
+    outcomes = {o["stratum"]: o for o in drawn["strata"]}
+    replaced: dict[str, list[dict[str, str]]] = {}
+    for step in by_type.get("inspection.HouseholdReplaced", []):
+        replaced.setdefault(step["stratum"], []).append(
+            {"replaced": step["replaced_household"], "replacement": step["replacement_household"],
+             "reason_code": step["reason_code"]})
+    for record in doc.get("strata", []):
+        name = record.get("stratum")
+        if name not in frames:
+            problems.append(f"{name}: no such stratum was frozen in the signed log")
+            continue
+        same(f"{name}: frame", record.get("frame"), frames[name])
+        outcome = outcomes.get(name, {})
+        for key in ("frame_digest", "frame_size", "sample_size", "picks", "replacements",
+                    "no_eligible_project", "insufficient_sample", "township", "township_order"):
+            same(f"{name}: {key}", record.get(key), outcome.get(key))
+        if "household_replacements" in record:
+            same(f"{name}: household_replacements", record["household_replacements"],
+                 replaced.get(name, []))
+    same("entropy_statement", doc.get("entropy_statement"), committed["statement"])
+    same("entropy", doc.get("entropy"), revealed["entropy"])
+    for field_name, logged in (("entropy_not_before", committed.get("not_before")),
+                               ("revealed_at", revealed["revealed_at"])):
+        if _instant(doc.get(field_name)) != _instant(logged):
+            problems.append(f"{field_name}: the export says {doc.get(field_name)!r}, the signed log "
+                            f"{logged!r}")
+    start, reveal = _instant(committed.get("not_before")), _instant(revealed["revealed_at"])
+    if start is not None and reveal is not None and reveal < start:
+        problems.append(f"the signed log reveals the entropy at {revealed['revealed_at']}, before "
+                        f"it could be known ({committed['not_before']})")
+    units = set(doc.get("units", []))
+    logged_picks = [{"project_id": p["project"]["project_id"], "unit": p["project"]["unit"],
+                     "reason": p["reason"]}
+                    for p in by_type.get("inspection.DiscretionaryPickAdded", [])
+                    if p["project"]["unit"] in units]
+    same("discretionary", sorted(doc.get("discretionary") or [], key=lambda p: p.get("project_id")),
+         sorted(logged_picks, key=lambda p: p["project_id"]))
     return problems
 
 

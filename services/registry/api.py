@@ -52,6 +52,7 @@ from services.registry.importing import (
 )
 from shared.auth import authorize_read
 from shared.errors import ForbiddenError, NotFoundError
+from shared.isolation import IsolatedWorkRefused, Limits, run_isolated
 from shared.logging import get_logger
 from shared.messages import Actor, Role
 from shared.personal_data import ERASED, mask_name, mask_phone
@@ -267,24 +268,39 @@ async def _parse_upload(request: Request, body: bytes, sheet: str | None, deps: 
         if "file" in fields:
             data = fields["file"]
             if data.startswith(_ZIP_MAGIC):
-                return parse_xlsx(data, campaign, today=today)
+                return await _isolated(parse_xlsx, data, campaign, today=today)
             if sheet not in (PROJECTS, HOUSEHOLDS):
                 raise _UploadError("a CSV in `file` needs ?sheet=projects or ?sheet=households; "
                                    "or send fields `projects` and/or `households`")
-            return parse_csv(**{sheet: data}, campaign=campaign, today=today)
+            return await _isolated(parse_csv, **{sheet: data}, campaign=campaign, today=today)
         if PROJECTS in fields or HOUSEHOLDS in fields:
-            return parse_csv(projects=fields.get(PROJECTS), households=fields.get(HOUSEHOLDS),
-                             campaign=campaign, today=today)
+            return await _isolated(parse_csv, projects=fields.get(PROJECTS),
+                                   households=fields.get(HOUSEHOLDS), campaign=campaign,
+                                   today=today)
         raise _UploadError("send the workbook as field `file`, or CSV files as fields "
                            "`projects` and/or `households`")
     if body.startswith(_ZIP_MAGIC):
-        return parse_xlsx(body, campaign, today=today)
+        return await _isolated(parse_xlsx, body, campaign, today=today)
     if content_type.startswith(("text/csv", "text/plain", "application/csv")):
         if sheet not in (PROJECTS, HOUSEHOLDS):
             raise _UploadError("a CSV body needs ?sheet=projects or ?sheet=households")
-        return parse_csv(**{sheet: body}, campaign=campaign, today=today)
+        return await _isolated(parse_csv, **{sheet: body}, campaign=campaign, today=today)
     raise _UploadError(f"send an .xlsx workbook ({XLSX_MEDIA_TYPE}), a CSV (text/csv with "
                        "?sheet=…), or multipart/form-data")
+
+
+# Reading an uploaded file is untrusted work: a child process with these bounds, never the event
+# loop (shared/isolation.py). A real 20,000-row workbook reads in a few seconds within them.
+PARSING_LIMITS = Limits(seconds=60, cpu_seconds=60, memory_bytes=768 * 1024 * 1024)
+
+
+async def _isolated(parse: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await run_isolated(parse, *args, limits=PARSING_LIMITS, **kwargs)
+    except IsolatedWorkRefused as exc:
+        return ImportRejected((RowError("", 0, "file", f"the file could not be read within the "
+                                        f"limits ({exc.reason}: {exc.detail}); split it into "
+                                        "smaller files"),))
 
 
 _UPLOAD_OPENAPI = {"requestBody": {"required": True, "content": {

@@ -12,16 +12,20 @@ from services.registry.events import CONTRACT
 from services.registry.handlers import COMMANDS, RegistryDeps
 from services.registry.projections import all_projections
 from shared.campaign import load_campaign
-from shared.personal_data import PostgresPersonalDataVault
+from shared.isolation import preload
+from shared.personal_data import MasterKey, PostgresPersonalDataVault
 from shared.service import ServiceSpec, create_service_app
 from shared.settings import Settings
 
 
 def build_deps(settings: Settings, pool: asyncpg.Pool) -> RegistryDeps:
     """The campaign file (units, townships, types, the service rule, dates) and the key vault of
-    personal data, on the service's own pool (only `lookback_registry` may read the keys)."""
+    personal data, on the service's own pool (only `lookback_registry` may read the keys),
+    unwrapping keys with the master key the process holds (never stored in the database)."""
+    # Uploaded files are read in forked children; the fork server imports the parser once.
+    preload(["services.registry.importing.parsing"])
     return RegistryDeps(campaign=load_campaign(settings.campaign_file),
-                        vault=PostgresPersonalDataVault(pool))
+                        vault=PostgresPersonalDataVault(pool, MasterKey.from_settings(settings)))
 
 
 SPEC: ServiceSpec[RegistryDeps] = ServiceSpec(

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import SecretStr
 
+from shared.personal_data import FreeText
+
 from services.registry.events import (
     Gender,
     LiaisonRole,
@@ -57,7 +59,7 @@ class AssessProject(Command):
     claimed_status: OperatingStatus
     assessor: str
     assessed_on: date
-    evidence: str
+    evidence: FreeText
     attachment_hashes: tuple[str, ...] = ()
     # The services the assessor found running; None keeps the registered ones.
     services: tuple[str, ...] | None = None
@@ -66,7 +68,7 @@ class AssessProject(Command):
 class RetireProject(Command):
     project_id: str
     reason_code: RetirementReason
-    reason: str
+    reason: FreeText
     retired_on: date
 
 

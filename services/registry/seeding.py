@@ -28,7 +28,7 @@ from shared.campaign import load_campaign
 from shared.errors import ConcurrencyError
 from shared.logging import get_logger
 from shared.messages import deterministic_id
-from shared.personal_data import PostgresPersonalDataVault
+from shared.personal_data import MasterKey, PostgresPersonalDataVault
 from shared.pipeline import CommandPipeline
 from shared.provisioning import service_role
 from shared.settings import Settings
@@ -86,7 +86,7 @@ async def seed_if_empty(settings: Settings) -> SeedReport | None:
             log.info("registry_seed_skipped", service="registry", reason="the registry has events")
             return None
         deps = RegistryDeps(campaign=load_campaign(settings.campaign_file),
-                            vault=PostgresPersonalDataVault(pool))
+                            vault=PostgresPersonalDataVault(pool, MasterKey.from_settings(settings)))
         return await seed_with(pipeline(pool, deps))
     finally:
         await pool.close()

@@ -7,13 +7,16 @@
 
 CREATE SCHEMA IF NOT EXISTS pii;
 
+-- `key` is the subject's 256-bit key wrapped (AES-GCM: nonce, key, tag = 60 bytes) by a master key
+-- held outside the database; `wrapped_by` names that master key (a hash, not the key).
 CREATE TABLE pii.subject_keys (
     subject_id  text        PRIMARY KEY,
     key         bytea,
+    wrapped_by  text,
     created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     erased_at   timestamptz,
     CONSTRAINT subject_keys_erased_has_no_key CHECK ((erased_at IS NULL) = (key IS NOT NULL)),
-    CONSTRAINT subject_keys_key_is_256_bits CHECK (key IS NULL OR octet_length(key) = 32)
+    CONSTRAINT subject_keys_key_is_wrapped CHECK (key IS NULL OR octet_length(key) = 60)
 );
 
 -- A key is written once; the only change allowed afterwards is erasure (key -> NULL).
@@ -28,7 +31,8 @@ BEGIN
     IF NEW.key IS NOT NULL AND NEW.key IS DISTINCT FROM OLD.key THEN
         RAISE EXCEPTION 'a subject key cannot be replaced' USING ERRCODE = '42501';
     END IF;
-    IF NEW.subject_id IS DISTINCT FROM OLD.subject_id OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+    IF NEW.subject_id IS DISTINCT FROM OLD.subject_id OR NEW.created_at IS DISTINCT FROM OLD.created_at
+       OR (NEW.key IS NOT NULL AND NEW.wrapped_by IS DISTINCT FROM OLD.wrapped_by) THEN
         RAISE EXCEPTION 'subject_id and created_at are fixed' USING ERRCODE = '42501';
     END IF;
     RETURN NEW;

@@ -13,7 +13,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, TEST_MASTER_KEY
 from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
 from tests.e2e.system_load import metric
 from tests.faults import eventually
@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 def serve(service: str, port: int, database: str, prefix: str, tmp_path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
-    env.update({"LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
+    env.update({"LOOKBACK_PII_MASTER_KEY": TEST_MASTER_KEY,
+                "LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
                 "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": "{}", "LOOKBACK_LOG_JSON": "true",
                 "LOOKBACK_METRICS_ACCESS": "public",
@@ -55,6 +56,7 @@ async def test_a_consumer_killed_mid_stream_catches_up_exactly_once(database, un
     prefix = unique_prefix + "."
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
     env["LOOKBACK_DATABASE_URL"] = database
+    env["LOOKBACK_PII_MASTER_KEY"] = TEST_MASTER_KEY
     seeded = subprocess.run([LOOKBACK, "seed"], env=env, capture_output=True, text=True, timeout=120)
     assert seeded.returncode == 0 and "sample data loaded" in seeded.stdout, seeded.stdout + seeded.stderr
     entries, _, _ = await counts(database)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, TEST_MASTER_KEY
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -107,7 +107,8 @@ def test_lookback_up_with_urls_runs_on_postgresql_and_rabbitmq(tmp_path, databas
 def test_lookback_serve_runs_one_service_process_and_stops_gracefully(tmp_path, database, unique_prefix):
     port = free_port_base()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
-    env.update({"LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
+    env.update({"LOOKBACK_PII_MASTER_KEY": TEST_MASTER_KEY,
+                "LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
                 "LOOKBACK_BUS_PREFIX": unique_prefix + ".", "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": "{}", "LOOKBACK_LOG_JSON": "true",
                 "LOOKBACK_DATA_DIR": str(tmp_path / "var")})

@@ -321,3 +321,18 @@ async def test_an_offset_past_any_list_is_a_clear_422_not_a_server_error(databas
             answer = await client.get(f"{path}?offset=9223372036854775808", headers=as_("admin"))
             assert answer.status_code == 422, (path, answer.text)
             assert "query.offset" in reasons(answer)
+
+
+async def test_a_phone_or_id_number_in_free_text_is_refused_and_nothing_is_written(database):
+    async with registry_client(database) as client:
+        created = await client.post("/projects", json=project_body(), headers=as_("admin"))
+        pid = created.json()["project_id"]
+        before = await registry_event_count(database)
+        for evidence in ("(示例)负责人电话 138 0012 3456", "(示例)老人身份证号420704195001011234"):
+            refused = await client.post(f"/projects/{pid}/assessments", headers=as_("admin"), json={
+                "project_id": pid, "claimed_status": "operating", "assessor": "何某(示例)",
+                "assessed_on": "2024-04-08", "evidence": evidence})
+            assert refused.status_code == 422, refused.text
+            assert "evidence" in reasons(refused)
+            assert "138" not in refused.text and "4207041950" not in refused.text  # not echoed
+        assert await registry_event_count(database) == before

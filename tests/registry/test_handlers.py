@@ -16,10 +16,12 @@ from services.registry.handlers import COMMANDS, RegistryDeps
 from services.registry.importing import ImportPlan, ImportRefused, parse_xlsx, rows_to_xlsx
 from shared.campaign import load_campaign
 from shared.messages import Actor, Role
-from shared.personal_data import PostgresPersonalDataVault
+from shared.personal_data import MasterKey, PostgresPersonalDataVault
 from shared.pipeline import CommandPipeline
 from shared.store import PostgresEventStore, create_pool
 from tests.registry.test_api_import import HOUSEHOLD_ROWS, PROJECT_ROWS
+
+MASTER = MasterKey(bytes(range(32)))  # a test's master key, never a real one
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +71,7 @@ async def event_rows(pool, correlation_id) -> list[Any]:
 
 
 async def test_a_concurrent_identical_registration_makes_the_import_decide_again_without_duplicates(registry_pool):
-    deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool))
+    deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool, MASTER))
     store = PostgresEventStore(registry_pool)
     the_plan = plan()
     first_project = next(item.command for item in the_plan.items if isinstance(item.command, c.RegisterProject))
@@ -92,7 +94,7 @@ async def test_a_concurrent_identical_registration_makes_the_import_decide_again
 
 
 async def test_a_concurrent_conflicting_registration_refuses_the_whole_import(registry_pool):
-    deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool))
+    deps = RegistryDeps(load_campaign(), PostgresPersonalDataVault(registry_pool, MASTER))
     store = PostgresEventStore(registry_pool)
     the_plan = plan()
     first_project = next(item.command for item in the_plan.items if isinstance(item.command, c.RegisterProject))

@@ -14,14 +14,23 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-import shared.audit as audit
+import shared.audit_db as audit_db
+import shared.audit_file as audit_file
+import shared.audit_workers as audit_workers
 from shared.audit_cli import cli
 from shared.canonical import canonical_json, sha256
 from shared.merkle import Frontier, leaf_hash, ledger_entry
 from shared.messages import NewEvent
 from shared.sequencer import Sequencer
-from shared.signing import (CheckpointSigner, generate_private_key, load_private_key,
-                            load_public_key, public_key_to_text, public_keys_by_id)
+from shared.signing import (
+    CheckpointSigner,
+    generate_private_key,
+    load_private_key,
+    load_public_key,
+    private_key_to_text,
+    public_key_to_text,
+    public_keys_by_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +52,7 @@ class Log:
     public_key: str
     checkpoint_dir: Path
     root: str
+    private_key: str = ""  # base64 seed, for tests that sign more on the same log
 
 
 @pytest.fixture
@@ -63,7 +73,8 @@ async def log(database, pg_store, tmp_path) -> Log:
         root = sequencer.root().hex()
     finally:
         await sequencer.close()
-    return Log(database, public_key_to_text(signer.public_key), folder, root)
+    return Log(database, public_key_to_text(signer.public_key), folder, root,
+               private_key_to_text(signer.private_key))
 
 
 async def lookback(*args: str):
@@ -136,7 +147,8 @@ async def test_a_deleted_ledger_row_is_reported_missing(log):
     result = await verify_db(log)
     assert result.exit_code == 1
     assert result.stdout.startswith(
-        "FAIL position 5: position 5 is missing from the ledger (the next entry is at 6)")
+        "FAIL position 5: position 5 is missing here (the next entry is at 6): a ledger row was "
+        "deleted, or entries are out of order")
 
 
 async def test_deleting_the_last_ledger_rows_is_caught_by_the_signed_checkpoint(log):
@@ -237,25 +249,25 @@ async def test_verify_refuses_checkpoints_signed_by_another_key(log):
 
 async def test_worker_processes_find_the_same_result_and_the_same_first_failure(log, tmp_path,
                                                                                 monkeypatch):
-    monkeypatch.setattr(audit, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(audit, "PARALLEL_MIN_ENTRIES", 0)
+    monkeypatch.setattr(audit_workers, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(audit_workers, "PARALLEL_MIN_ENTRIES", 0)
     keys = public_keys_by_id([load_public_key(log.public_key)])
 
     async def both(path: Path):
         conn = await asyncpg.connect(log.dsn)
         try:
-            one, _ = await audit.verify_database(conn, keys, workers=1)
-            many, _ = await audit.verify_database(conn, keys, workers=2, dsn=log.dsn)
+            one, _ = await audit_db.verify_database(conn, keys, workers=1)
+            many, _ = await audit_db.verify_database(conn, keys, workers=2, dsn=log.dsn)
         finally:
             await conn.close()
         with open(path, "wb") as out:
             conn = await asyncpg.connect(log.dsn)
             try:
-                await audit.export_database(conn, out)
+                await audit_db.export_database(conn, out)
             finally:
                 await conn.close()
-        file_one = audit.verify_file(path, keys, workers=1)
-        file_many = await asyncio.to_thread(audit.verify_file, path, keys, workers=2)
+        file_one = audit_file.verify_file(path, keys, workers=1)
+        file_many = await asyncio.to_thread(audit_file.verify_file, path, keys, workers=2)
         return one, many, file_one, file_many
 
     one, many, file_one, file_many = await both(tmp_path / "clean.jsonl")

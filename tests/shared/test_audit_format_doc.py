@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from shared.audit import read_export_lines, verify_labelled
+from shared.audit_file import read_export_lines
+from shared.audit_verify import verify_labelled
 from shared.canonical import canonical_json
 from shared.merkle import Frontier, leaf_hash, ledger_entry
-from shared.signing import CheckpointSigner, load_private_key, public_key_to_text, public_keys_by_id
+from shared.signing import (
+    CheckpointSigner,
+    load_private_key,
+    public_key_to_text,
+    public_keys_by_id,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -88,3 +94,40 @@ def test_the_example_export_verifies_and_every_line_is_as_the_exporter_writes_it
     assert result.summary() == f"OK 3 events, root {stated('root_3')}"
     assert result.checkpoints == 1
     assert f"OK 3 events, root {stated('root_3')}" in EXAMPLE
+
+
+def _documented_proof_checks() -> dict:
+    start = DOC.index("```python", DOC.index("<!-- proofs:begin -->")) + len("```python")
+    namespace: dict = {}
+    exec(DOC[start:DOC.index("```", start)], namespace)  # the code an auditor copies
+    return namespace
+
+
+def test_the_documented_proof_checks_accept_every_proof_we_make_and_pymerkles_roots():
+    import warnings
+
+    from pymerkle import InmemoryTree
+
+    from shared.merkle import EMPTY_ROOT, consistency_proof, inclusion_proof, leaf_hash
+
+    checks = _documented_proof_checks()
+    entries = [f"entry {i}".encode() for i in range(70)]
+    leaves = [leaf_hash(e) for e in entries]
+    tree = InmemoryTree(algorithm="sha256")
+    for entry in entries:
+        tree.append_entry(entry)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        roots = [EMPTY_ROOT] + [tree.get_root(n) for n in range(1, 71)]
+    for size in range(1, 71):
+        for index in range(size):
+            proof = inclusion_proof(leaves, index, size)
+            assert checks["verify_inclusion"](index, size, leaves[index], proof, roots[size])
+            assert not checks["verify_inclusion"](index, size, leaves[index], proof, roots[size - 1])
+    for second in range(0, 41):
+        for first in range(0, second + 1):
+            proof = consistency_proof(leaves, first, second)
+            assert checks["verify_consistency"](first, second, roots[first], roots[second], proof)
+            if 0 < first < second:
+                assert not checks["verify_consistency"](first, second, roots[first - 1],
+                                                        roots[second], proof)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from shared.personal_data import (
     ERASED,
+    MasterKey,
     InMemoryPersonalDataVault,
     Keyring,
     PersonalDataVault,
@@ -22,6 +23,9 @@ from shared.personal_data import (
     phone_problem,
 )
 from shared.store import create_pool
+
+MASTER = MasterKey(bytes(range(32)))  # a test's master key, never a real one
+
 
 # ----- phones and masking (pure) ---------------------------------------------------------------------
 
@@ -169,7 +173,7 @@ class TestPostgresVault(VaultContract):
     async def vault(self, database: str):
         pool = await create_pool(database, role="lookback_registry", max_size=2)
         try:
-            yield PostgresPersonalDataVault(pool)
+            yield PostgresPersonalDataVault(pool, MASTER)
         finally:
             await pool.close()
 
@@ -181,7 +185,7 @@ class TestPostgresVault(VaultContract):
 async def test_registry_role_cannot_delete_or_replace_keys(database: str) -> None:
     pool = await create_pool(database, role="lookback_registry", max_size=1)
     try:
-        vault = PostgresPersonalDataVault(pool)
+        vault = PostgresPersonalDataVault(pool, MASTER)
         await vault.keyring(["s"], create=True)
         async with pool.acquire() as conn:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -208,3 +212,33 @@ async def test_other_service_roles_cannot_read_personal_data_keys(database: str)
                 await conn.fetch("SELECT * FROM pii.subject_keys")
     finally:
         await pool.close()
+
+
+@pytest.mark.integration
+async def test_a_copy_of_the_database_alone_opens_no_personal_field(database: str) -> None:
+    pool = await create_pool(database, role="lookback_registry", max_size=1)
+    try:
+        vault = PostgresPersonalDataVault(pool, MASTER)
+        sealed = await vault.seal("subject-1", "name", "王某某(示例)")
+        async with pool.acquire() as conn:
+            stored = await conn.fetchrow(
+                "SELECT key, wrapped_by FROM pii.subject_keys WHERE subject_id = 'subject-1'")
+        assert stored["wrapped_by"] == MASTER.key_id and len(stored["key"]) == 60
+        # The stored bytes are not the key: used as one, they open nothing.
+        thief = Keyring({"subject-1": bytes(stored["key"])[12:44]})
+        with pytest.raises(ValueError):
+            thief.open("subject-1", "name", sealed)
+        # Another master key (another deployment's, or a guess) cannot unwrap it either.
+        with pytest.raises(ValueError, match="not wrapped by this master key"):
+            await PostgresPersonalDataVault(pool, MasterKey(bytes(32))).open("subject-1", "name", sealed)
+        assert await vault.open("subject-1", "name", sealed) == "王某某(示例)"
+    finally:
+        await pool.close()
+
+
+@pytest.mark.unit
+def test_a_wrapped_key_cannot_be_moved_to_another_subject() -> None:
+    wrapped = MASTER.wrap("subject-a", b"k" * 32)
+    assert MASTER.unwrap("subject-a", wrapped) == b"k" * 32
+    with pytest.raises(ValueError):
+        MASTER.unwrap("subject-b", wrapped)

@@ -17,6 +17,7 @@ import hashlib
 import io
 import re
 import unicodedata
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -34,6 +35,13 @@ from shared.errors import FieldProblem, ValidationFailed
 PROJECTS = "projects"
 HOUSEHOLDS = "households"
 MAX_ROWS_PER_SHEET = 20_000
+# A workbook is a zip: what it unpacks to is checked before anything is parsed (a 2 kB file can
+# declare a million rows or hold one enormous string). Far above any real import of ours.
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
+MAX_COLUMNS = 64          # columns read per row; the sheets have fewer than 20
+MAX_CELL_CHARACTERS = 2000
+MAX_ECHOED_CHARACTERS = 40  # how much of a bad cell an error quotes back
+MAX_ROW_ERRORS = 200  # reported per import: enough to fix a file, never an answer as big as it
 _SHEET_NAMES = {PROJECTS: ("projects", "项目", "项目清单"), HOUSEHOLDS: ("households", "改造户", "适老化改造户")}
 
 
@@ -154,6 +162,13 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _quoted(value: Any) -> str:
+    """A bad cell as an error quotes it: short, so no error body grows with the input."""
+    text = value if isinstance(value, str) else str(value)
+    shown = text[:MAX_ECHOED_CHARACTERS] + ("…" if len(text) > MAX_ECHOED_CHARACTERS else "")
+    return repr(shown)
+
+
 class _CellError(ValueError):
     pass
 
@@ -167,7 +182,7 @@ def _year(value: Any) -> int:
         return int(value)
     text = _text(value).removesuffix("年").strip()
     if not re.fullmatch(r"\d{4}", text):
-        raise _CellError(f"{_text(value)!r} is not a year like 2022")
+        raise _CellError(f"{_quoted(_text(value))} is not a year like 2022")
     return int(text)
 
 
@@ -184,11 +199,11 @@ def _date(value: Any) -> date:
     text = _text(value)
     match = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", text)
     if not match:
-        raise _CellError(f"{text!r} is not a date like 2023-06-30")
+        raise _CellError(f"{_quoted(text)} is not a date like 2023-06-30")
     try:
         return date(*(int(part) for part in match.groups()))
     except ValueError as exc:
-        raise _CellError(f"{text!r} is not a real date") from exc
+        raise _CellError(f"{_quoted(text)} is not a real date") from exc
 
 
 def _flag(value: Any) -> bool:
@@ -199,7 +214,7 @@ def _flag(value: Any) -> bool:
         return True
     if text in _NO:
         return False
-    raise _CellError(f"{_text(value)!r} is not 是 or 否")
+    raise _CellError(f"{_quoted(_text(value))} is not 是 or 否")
 
 
 def _word(value: Any, words: Mapping[Any, tuple[str, ...]], what: str) -> Any:
@@ -208,7 +223,7 @@ def _word(value: Any, words: Mapping[Any, tuple[str, ...]], what: str) -> Any:
         if text in {_norm(s) for s in spellings}:
             return result
     choices = "、".join(spellings[1] for spellings in words.values())
-    raise _CellError(f"{_text(value)!r} is not a known {what} ({choices})")
+    raise _CellError(f"{_quoted(_text(value))} is not a known {what} ({choices})")
 
 
 def _split(value: Any) -> list[str]:
@@ -255,7 +270,14 @@ def _rows(raw_rows: Iterable[Sequence[Any]], sheet: str, errors: list[RowError]
             return
         if all(_text(cell) == "" for cell in raw):
             continue
-        yield number, {key: (raw[index] if index < len(raw) else None) for key, index in positions.items()}
+        row = {key: (raw[index] if index < len(raw) else None) for key, index in positions.items()}
+        too_long = [key for key, cell in row.items()
+                    if isinstance(cell, str) and len(cell) > MAX_CELL_CHARACTERS]
+        if too_long:
+            errors.extend(RowError(sheet, number, key, f"more than {MAX_CELL_CHARACTERS} characters")
+                          for key in too_long)
+            continue
+        yield number, row
 
 
 def _decode_csv(data: bytes) -> str:
@@ -318,7 +340,7 @@ def _unit_code(problems: _RowProblems, value: Any, campaign: Campaign) -> str | 
         return None
     unit = campaign.unit_by_name(text)
     if unit is None:
-        problems.add("unit", f"unknown reporting unit {text!r}")
+        problems.add("unit", f"unknown reporting unit {_quoted(text)}")
         return None
     return unit.code
 
@@ -335,7 +357,7 @@ def _project_command(number: int, row: Mapping[str, Any], campaign: Campaign, to
     if not type_text:
         p.add("project_type", "is required")
     elif project_type is None:
-        p.add("project_type", f"unknown project type {type_text!r}")
+        p.add("project_type", f"unknown project type {_quoted(type_text)}")
     elif project_type.kind != ProjectKind.FACILITY:
         p.add("project_type", "home adaptation goes in the households sheet, one row per household")
     year = p.cell("project_year", _year, row.get("project_year"), _REQUIRED)
@@ -349,7 +371,7 @@ def _project_command(number: int, row: Mapping[str, Any], campaign: Campaign, to
     for part in _split(row.get("services")):
         service = campaign.service_by_name(part)
         if service is None:
-            p.add("services", f"unknown service {part!r}")
+            p.add("services", f"unknown service {_quoted(part)}")
         else:
             services.append(service.code)
     operator_name = _text(row.get("operator_name"))
@@ -387,7 +409,7 @@ def _household_row(number: int, row: Mapping[str, Any], campaign: Campaign, toda
     if not township_text:
         p.add("township", "is required")
     elif township is None:
-        p.add("township", f"unknown township {township_text!r}")
+        p.add("township", f"unknown township {_quoted(township_text)}")
     elif unit is not None and township.unit != unit:
         p.add("township", f"{township.name} belongs to {campaign.unit(township.unit).name}, "
                           f"not {campaign.unit(unit).name}")
@@ -397,7 +419,7 @@ def _household_row(number: int, row: Mapping[str, Any], campaign: Campaign, toda
     for part in _split(row.get("items")):
         item = campaign.adaptation_item_by_name(part)
         if item is None:
-            p.add("items", f"unknown adaptation item {part!r}")
+            p.add("items", f"unknown adaptation item {_quoted(part)}")
         else:
             items.append(item.code)
     phone = _text(row.get("phone"))
@@ -465,9 +487,21 @@ def _plan(sheets: Mapping[str, Iterable[Sequence[Any]]], campaign: Campaign, tod
     if not errors and not items:
         errors.append(RowError(PROJECTS if PROJECTS in sheets else HOUSEHOLDS, 2, "", "no data rows"))
     if errors:
-        return ImportRejected(tuple(sorted(errors, key=lambda err: (err.sheet != PROJECTS, err.row))))
+        return rejected(errors)
     return ImportPlan(items=tuple(items), source_digest=digest, project_rows=project_rows,
                       household_rows=household_rows)
+
+
+def rejected(errors: list[RowError]) -> ImportRejected:
+    """Every refused row, in sheet and row order, at most MAX_ROW_ERRORS of them and a last line
+    saying how many more there were; problems of a whole sheet or file (no column) first."""
+    ordered = sorted(errors, key=lambda err: (err.column not in ("", "file"), err.sheet != PROJECTS,
+                                              err.row))
+    if len(ordered) > MAX_ROW_ERRORS:
+        more = len(ordered) - MAX_ROW_ERRORS
+        ordered = [*ordered[:MAX_ROW_ERRORS],
+                   RowError("", 0, "file", f"and {more} more refused rows not listed")]
+    return ImportRejected(tuple(ordered))
 
 
 def parse_xlsx(data: bytes, campaign: Campaign, *, today: date) -> ImportResult:
@@ -475,6 +509,9 @@ def parse_xlsx(data: bytes, campaign: Campaign, *, today: date) -> ImportResult:
     from openpyxl import load_workbook  # imported here: the rest of the module needs no openpyxl
 
     digest = hashlib.sha256(data).hexdigest()
+    too_large = _unpacked_size_problem(data)
+    if too_large:
+        return ImportRejected((RowError("", 0, "file", too_large),))
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a file that is not a workbook
@@ -485,12 +522,28 @@ def parse_xlsx(data: bytes, campaign: Campaign, *, today: date) -> ImportResult:
         for sheet, names in _SHEET_NAMES.items():
             worksheet = next((by_name[_norm(n)] for n in names if _norm(n) in by_name), None)
             if worksheet is not None:
-                sheets[sheet] = list(worksheet.iter_rows(values_only=True))
+                # The declared dimension (`A1:XFD1048576`) is the file's claim, not its content:
+                # ignore it, read the rows that exist, as they come (`_rows` stops at the cap).
+                worksheet.reset_dimensions()
+                sheets[sheet] = worksheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)
+        if not sheets:
+            return ImportRejected((RowError("", 0, "file", "no sheet named projects (项目) or households (改造户)"),))
+        return _plan(sheets, campaign, today, digest, [])
     finally:
         workbook.close()
-    if not sheets:
-        return ImportRejected((RowError("", 0, "file", "no sheet named projects (项目) or households (改造户)"),))
-    return _plan(sheets, campaign, today, digest, [])
+
+
+def _unpacked_size_problem(data: bytes) -> str | None:
+    """Why the workbook must not be opened (it unpacks to too much), or None."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return "not a readable .xlsx workbook (not a zip archive)"
+    if unpacked > MAX_UNPACKED_BYTES:
+        return (f"the workbook unpacks to {unpacked // (1024 * 1024)} MiB (at most "
+                f"{MAX_UNPACKED_BYTES // (1024 * 1024)} MiB): split it into smaller files")
+    return None
 
 
 def parse_csv(*, projects: bytes | None = None, households: bytes | None = None, campaign: Campaign,
@@ -506,12 +559,15 @@ def parse_csv(*, projects: bytes | None = None, households: bytes | None = None,
             continue
         digest.update(sheet.encode() + b"\x00" + hashlib.sha256(data).digest())
         try:
-            sheets[sheet] = list(csv.reader(io.StringIO(_decode_csv(data))))
-        except (_CellError, csv.Error) as exc:
+            sheets[sheet] = csv.reader(io.StringIO(_decode_csv(data)))
+        except _CellError as exc:
             errors.append(RowError(sheet, 0, "file", str(exc)))
     if errors:
         return ImportRejected(tuple(errors))
-    return _plan(sheets, campaign, today, digest.hexdigest(), errors)
+    try:
+        return _plan(sheets, campaign, today, digest.hexdigest(), errors)
+    except csv.Error as exc:
+        return ImportRejected((RowError("", 0, "file", f"not a readable CSV file ({exc})"),))
 
 
 # ----- the template -----------------------------------------------------------------------------
