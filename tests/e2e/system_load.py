@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 
 from shared.auth import hash_token
+from tests.conftest import TEST_MASTER_KEY
 from tests.e2e.test_embedded_up import LOOKBACK, free_port_base
 
 TOKEN = "load-admin-token"
@@ -127,6 +128,7 @@ def service_env(service: str, *, database: str, amqp_url: str, prefix: str, port
                 "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": TOKENS_JSON, "LOOKBACK_LOG_JSON": "true",
                 "LOOKBACK_METRICS_ACCESS": "public", "LOOKBACK_DATA_DIR": str(data_dir / service),
+                "LOOKBACK_PII_MASTER_KEY": TEST_MASTER_KEY,
                 "LOOKBACK_RUN_SEQUENCER": "true" if sequencer else "false"})
     env.update({f"LOOKBACK_{k.upper()}": v for k, v in settings.items()})
     return env
