@@ -1,7 +1,7 @@
 """The whole system under load (issue 17): the load-and-fault test's workload, measured.
 
-    .venv/bin/python -m bench.system_bench [--rate 25] [--seconds 60] [--unit-items 5000]
-                                           [--backlog 600] [--parts system,unit,sigterm]
+    .venv/bin/python -m bench.system_bench [--rate 20] [--seconds 60] [--unit-items 5000]
+                       [--fold-items 1000] [--backlog 600] [--parts system,unit,sigterm]
 
 Parts, each with its raw baseline measured in the same run and the ratio printed:
 
@@ -13,10 +13,10 @@ Parts, each with its raw baseline measured in the same run and the ratio printed
    p50/p99 from the registry's answer to the item in rectification's read model (baseline: a raw
    aio-pika publish-confirm-consume round trip at the same rate), catch-up after the load stops,
    RSS per process, sequencer leadership changes, and the query API's p50/p99 during the load
-   (baseline: the same query on the idle system).
+   (one item, as a person opens it; baseline: the same query on the idle system).
 2. unit: items/s at 100 and at --unit-items items in one unit, through rectification's own
    command pipeline, 4 at a time (as its consumers run); baseline: the same with the counter
-   folded whole (as before issue 17), on the same data.
+   folded whole (as before issue 17), to --fold-items items in another unit.
 3. sigterm: a backlog of --backlog registrations waiting for rectification, SIGTERM once it is
    busy: the time to exit against its graceful_timeout, and that a restart finishes the backlog
    exactly once.
@@ -187,7 +187,18 @@ async def system_part(dsn: str, prefix: str, data_dir: Path, rate: float, second
     watching = asyncio.create_task(watcher.run())
     try:
         rectification = processes["rectification"].url
-        idle_query = await timed_gets(rectification, "/problems?unit=echeng", 40)
+        # One item to read, as a person opening it would: its query on the idle system first.
+        first = Workload(processes["registry"].url, rate=1, run=prefix.strip(".") + "first")
+        await first.run_for(60, limit=1)
+        while first.accepted[0].project_id not in watcher.seen:
+            await asyncio.sleep(0.05)
+        conn = await asyncpg.connect(dsn)
+        try:
+            item = await conn.fetchval("SELECT problem_id FROM rectification.problems LIMIT 1")
+        finally:
+            await conn.close()
+        query = f"/problems/{item}"
+        idle_query = await timed_gets(rectification, query, 40)
         workload = Workload(processes["registry"].url, rate=rate, run=prefix.strip("."),
                             concurrency=8)
         busy_query: list[float] = []
@@ -205,7 +216,7 @@ async def system_part(dsn: str, prefix: str, data_dir: Path, rate: float, second
             async with httpx.AsyncClient(base_url=rectification, headers=AUTH, timeout=30) as client:
                 while not workload.done:
                     began = time.monotonic()
-                    await client.get("/problems?unit=echeng")
+                    assert (await client.get(query)).status_code == 200
                     busy_query.append(time.monotonic() - began)
                     for name, process in processes.items():
                         value = process.rss_mb()
@@ -215,7 +226,7 @@ async def system_part(dsn: str, prefix: str, data_dir: Path, rate: float, second
 
         await asyncio.gather(workload.run_for(seconds), scrape(), query_and_measure())
         stopped = time.monotonic()
-        accepted = len(workload.accepted)
+        accepted = len(workload.accepted) + 1
         while True:
             counts = await effects(dsn)
             lags = await consumer_lags(processes, CONSUMERS)
@@ -244,7 +255,7 @@ async def system_part(dsn: str, prefix: str, data_dir: Path, rate: float, second
         row("catch-up after the load stopped", f"{catch_up:.2f} s")
         q50, q99 = percentile(busy_query, 50), percentile(busy_query, 99)
         i50, i99 = percentile(idle_query, 50), percentile(idle_query, 99)
-        row("rectification GET /problems during the load, p50", ms(q50), f"{ms(i50)} idle",
+        row("rectification GET /problems/{id} during the load, p50", ms(q50), f"{ms(i50)} idle",
             f"{q50 / i50:.2f}x")
         row("the same, p99", ms(q99), f"{ms(i99)} idle", f"{q99 / i99:.2f}x")
         row("/metrics scrapes of the sequencing process (10/s)", f"{scrapes}",
@@ -263,7 +274,7 @@ async def system_part(dsn: str, prefix: str, data_dir: Path, rate: float, second
 # ----- 2. one unit's counter ----------------------------------------------------------------------
 
 
-async def unit_part(dsn: str, items: int) -> None:
+async def unit_part(dsn: str, items: int, fold_items: int) -> None:
     from prometheus_client import CollectorRegistry
 
     from services.rectification import commands as c
@@ -271,6 +282,7 @@ async def unit_part(dsn: str, items: int) -> None:
     from services.rectification import handlers
     from services.rectification.app import build_deps
     from services.rectification.events import CONTRACT
+    from shared.errors import ConcurrencyError
     from shared.messages import SYSTEM_ACTOR
     from shared.pipeline import CommandMetrics, CommandPipeline, StreamSpec
     from shared.settings import Settings
@@ -290,10 +302,16 @@ async def unit_part(dsn: str, items: int) -> None:
 
             async def worker() -> None:
                 for n in numbers:
-                    await commands.run(c.OpenLedgerItem(
+                    command = c.OpenLedgerItem(
                         entry_id=f"{unit}-{n}", project_id=f"{unit}-p{n}", project_name=f"示例项目{n}",
-                        project_year=2023, unit=unit, township="示例镇", reason="not_operating"),
-                        actor=SYSTEM_ACTOR, now=now)
+                        project_year=2023, unit=unit, township="示例镇", reason="not_operating")
+                    while True:  # as a consumer would: the pipeline's five rounds lost, try again
+                        try:
+                            await commands.run(command, actor=SYSTEM_ACTOR, now=now)
+                            break
+                        except ConcurrencyError:
+                            conflicts[unit] = conflicts.get(unit, 0) + 1
+                            await asyncio.sleep(0.1)
 
             await asyncio.gather(*(worker() for _ in range(workers)))
             return count / (time.monotonic() - began)
@@ -301,24 +319,27 @@ async def unit_part(dsn: str, items: int) -> None:
         def folded(unit: str) -> StreamSpec[Any]:  # the counter as it was read before issue 17
             return d.unit_spec(unit)
 
-        results: dict[str, tuple[float, float]] = {}
-        for label, unit, patch in (("head version (ours)", "huarong", None),
-                                   ("folded whole (before)", "liangzihu", folded)):
+        conflicts: dict[str, int] = {}
+        results: dict[str, tuple[int, float, float]] = {}
+        for label, unit, size, patch in (("head version, locked (ours)", "huarong", items, None),
+                                         ("folded whole (before)", "liangzihu", fold_items, folded)):
             original = d.unit_counter_spec
             if patch is not None:
                 d.unit_counter_spec = patch  # type: ignore[assignment]
             try:
                 at_100 = await open_items(unit, 1, 100)
-                await open_items(unit, 101, items - 200, workers=8)
-                at_end = await open_items(unit, items - 99, 100)
+                await open_items(unit, 101, size - 200)
+                at_end = await open_items(unit, size - 99, 100)
             finally:
                 d.unit_counter_spec = original  # type: ignore[assignment]
-            results[label] = (at_100, at_end)
+            results[label] = (size, at_100, at_end)
         print("\n## one unit: items/s through rectification's pipeline, 4 at a time\n")
-        print("| counter read | items/s at items 1–100 | at items "
-              f"{items - 99:,}–{items:,} | ratio |\n|---|---:|---:|---|")
-        for label, (at_100, at_end) in results.items():
-            print(f"| {label} | {at_100:.0f}/s | {at_end:.0f}/s | {at_end / at_100:.2f}x |")
+        print("| counter read | items/s at items 1–100 | at the last 100 | ratio | "
+              "conflicts lost after five rounds |\n|---|---:|---:|---|---:|")
+        for (label, (size, at_100, at_end)), unit in zip(results.items(), ("huarong", "liangzihu"),
+                                                          strict=True):
+            print(f"| {label} | {at_100:.0f}/s | {at_end:.0f}/s (items {size - 99:,}–{size:,}) | "
+                  f"{at_end / at_100:.2f}x | {conflicts.get(unit, 0)} |")
     finally:
         await pool.close()
 
@@ -369,9 +390,11 @@ async def sigterm_part(dsn: str, prefix: str, data_dir: Path, backlog: int,
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=float, default=25.0)
+    parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--unit-items", type=int, default=5000)
+    parser.add_argument("--fold-items", type=int, default=1000,
+                        help="the folded baseline's size (folding 5,000 takes many minutes)")
     parser.add_argument("--backlog", type=int, default=600)
     parser.add_argument("--parts", default="system,unit,sigterm")
     args = parser.parse_args()
@@ -384,7 +407,7 @@ async def main() -> None:
             if "system" in parts:
                 await system_part(dsn, prefix, Path(tmp), args.rate, args.seconds)
             if "unit" in parts:
-                await unit_part(dsn, args.unit_items)
+                await unit_part(dsn, args.unit_items, args.fold_items)
             if "sigterm" in parts:
                 await sigterm_part(dsn, prefix, Path(tmp), args.backlog)
     finally:
