@@ -377,8 +377,9 @@ async def sigterm_part(dsn: str, prefix: str, data_dir: Path, backlog: int,
         row("SIGTERM to exit (code " + str(code) + f", {at_stop} of the backlog done)",
             f"{took:.2f} s", f"graceful_timeout {graceful_timeout:g} s",
             f"{took / graceful_timeout:.2f}x")
-        row("after a restart: items = distinct items = 台账 entries",
-            f"{counts['items']} = {counts['distinct_items']} = {counts['entries']}")
+        row("after a restart: items opened for the backlog, of those accepted",
+            f"{counts['item_rows'] - before} of {len(workload.accepted)}",
+            "", f"{counts['items'] - counts['distinct_items']} opened twice")
     finally:
         for process in processes.values():
             if process.proc is not None and process.proc.poll() is None:

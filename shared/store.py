@@ -105,8 +105,18 @@ async def create_pool(dsn: str, *, role: str | None = None, password: str | None
     settings.setdefault("idle_in_transaction_session_timeout", "60000")
     if role:
         dsn = login_dsn(dsn, role, password)
+    kwargs.setdefault("reset", keep_session)
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
                                      init=init_connection, server_settings=settings, **kwargs)
+
+
+async def keep_session(_: asyncpg.Connection) -> None:
+    """What a pool does to a connection given back, beyond rolling back an open transaction and
+    forgetting its listeners (asyncpg does both anyway): nothing. asyncpg's default sends a reset
+    query (RESET ALL, UNLISTEN *, advisory unlocks, CLOSE ALL) on every release, one more round
+    trip for each consumer transaction; our code keeps no session state on pooled connections
+    (no SET, no session advisory lock, no cursor outside a transaction). Whoever adds some must
+    reset it before giving the connection back."""
 
 
 def translate_error(exc: BaseException) -> BaseException:
