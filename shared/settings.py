@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # message goes back to the broker, whose delivery limit counts it (docs/adr/0011).
     retry_delays: tuple[float, ...] = Field((0.1, 0.3, 1.0, 3.0), description="in-process retry pauses")
     run_sequencer: bool = True
+    read_your_writes_wait: float = Field(5.0, gt=0, le=60, description=(
+        "how long a read sent with X-Lookback-After waits for the caller's own write (then 503)"))
     # Separate pools, so one kind of work cannot starve another (docs/adr/0011): the read side
     # and HTTP commands; the consumers' transactions; the relay, projections and ledger wake-ups.
     # Pools open connections as they are needed; the sequencer and the metrics sampler keep one

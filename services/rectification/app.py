@@ -28,6 +28,7 @@ from services.rectification.events import CONTRACT
 from services.rectification.handlers import COMMANDS, apply_deductions
 from services.rectification.projections import PROJECTIONS, REGISTRY_VIEW
 from services.rectification.subscribers import CONSUMERS
+from services.rectification.vocabulary import rectification_vocabulary
 from shared.campaign import Campaign, load_campaign
 from shared.logging import get_logger
 from shared.messages import SYSTEM_ACTOR
@@ -74,7 +75,8 @@ SPEC: ServiceSpec[RectificationConfig] = ServiceSpec(
                 "typical cases, progress and scores",
     commands=COMMANDS, router=router, consumers=[*CONSUMERS, REGISTRY_VIEW],
     projections=PROJECTIONS, build_deps=build_deps, background=[run_scorekeeper],
-    migrations=Path(__file__).with_name("sql"))
+    migrations=Path(__file__).with_name("sql"),
+    vocabulary=lambda config: rectification_vocabulary(config.campaign))
 
 
 def create_app(settings: Settings | None = None, *, campaign: Campaign | None = None,
