@@ -4,6 +4,10 @@ Every service looks alike: its consumers (RabbitMQ or local), its projections (a
 own sequenced events), its relay (RabbitMQ mode), a sequencer candidate (one is elected across all
 processes), and an HTTP API with /healthz, /readyz, /metrics, OpenAPI at /docs and the AsyncAPI
 document at /asyncapi (try-it-out off). Resources are created in the lifespan, never at import.
+
+It stays one module past 400 lines on purpose: the composition root, the order in which its parts
+start and stop (docs/adr/0011: stop taking work first, all within the graceful timeout) and the
+operational routes that report on those parts are one story, read together.
 """
 from __future__ import annotations
 
