@@ -112,6 +112,9 @@ class Runtime(Generic[D]):
     background_pool: asyncpg.Pool | None = None
     sampler: Sampler | None = None
     shutting_down: bool = False
+    # Set with `shutting_down`: a background loop that sleeps until a moment awaits this too, so
+    # it stops at once instead of being waited for and cancelled.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def authenticate(self, request: Request) -> Actor:
@@ -457,6 +460,7 @@ async def _shut_down(app: FastAPI, runtime: "Runtime[Any]", sequencer_stop: asyn
     process's signal handler; else from now)."""
     loop = asyncio.get_running_loop()
     runtime.shutting_down = True
+    runtime.stopping.set()
     settings = runtime.settings
     deadline = getattr(app.state, "shutdown_deadline", None) or loop.time() + settings.graceful_timeout
     reserve = min(CLOSE_RESERVE, settings.graceful_timeout / 4)
