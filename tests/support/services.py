@@ -24,12 +24,14 @@ AMQP_URL = os.environ.get("LOOKBACK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.
 # per test run (tests/conftest.py hands it to the services through the environment).
 TEST_MASTER_KEY = MasterKey.generate_text()
 
-# A service app in a test serves one client at a time: its pool needs the ledger waker's
-# connection plus a few for the request, a consumer and a projection (see DATABASE_CONNECTION_LIMIT).
+# A service app in a test serves one client at a time. Its pools (docs/adr/0011): the read side
+# and commands; the consumers' transactions (one per handler running at once, so as many as the
+# handlers); the relay, projections and the ledger waker's standing connection. With the
+# sequencer's and the metrics sampler's own connections, a service holds at most ten, and
+# far fewer at once (pools open connections as needed; see DATABASE_CONNECTION_LIMIT).
 SERVICE_POOL_SIZE = 3
-# Every pool a service opens, sized for a test. Settings ignores names it does not know, so a pool
-# a kernel version does not have yet costs nothing here.
-SMALL_POOLS = {"db_pool_size": SERVICE_POOL_SIZE, "consumer_pool_size": 2, "background_pool_size": 2}
+SMALL_POOLS = {"db_pool_size": SERVICE_POOL_SIZE, "consumer_pool_size": 3, "consumer_concurrency": 3,
+               "background_pool_size": 2}
 
 
 def small_pools_env() -> dict[str, str]:
