@@ -4,6 +4,9 @@ Every service looks alike: its consumers (RabbitMQ or local), its projections (a
 own sequenced events), its relay (RabbitMQ mode), a sequencer candidate (one is elected across all
 processes), and an HTTP API with /healthz, /readyz, /metrics, OpenAPI at /docs and the AsyncAPI
 document at /asyncapi (try-it-out off). Resources are created in the lifespan, never at import.
+
+/docs is Swagger UI served by this process from an installed package (`fastapi-offline` ships
+its files), never from a CDN: on an intranet with no internet a CDN page is blank.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
+from shared.api_docs import SWAGGER_ASSETS, install_swagger_ui
+from shared.assertions import verifier_from_settings
 from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
@@ -195,7 +200,8 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     settings = settings or Settings()
     clock = clock or utc_now
     tokens = tokens or TokenStore.from_sources(file=settings.tokens_file,
-                                               inline_json=settings.tokens_json)
+                                               inline_json=settings.tokens_json,
+                                               assertions=verifier_from_settings(settings))
     metrics = Metrics(spec.name)
     names = topology.Names(settings.bus_prefix)
     docs_transport = RabbitTransport(  # never started: it only describes the channels for AsyncAPI
@@ -289,8 +295,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
 
     docs = settings.docs_access != "off"
     app = FastAPI(title=f"Lookback {spec.name}", description=spec.description,
-                  version=spec.version, lifespan=lifespan,
-                  docs_url="/docs" if docs else None, redoc_url=None,
+                  version=spec.version, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json" if docs else None)
     install_error_handlers(app)
     public = {"/healthz", "/readyz", *spec.public_paths}
@@ -300,7 +305,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         public.add("/metrics")
     app.add_middleware(Edge, policy=lambda: EdgePolicy(
         authenticate=tokens.authenticate, public_paths=frozenset(public),
-        body_limits=spec.body_limits))
+        public_prefixes=(SWAGGER_ASSETS,), body_limits=spec.body_limits))
     app.state.spec = spec
     app.state.settings = settings
 
@@ -356,6 +361,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         app.include_router(spec.router)
     if not docs:
         return app
+    install_swagger_ui(app)
 
     asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}", version=spec.version,
                         description=spec.description)

@@ -13,7 +13,7 @@ from shared.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-PUBLIC = {"/healthz", "/readyz"}
+PUBLIC = {"/healthz", "/readyz", "/docs/assets/{name}"}  # Swagger UI's files
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
