@@ -175,6 +175,35 @@ def provision_command(
         typer.echo(line)
 
 
+events = typer.Typer(no_args_is_help=True, add_completion=False,
+                     help="The events' published contract (docs/events.md).")
+app.add_typer(events, name="events")
+
+
+@events.command("publish")
+def publish_events() -> None:
+    """Write each event's JSON Schema at its current version to docs/events/schemas."""
+    from services.system import EVENT_SCHEMAS, contracts
+    from shared.contracts import publish
+
+    written = publish(EVENT_SCHEMAS, contracts())
+    typer.echo(f"{len(written)} schema(s) written" + "".join(f"\n  {p}" for p in written))
+
+
+@events.command("check")
+def check_events() -> None:
+    """Fail when an event no longer matches its published schema (docs/events.md)."""
+    from services.system import EVENT_SCHEMAS, contracts
+    from shared.contracts import contract_problems
+
+    problems = contract_problems(EVENT_SCHEMAS, contracts())
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("every event matches its published schema")
+
+
 @app.command("token")
 def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
                   role: str = typer.Option(...), unit: str = typer.Option(None)) -> None:

@@ -19,7 +19,7 @@ from shared.hosting import (DemoPrincipal, declare_bus, ensure_local_secrets, en
                             migrate_database, print_listening, serve_apps,
                             start_embedded_database)
 from shared.logging import configure_logging, get_logger
-from shared.messages import Role
+from shared.messages import EventContract, Role
 from shared.provisioning import (AUDITOR, MIGRATOR, OPERATOR, SEQUENCER, BrokerPlan, DatabasePlan,
                                  provision_broker, provision_database, service_role)
 from shared.replay import Exempt, ReplayReport, replay
@@ -75,6 +75,14 @@ def service_app(name: str, settings: Settings, **kwargs: Any) -> Any:
     app.state.history_labels = EVENT_LABELS
     app.state.history_zone = load_campaign(settings.campaign_file).tz
     return app
+
+
+def contracts() -> list[EventContract]:
+    """Every service's published contract (docs/events/schemas is generated from these)."""
+    return [s.contract for s in specs()]
+
+
+EVENT_SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "events" / "schemas"
 
 
 def all_consumers() -> list[tuple[str, Any]]:

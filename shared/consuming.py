@@ -153,7 +153,9 @@ def decode(spec: ConsumerSpec, delivery: Delivery) -> tuple[Reaction, Event] | R
     if reaction is None:
         return Result(Outcome.DEAD, f"unknown event type {delivery.event_type!r} for {spec.name}")
     try:
-        event = spec.registry.load(delivery.event_type, delivery.schema_version, delivery.payload)
+        # A consumer is a tolerant reader: fields added by a newer producer are ignored.
+        event = spec.registry.load(delivery.event_type, delivery.schema_version, delivery.payload,
+                                   tolerant=True)
     except ValidationError as exc:
         # Field paths and messages only: pydantic's own text quotes the input values, and a
         # payload may carry personal data that must not reach the logs or the DLQ headers.

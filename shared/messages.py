@@ -185,7 +185,11 @@ class EventRegistry:
 
         return decorate
 
-    def load(self, event_type: str, schema_version: int, payload: dict[str, Any]) -> Event:
+    def load(self, event_type: str, schema_version: int, payload: dict[str, Any], *,
+             tolerant: bool = False) -> Event:
+        """The event, its payload upcast to the current version. A `tolerant` reader (another
+        service consuming it) ignores fields it does not know, so a producer may add optional
+        fields without breaking consumers that have not been upgraded (docs/events.md)."""
         cls = self.classes.get(event_type)
         if cls is None:
             raise KeyError(f"unknown event type {event_type!r}")
@@ -196,7 +200,7 @@ class EventRegistry:
                 raise KeyError(f"no upcaster for {event_type} v{version}")
             payload = step(payload)
             version += 1
-        return cls.model_validate(payload)
+        return cls.model_validate(payload, extra="ignore" if tolerant else None)
 
     def load_recorded(self, recorded: RecordedEvent) -> Event:
         return self.load(recorded.event_type, recorded.schema_version, recorded.payload)

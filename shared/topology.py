@@ -46,9 +46,15 @@ def events_exchange(names: Names, service: str) -> RabbitExchange:
     return RabbitExchange(names.events_exchange(service), type=ExchangeType.TOPIC, durable=True)
 
 
+# How long the archive stream keeps events: it is how a subscriber added later catches up on the
+# whole history (docs/events.md), so it outlives a campaign and its audit by years; the signed log
+# in PostgreSQL stays the record either way.
+ARCHIVE_RETENTION = "1825D"
+
+
 def archive_queue(names: Names, service: str) -> RabbitQueue:
     return RabbitQueue(names.archive_queue(service), queue_type=QueueType.STREAM, routing_key="#",
-                       arguments={"x-max-age": "30D"})
+                       arguments={"x-max-age": ARCHIVE_RETENTION})
 
 
 def dead_letter_exchange(names: Names, service: str) -> RabbitExchange:
