@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
-from services.rectification.api import router
+from services.rectification.api import PUBLIC_RESULTS, router
 from services.rectification.config import (
     DEFAULT_SCORE_CHECK_INTERVAL,
     RectificationConfig,
@@ -74,7 +74,8 @@ SPEC: ServiceSpec[RectificationConfig] = ServiceSpec(
                 "typical cases, progress and scores",
     commands=COMMANDS, router=router, consumers=[*CONSUMERS, REGISTRY_VIEW],
     projections=PROJECTIONS, build_deps=build_deps, background=[run_scorekeeper],
-    migrations=Path(__file__).with_name("sql"))
+    migrations=Path(__file__).with_name("sql"),
+    public_paths=frozenset({PUBLIC_RESULTS}))
 
 
 def create_app(settings: Settings | None = None, *, campaign: Campaign | None = None,

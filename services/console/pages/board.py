@@ -1,0 +1,56 @@
+"""督办与积分: the board per unit (items, 销号率 as a percentage, overdue, score with each
+deduction and its reason) and its charts, as SVG images of this site."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from services.console.charts import burndown_chart, overdue_chart, progress_chart
+from services.console.pages.common import Who, now, state_of
+from services.console.web import Person, render
+
+router = APIRouter()
+CHARTS = ("progress", "burndown", "overdue")
+
+
+@router.get("/board", response_class=HTMLResponse)
+async def board(request: Request, who: Who) -> HTMLResponse:
+    caller = who.caller
+    progress = {u["unit"]: u for u in (await caller.get("rectification", "/progress"))["units"]}
+    ranking = (await caller.get("rectification", "/scores/board"))["board"]
+    rows: list[dict[str, Any]] = []
+    for row in ranking:
+        if row["unit"] not in progress:
+            continue  # a district role sees its own unit's details only
+        score = await caller.get("rectification", f"/scores/{row['unit']}")
+        rows.append({**row, **progress[row["unit"]], "score": row["score"],
+                     "deductions": score.get("deductions", [])})
+    return render(request, "board.html", person=who, rows=rows, ranking=ranking,
+                  charts=CHARTS, stamp=int(now().timestamp()))
+
+
+def _short_names(request: Request) -> dict[str, str]:
+    return {u.code: u.area_name for u in state_of(request).campaign.units}
+
+
+@router.get("/board/charts/{name}.svg")
+async def chart(request: Request, who: Who, name: str) -> Response:
+    if name not in CHARTS:
+        return Response(status_code=404)
+    svg = await chart_svg(request, who, name)
+    return Response(svg, media_type="image/svg+xml",
+                    headers={"Cache-Control": "private, no-store"})
+
+
+async def chart_svg(request: Request, who: Person, name: str) -> str:
+    caller, campaign = who.caller, state_of(request).campaign
+    if name == "burndown":
+        items = (await caller.get("rectification", "/problems"))["items"]
+        today = now().astimezone(campaign.tz).date()
+        return burndown_chart(items, campaign.campaign.starts_on, max(today, campaign.campaign.starts_on))
+    units = (await caller.get("rectification", "/progress"))["units"]
+    if name == "progress":
+        return progress_chart(units, _short_names(request))
+    return overdue_chart(units, _short_names(request))
