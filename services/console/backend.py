@@ -8,8 +8,9 @@ that person's next reads of the same service, so they see their own change at on
 """
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,6 +112,26 @@ class Caller:
     async def download(self, service: str, path: str,
                        params: Mapping[str, Any] | None = None) -> httpx.Response:
         return await self._send(service, "GET", path, read=True, params=dict(params or {}))
+
+    async def settle(self, service: str, path: str, ready: Callable[[Any], bool], *,
+                     params: Mapping[str, Any] | None = None, timeout: float = 5.0) -> Any:
+        """Read until `ready(answer)`: the services' read models follow their commands a moment
+        later, and a person who just acted must see what they did on the next page. Bounded: after
+        `timeout` the page shows what there is (with the consistency token of a service that gives
+        one, the first read is already the one)."""
+        loop = asyncio.get_running_loop()
+        deadline, answer = loop.time() + timeout, None
+        while True:
+            try:
+                answer = await self.get(service, path, params)
+                if ready(answer):
+                    return answer
+            except ServiceRefused as exc:
+                if exc.status != 404:
+                    raise
+            if loop.time() >= deadline:
+                return answer
+            await asyncio.sleep(0.05)
 
     async def post(self, service: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         response = await self._send(service, "POST", path, read=False, json=dict(body or {}))

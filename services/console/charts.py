@@ -20,6 +20,7 @@ STYLE = Style(font_family=FONTS, title_font_family=FONTS, label_font_family=FONT
               title_font_size=16, label_font_size=12, major_label_font_size=12,
               legend_font_size=12, value_font_size=11)
 COMMON = {"js": [], "style": STYLE, "width": 760, "height": 360, "print_values": True,
+          "print_zeroes": False,
           "legend_at_bottom": True, "truncate_label": -1, "truncate_legend": -1,
           "no_data_text": "暂无数据"}
 

@@ -53,11 +53,13 @@ async def freeze(request: Request, who: Who) -> Response:
     form = await checked_form(request, who)
     draw_id = text(form, "draw_id")
     try:
-        await who.caller.post("inspection", "/draws", {"draw_id": draw_id, "title": text(form, "title")})
+        answer = await who.caller.post("inspection", "/draws",
+                                       {"draw_id": draw_id, "title": text(form, "title")})
     except ServiceRefused as exc:
         if exc.status in (401,):
             raise
         return await draws_page(request, who, error=exc.explain(), status_code=exc.status)
+    await _settle_draw(who, draw_id, answer)
     return see_other(f"/inspection/draws/{draw_id}?done=frozen")
 
 
@@ -86,12 +88,28 @@ async def draw_page(request: Request, who: Person, draw_id: str, *, done: str | 
 async def _draw_command(request: Request, who: Person, draw_id: str, path: str,
                         body: dict[str, Any], done: str) -> Response:
     try:
-        await who.caller.post("inspection", path, body)
+        answer = await who.caller.post("inspection", path, body)
     except ServiceRefused as exc:
         if exc.status in (401, 404):
             raise
         return await draw_page(request, who, draw_id, error=exc.explain(), status_code=exc.status)
+    await _settle_draw(who, draw_id, answer)
     return see_other(f"/inspection/draws/{draw_id}?done={done}")
+
+
+async def _settle_draw(who: Person, draw_id: str, answer: Any) -> None:
+    """Wait (bounded) until the draw's read models show the step just taken."""
+    stage = answer.get("stage") if isinstance(answer, dict) else None
+    await who.caller.settle("inspection", f"/draws/{draw_id}",
+                            lambda d: stage is None or d.get("stage") == stage,
+                            params={"unit": who.unit})
+    if isinstance(answer, dict) and "visit_id" in answer:
+        visit_id = answer["visit_id"]
+        outcome = answer.get("outcome")
+        await who.caller.settle(
+            "inspection", f"/draws/{draw_id}/visits",
+            lambda rows: any(v["visit_id"] == visit_id and v.get("outcome") == outcome
+                             for v in rows), params={"unit": who.unit})
 
 
 @router.post("/inspection/draws/{draw_id}/commit")
@@ -168,7 +186,7 @@ async def record(request: Request, who: Who, draw_id: str, visit_id: str) -> Res
             findings.append({"text": finding_text, "deadline": deadline or None})
     try:
         photos = await store_uploads(request, who, form, "photos")
-        await who.caller.post("inspection", f"/draws/{draw_id}/visits/{visit_id}/record", {
+        answer = await who.caller.post("inspection", f"/draws/{draw_id}/visits/{visit_id}/record", {
             "draw_id": draw_id, "visit_id": visit_id, "outcome": text(form, "outcome"),
             "visited_on": text(form, "visited_on") or None,
             "inspector_ids": [who.account.account_id],
@@ -183,6 +201,7 @@ async def record(request: Request, who: Who, draw_id: str, visit_id: str) -> Res
             raise
         return await visit_page(request, who, draw_id, visit_id, error=exc.explain(),
                                 status_code=exc.status)
+    await _settle_draw(who, draw_id, answer)
     return see_other(f"/inspection/draws/{draw_id}?done=recorded")
 
 

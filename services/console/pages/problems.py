@@ -109,6 +109,7 @@ async def register(request: Request, who: Who) -> Response:
         projects = (await who.caller.get("rectification", "/projects"))["projects"]
         return render(request, "problem_new.html", person=who, projects=projects, status_code=exc.status,
                       new_id=body["problem_id"], error=exc.explain(), values=body)
+    await who.caller.settle("rectification", f"/problems/{item['problem_id']}", same_as(item))
     return see_other(f"/problems/{item['problem_id']}?done=registered")
 
 
@@ -207,8 +208,23 @@ async def act(request: Request, who: Who, problem_id: uuid.UUID, action: str) ->
         return await problem_page(request, who, problem_id, error=exc.explain(),
                                   status_code=exc.status)
     if action == "reopen" and isinstance(result, dict) and result.get("problem"):
-        return see_other(f"/problems/{result['problem']['problem_id']}?done=reopen")
+        new_id = result["problem"]["problem_id"]
+        await who.caller.settle("rectification", f"/problems/{new_id}", lambda item: True)
+        return see_other(f"/problems/{new_id}?done=reopen")
+    await who.caller.settle("rectification", f"/problems/{problem_id}", same_as(result))
     return see_other(f"/problems/{problem_id}?done={action}")
+
+
+SETTLED_FIELDS = ("status", "evidence_hashes", "pending_extension", "plan", "times_returned",
+                  "deadline", "extensions_granted")
+
+
+def same_as(result: Any) -> Any:
+    """The read model shows what the command's answer said the item became."""
+    def ready(item: Any) -> bool:
+        return not isinstance(result, dict) or all(
+            item.get(key) == result.get(key) for key in SETTLED_FIELDS if key in result)
+    return ready
 
 
 @router.get("/evidence/{content_hash}")

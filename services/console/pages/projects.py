@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from services.audit_labels import EVENT_LABELS
 from services.console.backend import ServiceRefused
-from services.console.pages.common import Who
+from services.console.pages.common import Who, state_of
 from services.console.web import Person, render
 
 router = APIRouter()
@@ -66,10 +66,12 @@ async def project(request: Request, who: Who, project_id: str) -> HTMLResponse:
                 {"name": entry.get("actor_name"), "role": entry.get("actor_role")},
                 link=f"/problems/{item['problem_id']}"))
     visits = await visits_of(who, state["unit"], project_id)
+    labels = state_of(request).labels
     for visit in visits:
+        outcome = visit.get("outcome")
         timeline.append(_line(visit.get("visited_on") or visit.get("scheduled_for"), "抽查",
-                              "实地检查" if visit.get("outcome") else "安排实地检查", None,
-                              detail=visit.get("outcome_label", ""),
+                              "实地检查" if outcome else "安排实地检查", None,
+                              detail=f"结论：{labels.label('visit_outcome', outcome)}" if outcome else "",
                               link=f"/inspection/draws/{visit['draw_id']}"))
     timeline.sort(key=lambda line: str(line["at"] or ""))
     return render(request, "project.html", person=who, project=state, items=items,
