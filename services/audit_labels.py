@@ -13,6 +13,8 @@ EVENT_LABELS: dict[str, str] = {
     "registry.ProjectAssessed": "评估项目",
     "registry.ProjectRetired": "项目退出",
     "registry.LedgerEntryAdded": "列入问题台账",
+    "registry.LedgerEntryRectified": "台账问题整改完成（已销号，待复评）",
+    "registry.LedgerRectificationReopened": "台账问题整改反弹，恢复待整改",
     "registry.LedgerEntryCleared": "移出问题台账",
     "registry.AdaptationProgrammeRegistered": "登记适老化改造项目",
     "registry.HouseholdsRegistered": "登记改造户",

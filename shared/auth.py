@@ -83,10 +83,12 @@ def authorize_command(actor: Actor, *, unit: str | None = None,
     when given, narrows who may send the command at all.
     """
     if not actor.role.may_command:
-        raise ForbiddenError(f"role {actor.role.value} sends no commands")
+        raise ForbiddenError(f"role {actor.role.value} sends no commands",
+                             zh="您的角色只能查看，不能办理。")
     if roles is not None and actor.role not in roles:
         allowed = ", ".join(sorted(r.value for r in roles))
-        raise ForbiddenError(f"role {actor.role.value} may not do this (allowed: {allowed})")
+        raise ForbiddenError(f"role {actor.role.value} may not do this (allowed: {allowed})",
+                             zh="您的角色不能办理此事项。")
     if actor.role.is_district:
         if unit is None:
             raise ForbiddenError("a district role may act only on its own unit's data")
@@ -97,4 +99,5 @@ def authorize_command(actor: Actor, *, unit: str | None = None,
 def authorize_read(actor: Actor, *, unit: str | None = None) -> None:
     """District roles see only their own unit; everyone else reads everything."""
     if actor.role.is_district and unit is not None and actor.unit != unit:
-        raise ForbiddenError(f"a district role of {actor.unit} may not read unit {unit}")
+        raise ForbiddenError(f"a district role of {actor.unit} may not read unit {unit}",
+                             zh="您只能查看本单位的数据。")

@@ -7,7 +7,7 @@ place, so a rule has one status wherever it is broken.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Iterable, NamedTuple
+from typing import Any, ClassVar, Iterable, NamedTuple
 
 
 class LookbackError(Exception):
@@ -104,13 +104,18 @@ MESSAGES_ZH = {
 
 
 class FieldProblem(NamedTuple):
-    """One rejected field: `field` is a dotted path (`households.3.phone`), `reason` says why."""
+    """One rejected field: `field` is a dotted path (`households.3.phone`), `reason` says why;
+    `valid` lists the accepted codes when the value had to be one of them."""
 
     field: str
     reason: str
+    valid: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "reason": self.reason}
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"field": self.field, "reason": self.reason}
+        if self.valid:
+            body["valid"] = list(self.valid)
+        return body
 
 
 class ValidationFailed(DomainError):
@@ -119,7 +124,8 @@ class ValidationFailed(DomainError):
     status = 422
     code = "validation_failed"
 
-    def __init__(self, problems: Iterable[tuple[str, str]], *, zh: str | None = None) -> None:
+    def __init__(self, problems: Iterable[tuple[str, str] | tuple[str, str, tuple[str, ...]]], *,
+                 zh: str | None = None) -> None:
         self.problems: tuple[FieldProblem, ...] = tuple(FieldProblem(*p) for p in problems)
         if not self.problems:
             raise ValueError("ValidationFailed needs at least one problem")

@@ -11,6 +11,7 @@ its files), never from a CDN: on an intranet with no internet a CDN page is blan
 from __future__ import annotations
 
 import asyncio
+import re
 import traceback
 import uuid
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from shared.api_docs import SWAGGER_ASSETS, install_swagger_ui
 from shared.assertions import verifier_from_settings
 from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
+from shared.consistency import ConsistencyTokens, ReadFence, remember
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
 from shared.deadletters import measure_depth as measure_dead_letter_depth
 from shared.errors import MESSAGES_ZH, LookbackError, UnauthenticatedError, ValidationFailed
@@ -45,6 +47,7 @@ from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool
 from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
+from shared.vocabulary import Vocabulary
 from shared.witness import WitnessShipper, targets_from_text
 
 log = get_logger()
@@ -61,7 +64,9 @@ class ServiceSpec(Generic[D]):
       over the bus; `projections`: read models of its own events (always tailing the ledger);
     - `build_deps(settings, pool)`: its typed dependencies (campaign rules, key vault, …);
     - `background`: long-running loops of its own (a periodic check), started and stopped with
-      the process; `migrations`: the folder of its SQL (roles, categories, read models).
+      the process; `migrations`: the folder of its SQL (roles, categories, read models);
+    - `vocabulary(deps)`: every code it speaks with its Chinese label (shared/vocabulary.py),
+      served at `GET /vocabulary`.
     """
 
     contract: EventContract
@@ -77,6 +82,7 @@ class ServiceSpec(Generic[D]):
     body_limits: Mapping[str, int] = field(default_factory=dict)
     # Paths anyone may call without a token (the public results page); everything else needs one.
     public_paths: frozenset[str] = frozenset()
+    vocabulary: Callable[[D], Vocabulary] | None = None
     version: str = "0.1.0"
 
     @property
@@ -112,12 +118,22 @@ class Runtime(Generic[D]):
             return actor
         return self.tokens.authenticate(request.headers.get("authorization"))
 
+    @property
+    def read_fence(self) -> ReadFence:
+        """What a read waits for to see a caller's own write (shared/consistency.py)."""
+        return ReadFence(service=self.spec.name, projections=self.spec.projections,
+                         consumers=self.spec.consumers)
+
     async def run(self, command: Command, actor: Actor, request: Request | None = None
                   ) -> CommandResult:
-        """A command from the HTTP edge: now, the caller's correlation id, the pipeline."""
-        return await self.commands.run(
+        """A command from the HTTP edge: now, the caller's correlation id, the pipeline; the
+        answer carries the command's consistency token (X-Lookback-Token)."""
+        result = await self.commands.run(
             command, actor=actor, now=self.clock(),
             correlation_id=new_correlation_id(request) if request is not None else None)
+        if request is not None:
+            remember(request, result)
+        return result
 
 
 def runtime_of(request: Request) -> Runtime[Any]:
@@ -172,7 +188,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, ValidationFailed):
             return _error(exc.status, exc.code, [p.as_dict() for p in exc.problems],
                           message=exc.message_zh)
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else None
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthenticatedError) else \
+            getattr(exc, "http_headers", None)
         return _error(exc.status, exc.code, str(exc), headers, message=exc.message_zh)
 
     @app.exception_handler(Exception)
@@ -187,9 +204,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-                   "reason": e.get("msg", "")} for e in exc.errors()]
+        fields = [_field_problem(e) for e in exc.errors()]
         return _error(422, "invalid_request", fields)
+
+
+def _field_problem(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One refused field; a value outside an enum or literal also names the valid codes."""
+    problem: dict[str, Any] = {
+        "field": ".".join(str(p) for p in error.get("loc", ()) if p != "body"),
+        "reason": error.get("msg", "")}
+    expected = (error.get("ctx") or {}).get("expected")
+    if error.get("type") in ("enum", "literal_error") and isinstance(expected, str):
+        problem["valid"] = re.findall(r"'([^']*)'", expected)
+    return problem
 
 
 def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None, *,
@@ -303,6 +330,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         public |= {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi", "/asyncapi.json"}
     if settings.metrics_access == "public":
         public.add("/metrics")
+    app.add_middleware(ConsistencyTokens)
     app.add_middleware(Edge, policy=lambda: EdgePolicy(
         authenticate=tokens.authenticate, public_paths=frozenset(public),
         public_prefixes=(SWAGGER_ASSETS,), body_limits=spec.body_limits))
@@ -355,6 +383,17 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                     pass
             return PlainTextResponse(generate_latest(metrics.registry).decode(),
                                      media_type=CONTENT_TYPE_LATEST)
+
+    if spec.vocabulary is not None:
+        describe = spec.vocabulary
+
+        @app.get("/vocabulary", tags=["vocabulary"])
+        async def vocabulary(request: Request) -> dict[str, Any]:
+            """Every code this service speaks with its Chinese label (and the other words the
+            bulk import accepts for it): statuses, units, types, services, checklist items, …."""
+            runtime: Runtime[Any] = request.app.state.runtime
+            runtime.authenticate(request)
+            return describe(runtime.deps).as_dict()
 
     app.include_router(audit_router)  # read-only proofs and history for auditors, on every service
     if spec.router is not None:

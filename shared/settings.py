@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     graceful_timeout: float = 30.0
     retry_delays: tuple[float, ...] = Field((0.2, 0.8, 3.2), description="in-process retry pauses")
     run_sequencer: bool = True
+    read_your_writes_wait: float = Field(5.0, gt=0, le=60, description=(
+        "how long a read sent with X-Lookback-After waits for the caller's own write (then 503)"))
     db_pool_size: int = 10
     # Where each login's password lives, one file per login: `<role>.db.password` for PostgreSQL,
     # `<user>.amqp.password` for RabbitMQ (container secrets mount here). None: no passwords

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import tzinfo
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -24,10 +25,14 @@ from services.inspection import queries as q
 from services.inspection.config import InspectionDeps
 from services.inspection.draw_export import document_json, draw_document, write_draw_xlsx
 from services.inspection.events import FindingRecorded, HouseholdReplaced
+from services.inspection.vocabulary import inspection_vocabulary
 from shared.auth import authorize_command, authorize_read
+from shared.consistency import ReadYourWrites
+from shared.errors import FieldProblem, ValidationFailed
 from shared.messages import Actor
 from shared.pipeline import CommandResult
 from shared.service import Runtime, runtime_of
+from shared.times import json_value
 
 # Draw and visit ids travel in URL paths and file names: keep them plain.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -72,8 +77,13 @@ def _check_ids(**fields: tuple[str, str | None]) -> None:
         raise RequestValidationError(problems)
 
 
-def _scope(actor: Actor, unit: str | None) -> str | None:
-    """The unit a query may show: a district role's own unit whatever it asked, else the asked one."""
+def _scope(request: Request, actor: Actor, unit: str | None) -> str | None:
+    """The unit a query may show: a district role's own unit whatever it asked, else the asked one.
+    An unknown unit code is a 422 naming the valid ones."""
+    units = inspection_vocabulary(_runtime(request).deps.campaign)["unit"]
+    if unit is not None and not units.has(unit):
+        raise ValidationFailed([FieldProblem("unit", f"unknown unit {unit!r}", units.codes)],
+                               zh=f"填报单位“{unit}”不存在，可选：{units.valid()}。")
     authorize_read(actor, unit=unit)
     return actor.unit if actor.role.is_district else unit
 
@@ -87,18 +97,23 @@ async def _run(request: Request, cmd: c.DrawCommand, actor: Actor
     return state, result.version(stream_id), result
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+def _tz(request: Request) -> tzinfo:
+    """The campaign's time zone: every instant in an answer carries its offset (+08:00)."""
+    return _runtime(request).deps.campaign.tz
 
 
-def _rows(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    return [{k: _iso(v) for k, v in dict(r).items()} for r in rows]
+def _iso(value: Any, tz: tzinfo) -> Any:
+    return json_value(value, tz)
+
+
+def _rows(rows: list[asyncpg.Record], tz: tzinfo) -> list[dict[str, Any]]:
+    return [{k: _iso(v, tz) for k, v in dict(r).items()} for r in rows]
 
 
 # ----- shapes of command responses ----------------------------------------------------------------
 
 
-def draw_summary(state: d.DrawState, version: int) -> dict[str, Any]:
+def draw_summary(state: d.DrawState, version: int, tz: tzinfo) -> dict[str, Any]:
     strata = []
     for frame in state.frames:
         item: dict[str, Any] = {
@@ -117,9 +132,9 @@ def draw_summary(state: d.DrawState, version: int) -> dict[str, Any]:
         "draw_id": state.draw_id, "title": state.title, "stage": state.stage.name.lower(),
         "units": list(state.units),
         "frames_digest": state.frames_digest, "entropy_statement": state.statement,
-        "entropy_not_before": _iso(state.not_before), "entropy": state.entropy,
-        "frozen_at": _iso(state.frozen_at), "committed_at": _iso(state.committed_at),
-        "revealed_at": _iso(state.revealed_at), "drawn_at": _iso(state.drawn_at),
+        "entropy_not_before": _iso(state.not_before, tz), "entropy": state.entropy,
+        "frozen_at": _iso(state.frozen_at, tz), "committed_at": _iso(state.committed_at, tz),
+        "revealed_at": _iso(state.revealed_at, tz), "drawn_at": _iso(state.drawn_at, tz),
         "strata": strata,
         "discretionary": [{"project_id": pid, "reason": reason}
                           for pid, reason in sorted(state.discretionary.items())],
@@ -134,7 +149,8 @@ def visit_shape(visit: d.Visit) -> dict[str, Any]:
             "scheduled_for": visit.scheduled_for.isoformat(),
             "inspector_ids": list(visit.inspector_ids),
             "outcome": visit.outcome.value if visit.outcome else None,
-            "visited_on": _iso(visit.visited_on), "unable_reason_code": visit.unable_reason_code,
+            "visited_on": visit.visited_on.isoformat() if visit.visited_on else None,
+            "unable_reason_code": visit.unable_reason_code,
             "finding_ids": list(visit.finding_ids)}
 
 
@@ -142,7 +158,9 @@ def finding_shape(finding: FindingRecorded) -> dict[str, Any]:
     return finding.model_dump(mode="json")
 
 
-router = APIRouter(tags=["inspection"])
+# Every route waits for the caller's own write when asked to (X-Lookback-After, ADR 0013): the
+# picks right after the reveal, a frame right after the registry changed.
+router = APIRouter(tags=["inspection"], dependencies=[ReadYourWrites])
 
 
 # ----- commands -----------------------------------------------------------------------------------
@@ -153,7 +171,7 @@ async def freeze_frame(cmd: c.FreezeFrame, request: Request, actor: Commander) -
     """Freeze every stratum's sampling frame from the service's view of the registry."""
     _check_ids(draw_id=(cmd.draw_id, None))
     state, version, _ = await _run(request, cmd, actor)
-    return draw_summary(state, version)
+    return draw_summary(state, version, _tz(request))
 
 
 @router.post("/draws/{draw_id}/entropy-commitment")
@@ -162,7 +180,7 @@ async def commit_entropy(draw_id: str, cmd: c.CommitEntropy, request: Request,
     """State the entropy source before it exists (e.g. the 福彩3D numbers of a future date)."""
     _check_ids(draw_id=(cmd.draw_id, draw_id))
     state, version, _ = await _run(request, cmd, actor)
-    return draw_summary(state, version)
+    return draw_summary(state, version, _tz(request))
 
 
 @router.post("/draws/{draw_id}/entropy-reveal")
@@ -171,7 +189,7 @@ async def reveal_and_draw(draw_id: str, cmd: c.RevealEntropy, request: Request,
     """Reveal the committed entropy and draw every stratum with it."""
     _check_ids(draw_id=(cmd.draw_id, draw_id))
     state, version, _ = await _run(request, cmd, actor)
-    return draw_summary(state, version)
+    return draw_summary(state, version, _tz(request))
 
 
 @router.post("/draws/{draw_id}/discretionary-picks", status_code=201)
@@ -229,7 +247,7 @@ async def record_finding(draw_id: str, visit_id: str, cmd: c.RecordFinding, requ
 
 @router.get("/draws")
 async def list_draws(request: Request, actor: Reader) -> list[dict[str, Any]]:
-    return _rows(await q.draws(_runtime(request).pool))
+    return _rows(await q.draws(_runtime(request).pool), _tz(request))
 
 
 @router.get("/draws/{draw_id}")
@@ -237,9 +255,10 @@ async def get_draw(draw_id: str, request: Request, actor: Reader,
                    unit: str | None = None) -> dict[str, Any]:
     """The draw and its strata (a district role: its own unit's strata)."""
     pool = _runtime(request).pool
-    scope = _scope(actor, unit)
+    scope = _scope(request, actor, unit)
     row = await q.draw(pool, draw_id)
-    return {**_rows([row])[0], "strata": _rows(await q.strata(pool, draw_id, unit=scope))}
+    tz = _tz(request)
+    return {**_rows([row], tz)[0], "strata": _rows(await q.strata(pool, draw_id, unit=scope), tz)}
 
 
 @router.get("/draws/{draw_id}/picks")
@@ -247,9 +266,9 @@ async def picks(draw_id: str, request: Request, actor: Reader,
                 unit: str | None = None) -> dict[str, Any]:
     """The sample per unit: rule picks, discretionary picks, replacements (and whom they replaced)."""
     pool = _runtime(request).pool
-    units = await q.draw_units(pool, draw_id, unit=_scope(actor, unit))
+    units = await q.draw_units(pool, draw_id, unit=_scope(request, actor, unit))
     by_unit: dict[str, list[dict[str, Any]]] = {u: [] for u in units}
-    for item in _rows(await q.picks(pool, draw_id, units)):
+    for item in _rows(await q.picks(pool, draw_id, units), _tz(request)):
         by_unit[item.pop("unit")].append(item)
     return {"draw_id": draw_id, "units": [{"unit": u, "picks": p} for u, p in by_unit.items()]}
 
@@ -258,19 +277,19 @@ async def picks(draw_id: str, request: Request, actor: Reader,
 async def progress(draw_id: str, request: Request, actor: Reader,
                    unit: str | None = None) -> list[dict[str, Any]]:
     """Visit progress per unit: sampled, scheduled, inspected, outcomes, findings."""
-    return await _per_unit(request, draw_id, _scope(actor, unit), q.progress)
+    return await _per_unit(request, draw_id, _scope(request, actor, unit), q.progress)
 
 
 @router.get("/draws/{draw_id}/visits")
 async def visits(draw_id: str, request: Request, actor: Reader,
                  unit: str | None = None) -> list[dict[str, Any]]:
-    return await _per_unit(request, draw_id, _scope(actor, unit), q.visits)
+    return await _per_unit(request, draw_id, _scope(request, actor, unit), q.visits)
 
 
 @router.get("/draws/{draw_id}/findings")
 async def findings(draw_id: str, request: Request, actor: Reader,
                    unit: str | None = None) -> list[dict[str, Any]]:
-    return await _per_unit(request, draw_id, _scope(actor, unit), q.findings)
+    return await _per_unit(request, draw_id, _scope(request, actor, unit), q.findings)
 
 
 async def _per_unit(request: Request, draw_id: str, scope: str | None,
@@ -278,7 +297,8 @@ async def _per_unit(request: Request, draw_id: str, scope: str | None,
                     ) -> list[dict[str, Any]]:
     """A read model's rows for the draw's units in scope (404 for a unit the draw lacks)."""
     pool = _runtime(request).pool
-    return _rows(await read(pool, draw_id, await q.draw_units(pool, draw_id, unit=scope)))
+    return _rows(await read(pool, draw_id, await q.draw_units(pool, draw_id, unit=scope)),
+                 _tz(request))
 
 
 # ----- queries: the 抽查名单 (from the draw stream, so it is exactly what verifies) ----------------
@@ -287,7 +307,8 @@ async def _per_unit(request: Request, draw_id: str, scope: str | None,
 async def _document(request: Request, draw_id: str, scope: str | None) -> dict[str, Any]:
     state = await q.draw_state(_runtime(request).store, draw_id)
     if scope is not None and scope not in state.units:
-        raise d.UnitNotInDrawError(f"unit {scope!r} is not part of draw {draw_id!r}")
+        raise d.UnitNotInDrawError(f"unit {scope!r} is not part of draw {draw_id!r}",
+                                   zh="该单位不在本次抽查范围内。")
     return draw_document(state, unit=scope)
 
 
@@ -295,7 +316,7 @@ async def _document(request: Request, draw_id: str, scope: str | None) -> dict[s
 async def draw_list(draw_id: str, request: Request, actor: Reader,
                     unit: str | None = None) -> Response:
     """The draw list as the JSON `lookback inspection verify-draw` recomputes offline."""
-    doc = await _document(request, draw_id, _scope(actor, unit))
+    doc = await _document(request, draw_id, _scope(request, actor, unit))
     return Response(document_json(doc), media_type="application/json")
 
 
@@ -304,10 +325,10 @@ async def draw_list(draw_id: str, request: Request, actor: Reader,
 async def draw_list_xlsx(draw_id: str, request: Request, actor: Reader,
                          unit: str | None = None) -> Response:
     """The printable 抽查名单: one sheet per unit, with digests, entropy and algorithm version."""
-    scope = _scope(actor, unit)
+    scope = _scope(request, actor, unit)
     doc = await _document(request, draw_id, scope)
     buffer = io.BytesIO()
-    write_draw_xlsx(doc, buffer)
+    write_draw_xlsx(doc, buffer, campaign=_runtime(request).deps.campaign)
     name = f"draw-{draw_id}-{scope}.xlsx" if scope else f"draw-{draw_id}.xlsx"
     return Response(buffer.getvalue(), media_type=XLSX_MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -320,11 +341,13 @@ async def draw_list_xlsx(draw_id: str, request: Request, actor: Reader,
 async def registry_projects(request: Request, actor: Reader,
                             unit: str | None = None) -> list[dict[str, Any]]:
     """Projects and programmes as this service knows them from registry events."""
-    return _rows(await q.registry_projects(_runtime(request).pool, unit=_scope(actor, unit)))
+    return _rows(await q.registry_projects(_runtime(request).pool, unit=_scope(request, actor, unit)),
+                 _tz(request))
 
 
 @router.get("/registry-view/townships")
 async def registry_townships(request: Request, actor: Reader,
                              unit: str | None = None) -> list[dict[str, Any]]:
     """Adapted households per township (codes only)."""
-    return _rows(await q.registry_townships(_runtime(request).pool, unit=_scope(actor, unit)))
+    return _rows(await q.registry_townships(_runtime(request).pool, unit=_scope(request, actor, unit)),
+                 _tz(request))

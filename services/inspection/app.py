@@ -12,6 +12,7 @@ from services.inspection.config import InspectionDeps
 from services.inspection.events import CONTRACT
 from services.inspection.handlers import COMMANDS
 from services.inspection.projections import draw_projection, registry_view_projection
+from services.inspection.vocabulary import inspection_vocabulary
 from shared.campaign import load_campaign
 from shared.service import ServiceSpec, create_service_app
 from shared.settings import Settings
@@ -33,6 +34,7 @@ SPEC: ServiceSpec[InspectionDeps] = ServiceSpec(
     projections=[draw_projection()],
     build_deps=build_deps,
     migrations=Path(__file__).with_name("sql"),
+    vocabulary=lambda deps: inspection_vocabulary(deps.campaign),
 )
 
 

@@ -7,49 +7,26 @@ No personal data: households appear as codes only.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
+from openpyxl.styles import Alignment, Border, Font, Side
 
 from services.inspection import sampling
 from services.inspection.domain import (
-    UNABLE_REASON_CODES,
     DrawStageError,
     DrawState,
     Stage,
     UnitNotInDrawError,
 )
-
-UNIT_NAMES: Mapping[str, str] = {
-    "echeng": "鄂城区民政局",
-    "huarong": "华容区民政局",
-    "liangzihu": "梁子湖区民政局",
-    "gedian": "葛店经济开发区城乡融合发展局",
-    "linkong": "临空经济区社会事务局",
-}
-
-TYPE_NAMES: Mapping[str, str] = {
-    "complex": "街道(乡镇)养老服务综合体",
-    "community_center": "社区居家养老服务中心",
-    "rural_center": "农村互助照料中心",
-    "canteen": "幸福食堂",
-    "home_adaptation": "特殊困难老年人家庭适老化改造",
-}
-
-RULE_NAMES: Mapping[str, str] = {
-    "R1": "R1 省级重点项目全覆盖",
-    "R2": "R2 按{share}随机抽取",
-    "R3": "R3 随机抽取1个乡镇(街道)及改造户",
-}
-
-STRATA_HEADER = ("分层", "项目类型", "规则", "抽样框数量N", "抽取数量n", "抽样框摘要(SHA-256)", "说明")
-LIST_HEADER = ("序号", "项目类型", "项目编号/户编码", "项目名称", "乡镇(街道)", "项目年份", "入选方式",
-               "备注")
-REPLACEMENT_HEADER = ("分层", "替补顺序", "项目编号/户编码", "乡镇(街道)")
+from services.inspection.vocabulary import EXCLUSION, RULE, SELECTION, UNABLE_REASON
+from shared.campaign import Campaign, load_campaign
+from shared.spreadsheets import append, fit_row_heights, print_setup, set_widths
+from shared.times import written_datetime
 
 
 def _as_draw(outcome: Any) -> sampling.StratumDraw:
@@ -127,146 +104,236 @@ def document_json(doc: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The printable sheet
+# The printable sheet: what the inspection group takes to the field
+#
+# One sheet per unit, A4 landscape, scaled to the page width (no column ever lands on a page of its
+# own), the title repeated on every page and the draw's id and `frames_digest` in every page's
+# footer (docs/sampling.md §7: one unit's list cannot be swapped for another draw's). People read
+# names, townships, Chinese labels (campaign file, vocabulary.py) and dates as they write them;
+# the ids a recomputation needs are in the JSON export the sheet names.
+
+TITLE_ROWS = 2
+LIST_HEADER = ("序号", "项目类型", "项目名称（改造户编号）", "乡镇(街道)", "项目年份", "入选方式", "备注",
+               "现场检查情况（检查时填写）")
+REPLACEMENT_HEADER = ("替补顺序", "项目类型", "项目名称（改造户编号）", "乡镇(街道)", "项目年份")
+STRATA_HEADER = ("", "项目类型", "抽查规则", "抽样框数量N", "抽取数量n", "抽样框摘要（SHA-256）", "",
+                 "说明")
+WIDTHS = (6, 22, 40, 13, 9, 12, 22, 24)
+FONT = "宋体"
+_THIN = Side(style="thin")
+_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 
 
-def draw_workbook(doc: Mapping[str, Any], *, unit_names: Mapping[str, str] = UNIT_NAMES) -> Workbook:
-    """One sheet per unit of the export, in the order of `doc["units"]`."""
+def draw_workbook(doc: Mapping[str, Any], *, campaign: Campaign | None = None) -> Workbook:
+    """One sheet per unit of the export, in the order of `doc["units"]`, labelled from the
+    campaign file (the packaged default, or LOOKBACK_CAMPAIGN_FILE, when none is given)."""
+    campaign = campaign or load_campaign()
     workbook = Workbook()
     workbook.remove(workbook.active)
     for unit in doc["units"]:
-        _unit_sheet(workbook, doc, unit, unit_names)
+        _Sheet(workbook, doc, unit, campaign).write()
     return workbook
 
 
 def write_draw_xlsx(doc: Mapping[str, Any], target: Path | IO[bytes], *,
-                    unit_names: Mapping[str, str] = UNIT_NAMES) -> None:
-    draw_workbook(doc, unit_names=unit_names).save(target)
+                    campaign: Campaign | None = None) -> None:
+    draw_workbook(doc, campaign=campaign).save(target)
 
 
-def _unit_sheet(workbook: Workbook, doc: Mapping[str, Any], unit: str,
-                unit_names: Mapping[str, str]) -> None:
-    sheet = workbook.create_sheet(title=unit[:31])
-    bold = Font(bold=True)
-    projects = doc["labels"]["projects"]
-    households = doc["labels"]["households"]
-    records = [r for r in doc["strata"] if r["frame"]["unit"] == unit]
+class _Sheet:
+    """One unit's sheet, written top to bottom."""
 
-    sheet.append([f"{doc['title']} 抽查名单"])
-    sheet["A1"].font = Font(bold=True, size=14)
-    for label, value in (
-        ("被抽查单位", f"{unit_names.get(unit, unit)} ({unit})"),
-        ("抽签编号", doc["draw_id"]),
-        ("算法版本", doc["algorithm_version"]),
-        ("随机数来源(事先承诺)", doc["entropy_statement"]),
-        ("随机数", doc["entropy"]),
-        ("抽样框冻结时间", doc["frozen_at"]),
-        ("抽签时间", doc["drawn_at"]),
-        ("全部抽样框摘要(SHA-256)", doc["frames_digest"]),
-    ):
-        sheet.append([label, value])
-        sheet.cell(row=sheet.max_row, column=1).font = bold
+    def __init__(self, workbook: Workbook, doc: Mapping[str, Any], unit: str,
+                 campaign: Campaign) -> None:
+        self.doc, self.unit, self.campaign = doc, unit, campaign
+        self.tz = campaign.tz
+        known = campaign.has_unit(unit)
+        self.unit_name = campaign.unit(unit).name if known else unit
+        self.sheet = workbook.create_sheet(title=(campaign.unit(unit).area_name if known else unit)[:31])
+        self.projects = doc["labels"]["projects"]
+        self.households = doc["labels"]["households"]
+        self.records = [r for r in doc["strata"] if r["frame"]["unit"] == unit]
+        self.merged: dict[tuple[int, int], float] = {}
 
-    sheet.append([])
-    sheet.append(["一、分层与抽样框"])
-    sheet.cell(row=sheet.max_row, column=1).font = bold
-    _header(sheet, STRATA_HEADER)
-    for record in records:
-        frame = record["frame"]
-        notes = []
-        if record["no_eligible_project"]:
-            notes.append("无符合条件项目")
-        if record["insufficient_sample"]:
-            notes.append("样本不足")
-        if record.get("township"):
-            notes.append(f"抽中乡镇(街道): {record['township']}")
-        excluded = [f"{e['id']}({_exclusion_text(e)})" for e in frame["excluded"]]
-        if excluded:
-            notes.append("框外: " + "; ".join(excluded))
-        sheet.append([record["stratum"], TYPE_NAMES.get(frame["project_type"], frame["project_type"]),
-                      _rule_name(frame), record["frame_size"],
-                      record["sample_size"], record["frame_digest"], "; ".join(notes)])
+    # -- layout helpers --------------------------------------------------------------------------
+    def row(self, values: list[Any], *, bold: bool = False, boxed: bool = False,
+            size: float = 10.5) -> int:
+        """A row; `boxed`: a table row (bordered cells as wide as the values given)."""
+        line = append(self.sheet, values)
+        for column in range(1, len(WIDTHS) + 1):
+            cell = self.sheet.cell(row=line, column=column)
+            cell.font = Font(name=FONT, size=size, bold=bold)
+            centred = boxed and (bold or isinstance(cell.value, int))
+            cell.alignment = Alignment(wrap_text=True, vertical="center",
+                                       horizontal="center" if centred else None)
+            if boxed and column <= len(values):
+                cell.border = _BOX
+        return line
 
-    sheet.append([])
-    sheet.append(["二、抽查名单"])
-    sheet.cell(row=sheet.max_row, column=1).font = bold
-    _header(sheet, LIST_HEADER)
-    number = 0
-    for record in records:
-        frame = record["frame"]
-        type_name = TYPE_NAMES.get(frame["project_type"], frame["project_type"])
-        if frame["rule"] == "R3":
-            replaced = {s["replaced"]: s for s in record.get("household_replacements", [])}
-            entered = {s["replacement"]: s for s in record.get("household_replacements", [])}
-            for code in [*record["picks"], *entered]:
+    def merge(self, line: int, first: int, last: int) -> None:
+        self.sheet.merge_cells(start_row=line, start_column=first, end_row=line, end_column=last)
+        self.merged[(line, first)] = sum(WIDTHS[first - 1:last])
+
+    def section(self, text: str) -> None:
+        self.row([])
+        line = self.row([text], bold=True, size=12)
+        self.merge(line, 1, len(WIDTHS))
+
+    def type_name(self, code: str) -> str:
+        return self.campaign.project_type(code).name if self.campaign.has_project_type(code) else code
+
+    def project_cells(self, pid: str) -> list[Any]:
+        label = self.projects.get(pid, {})
+        return [label.get("name") or "（名称未登记）", label.get("township", ""),
+                label.get("project_year") or ""]
+
+    def household_cells(self, code: str) -> list[Any]:
+        label = self.households.get(code, {})
+        programme = self.projects.get(label.get("project_id", ""), {})
+        name = programme.get("name") or "（改造计划名称未登记）"
+        return [f"{name}\n改造户 {code}", label.get("township", ""), programme.get("project_year") or ""]
+
+    # -- the sheet -----------------------------------------------------------------------------
+    def write(self) -> None:
+        set_widths(self.sheet, WIDTHS)
+        title = self.row([f"{self.doc['title']} 抽查名单"], bold=True, size=16)
+        self.merge(title, 1, len(WIDTHS))
+        self.sheet.cell(row=title, column=1).alignment = Alignment(horizontal="center",
+                                                                   vertical="center")
+        drawn = written_datetime(_instant(self.doc["drawn_at"]), self.tz)
+        line = self.row([f"被抽查单位：{self.unit_name}    抽签编号：{self.doc['draw_id']}    "
+                         f"抽签时间：{drawn}"], size=11)
+        self.merge(line, 1, len(WIDTHS))
+        self.picks()
+        self.replacements()
+        self.strata()
+        self.basis()
+        fit_row_heights(self.sheet, range(TITLE_ROWS + 1, self.sheet.max_row + 1), point_size=10.5,
+                        merged_widths=self.merged)
+        self.sheet.row_dimensions[1].height = 30
+        self.sheet.row_dimensions[2].height = 20
+        print_setup(self.sheet, landscape=True, repeat_rows=(1, TITLE_ROWS),
+                    footer=f"抽签编号 {self.doc['draw_id']}  全部抽样框摘要（SHA-256）"
+                           f"{self.doc['frames_digest']}")
+
+    def picks(self) -> None:
+        self.section("一、抽查名单")
+        self.row(list(LIST_HEADER), bold=True, boxed=True)
+        number = 0
+        for record in self.records:
+            frame = record["frame"]
+            type_name = self.type_name(frame["project_type"])
+            if frame["rule"] == sampling.Rule.TOWNSHIP_HOUSEHOLDS:
+                steps = record.get("household_replacements", [])
+                replaced = {s["replaced"]: s for s in steps}
+                entered = {s["replacement"]: s for s in steps}
+                for code in [*record["picks"], *entered]:
+                    number += 1
+                    how = (f"{SELECTION.label('replacement')}（替换 {entered[code]['replaced']}）"
+                           if code in entered else SELECTION.label("random"))
+                    note = (f"已被替补：无法入户（{UNABLE_REASON.label(replaced[code]['reason_code'])}）"
+                            if code in replaced else "")
+                    name, township, year = self.household_cells(code)
+                    self.row([number, type_name, name, township, year, how, note, ""], boxed=True)
+                continue
+            how = SELECTION.label("full_coverage" if frame["rule"] == sampling.Rule.FULL_COVERAGE
+                                  else "random")
+            for pid in record["picks"]:
                 number += 1
-                how = f"替补(替换 {entered[code]['replaced']})" if code in entered else "随机抽取"
-                note = _replaced_note(replaced[code]["reason_code"]) if code in replaced else ""
-                programme = households.get(code, {}).get("project_id", "")
-                name, _, year = _project_cells(projects, programme)
-                sheet.append([number, type_name, code, name,
-                              households.get(code, {}).get("township", ""), year, how, note])
-            continue
-        how = "全覆盖" if frame["rule"] == "R1" else "随机抽取"
-        for pid in record["picks"]:
+                self.row([number, type_name, *self.project_cells(pid), how, "", ""], boxed=True)
+        for pick in self.doc["discretionary"]:
+            if pick["unit"] != self.unit:
+                continue
             number += 1
-            sheet.append([number, type_name, pid, *_project_cells(projects, pid), how, ""])
-    for pick in doc["discretionary"]:
-        if pick["unit"] != unit:
-            continue
-        number += 1
-        label = projects.get(pick["project_id"], {})
-        sheet.append([number, TYPE_NAMES.get(label.get("project_type", ""), ""), pick["project_id"],
-                      *_project_cells(projects, pick["project_id"]), "自由裁量增加", pick["reason"]])
+            label = self.projects.get(pick["project_id"], {})
+            self.row([number, self.type_name(label.get("project_type", "")),
+                      *self.project_cells(pick["project_id"]), SELECTION.label("discretionary"),
+                      f"理由：{pick['reason']}", ""], boxed=True)
+        if number == 0:
+            line = self.row(["本单位本次没有抽中的项目（见“三、分层与抽样框”）。"])
+            self.merge(line, 1, len(WIDTHS))
 
-    sheet.append([])
-    sheet.append(["三、替补顺序(按序递补, 不重新抽取)"])
-    sheet.cell(row=sheet.max_row, column=1).font = bold
-    _header(sheet, REPLACEMENT_HEADER)
-    for record in records:
-        for order, item in enumerate(record["replacements"], start=1):
-            township = households.get(item, {}).get("township", "") if record["frame"]["rule"] == "R3" \
-                else projects.get(item, {}).get("township", "")
-            sheet.append([record["stratum"], order, item, township])
+    def replacements(self) -> None:
+        listed = [(record, order, item) for record in self.records
+                  for order, item in enumerate(record["replacements"], start=1)]
+        self.section("二、替补顺序（抽中的无法检查时按序递补，不重新抽取）")
+        if not listed:
+            line = self.row(["无替补名单。"])
+            self.merge(line, 1, len(WIDTHS))
+            return
+        self.row(list(REPLACEMENT_HEADER), bold=True, boxed=True)
+        for record, order, item in listed:
+            frame = record["frame"]
+            cells = (self.household_cells(item) if frame["rule"] == sampling.Rule.TOWNSHIP_HOUSEHOLDS
+                     else self.project_cells(item))
+            self.row([order, self.type_name(frame["project_type"]), *cells], boxed=True)
 
-    sheet.append([])
-    sheet.append(["核验方法", "lookback inspection verify-draw <导出的JSON文件>; 算法见 docs/sampling.md"])
-    sheet.cell(row=sheet.max_row, column=1).font = bold
-    for column, width in zip("ABCDEFGH", (22, 28, 26, 30, 16, 66, 40, 30), strict=True):
-        sheet.column_dimensions[column].width = width
-    for row in sheet.iter_rows():
-        for cell in row:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    def strata(self) -> None:
+        self.section("三、分层与抽样框")
+        header = self.row(list(STRATA_HEADER), bold=True, boxed=True)
+        self.merge(header, 6, 7)
+        for record in self.records:
+            frame = record["frame"]
+            notes = []
+            if record["no_eligible_project"]:
+                notes.append("无符合条件项目")
+            if record["insufficient_sample"]:
+                notes.append("样本不足")
+            if record.get("township"):
+                notes.append(f"抽中乡镇(街道)：{record['township']}")
+            notes += _exclusions(frame["excluded"])
+            line = self.row(["", self.type_name(frame["project_type"]), _rule_name(frame),
+                             record["frame_size"], record["sample_size"], record["frame_digest"],
+                             "", "；".join(notes)], boxed=True)
+            self.merge(line, 6, 7)
+
+    def basis(self) -> None:
+        self.section("四、抽签依据（据此可离线复核，结果应与本名单一致）")
+        for label, value in (
+            ("算法版本", self.doc["algorithm_version"]),
+            ("随机数来源(事先承诺)", self.doc["entropy_statement"]),
+            ("随机数", self.doc["entropy"]),
+            ("抽样框冻结时间", written_datetime(_instant(self.doc["frozen_at"]), self.tz)),
+            ("随机数承诺时间", written_datetime(_instant(self.doc["committed_at"]), self.tz)),
+            ("随机数公布时间", written_datetime(_instant(self.doc["revealed_at"]), self.tz)),
+            ("抽签时间", written_datetime(_instant(self.doc["drawn_at"]), self.tz)),
+            ("全部抽样框摘要(SHA-256)", self.doc["frames_digest"]),
+            ("核验方法", "导出本次抽签的 JSON 文件，运行 lookback inspection verify-draw "
+                         "<JSON文件>；算法见 docs/sampling.md"),
+        ):
+            line = self.row([label, "", value])
+            self.sheet.cell(row=line, column=1).font = Font(name=FONT, size=10.5, bold=True)
+            self.merge(line, 1, 2)
+            self.merge(line, 3, len(WIDTHS))
+
+
+def _instant(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
 
 
 def _rule_name(frame: Mapping[str, Any]) -> str:
     """The rule as printed; R2 with the frame's share (50% unless the frame records another)."""
-    name: str = RULE_NAMES.get(frame["rule"], frame["rule"])
-    if frame["rule"] != sampling.Rule.SHARE:
-        return name
+    rule = frame["rule"]
+    if rule == sampling.Rule.TOWNSHIP_HOUSEHOLDS and frame.get("households_per_township"):
+        return (f"R3 每个区随机抽取1个乡镇(街道)，"
+                f"每个乡镇抽{frame['households_per_township']}户")
+    if rule != sampling.Rule.SHARE:
+        return f"{rule} {RULE.label(rule)}"
     share = frame.get("share", {"numerator": 1, "denominator": 2})
     numerator: int = share["numerator"]
     denominator: int = share["denominator"]
     percent, rest = divmod(100 * numerator, denominator)
-    return name.format(share=f"{numerator}/{denominator}" if rest else f"{percent}%")
+    return f"R2 按{f'{numerator}/{denominator}' if rest else f'{percent}%'}随机抽取"
 
 
-def _header(sheet: Any, names: tuple[str, ...]) -> None:
-    sheet.append(list(names))
-    for cell in sheet[sheet.max_row]:
-        cell.font = Font(bold=True)
-
-
-def _project_cells(projects: Mapping[str, Any], pid: str) -> list[Any]:
-    label = projects.get(pid, {})
-    return [label.get("name", ""), label.get("township", ""), label.get("project_year") or ""]
-
-
-def _replaced_note(reason_code: str) -> str:
-    return f"已替换, 无法入户: {UNABLE_REASON_CODES.get(reason_code, reason_code)} ({reason_code})"
-
-
-def _exclusion_text(exclusion: Mapping[str, str]) -> str:
-    text = {"retired": "已退出", "not_provincial_key": "非省级重点",
-            "programme_retired": "所属项目已退出"}.get(exclusion["code"], exclusion["code"])
-    return f"{text}: {exclusion['detail']}" if exclusion["detail"] else text
+def _exclusions(excluded: list[Mapping[str, str]]) -> list[str]:
+    """Out of the frame, by reason, with the reasons given (never ids: see the JSON export)."""
+    counts: dict[str, list[str]] = {}
+    for item in excluded:
+        counts.setdefault(item["code"], []).append(item.get("detail", ""))
+    said = []
+    for code, details in counts.items():
+        given = sorted({d for d in details if d})
+        said.append(f"未列入抽样框：{EXCLUSION.label(code)} {len(details)} 个"
+                    + (f"（{'、'.join(given)}）" if given else ""))
+    return said

@@ -38,7 +38,8 @@ async def draw_state(store: EventStore, draw_id: str) -> d.DrawState:
     for recorded in await store.read_stream(spec.stream_id):
         state = spec.evolve(state, EVENTS.load_recorded(recorded))
     if state.stage is d.Stage.NEW:
-        raise d.DrawNotFoundError(f"draw {draw_id!r} does not exist")
+        raise d.DrawNotFoundError(f"draw {draw_id!r} does not exist",
+                                  zh=f"抽签 {draw_id} 不存在。")
     return state
 
 
@@ -57,7 +58,8 @@ async def draw(db: Db, draw_id: str) -> asyncpg.Record:
     row = await db.fetchrow(f"SELECT {_DRAW_COLUMNS} FROM inspection.draws WHERE draw_id = $1",
                             draw_id)
     if row is None:
-        raise d.DrawNotFoundError(f"draw {draw_id!r} does not exist")
+        raise d.DrawNotFoundError(f"draw {draw_id!r} does not exist",
+                                  zh=f"抽签 {draw_id} 不存在。")
     return row
 
 
@@ -74,11 +76,13 @@ async def draw_units(db: Db, draw_id: str, *, unit: str | None) -> list[str]:
     """The units of a draw a query covers: all of them, or the one in scope if the draw has it."""
     units = await db.fetchval("SELECT units FROM inspection.draws WHERE draw_id = $1", draw_id)
     if units is None:
-        raise d.DrawNotFoundError(f"draw {draw_id!r} does not exist")
+        raise d.DrawNotFoundError(f"draw {draw_id!r} does not exist",
+                                  zh=f"抽签 {draw_id} 不存在。")
     if unit is None:
         return list(units)
     if unit not in units:
-        raise d.UnitNotInDrawError(f"unit {unit!r} is not part of draw {draw_id!r}")
+        raise d.UnitNotInDrawError(f"unit {unit!r} is not part of draw {draw_id!r}",
+                                   zh="该单位不在本次抽查范围内。")
     return [unit]
 
 

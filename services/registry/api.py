@@ -26,7 +26,7 @@ fields, never the values. Older people's households are always shown masked (nam
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Mapping
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -38,7 +38,8 @@ from services.registry import commands as c
 from services.registry import domain as d
 from services.registry import events as e
 from services.registry import queries as q
-from services.registry.events import CONTRACT, OperatingStatus, describe_reason
+from services.registry import vocabulary as vocab
+from services.registry.events import CONTRACT, LedgerState, OperatingStatus, describe_reason
 from services.registry.handlers import RegistryDeps
 from services.registry.importing import (
     HOUSEHOLDS,
@@ -50,14 +51,19 @@ from services.registry.importing import (
     parse_csv,
     parse_xlsx,
 )
+from services.registry.liaison_export import liaison_workbook
+from services.registry.vocabulary import registry_vocabulary
 from shared.auth import authorize_read
-from shared.errors import ForbiddenError, NotFoundError
+from shared.consistency import ReadYourWrites
+from shared.errors import FieldProblem, ForbiddenError, NotFoundError, ValidationFailed
 from shared.isolation import IsolatedWorkRefused, Limits, run_isolated
 from shared.logging import get_logger
 from shared.messages import Actor, Role
 from shared.personal_data import ERASED, mask_name, mask_phone
 from shared.pipeline import CommandResult
 from shared.service import Runtime, new_correlation_id, runtime_of
+from shared.times import iso_local, json_value, parse_instant, written_date
+from shared.vocabulary import Terms, Vocabulary
 
 log = get_logger()
 
@@ -92,7 +98,8 @@ async def commander(request: Request) -> Actor:
     validated, so a leader or auditor gets 403 whatever they send."""
     actor = _runtime(request).authenticate(request)
     if not actor.role.may_command:
-        raise ForbiddenError(f"{actor.role.value} may read the registry but not change it")
+        raise ForbiddenError(f"{actor.role.value} may read the registry but not change it",
+                             zh="您的角色只能查看登记信息，不能修改。")
     return actor
 
 
@@ -108,22 +115,25 @@ def _same_id(field: str, in_body: str, in_path: str) -> None:
                                        "msg": f"{in_body!r} differs from the path's {in_path!r}"}])
 
 
-def _check_code(field: str, value: str | None, known: bool) -> None:
-    if value is not None and not known:
-        raise RequestValidationError([{"loc": ("query", field), "type": "value_error",
-                                       "msg": f"unknown {field} {value!r}"}])
+def _check_code(field: str, value: str | None, terms: Terms) -> None:
+    """422 for a code the vocabulary does not know, naming every valid one."""
+    if value is not None and not terms.has(value):
+        raise ValidationFailed(
+            [FieldProblem(field, f"unknown {field} {value!r}", terms.codes)],
+            zh=f"{terms.title}“{value}”不存在，可选：{terms.valid()}。")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def _vocabulary(deps: RegistryDeps) -> Vocabulary:
+    return registry_vocabulary(deps.campaign)
 
 
-def _row(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _plain(value) for key, value in dict(record).items()}
+def _plain(value: Any, deps: RegistryDeps) -> Any:
+    """A value for the answer: instants in the campaign's offset (+08:00), dates as ISO."""
+    return json_value(value, deps.campaign.tz)
+
+
+def _row(record: Mapping[str, Any], deps: RegistryDeps) -> dict[str, Any]:
+    return {key: _plain(value, deps) for key, value in dict(record).items()}
 
 
 def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
@@ -155,10 +165,12 @@ def project_view(state: d.ProjectState, version: int, deps: RegistryDeps) -> dic
         "project_year": registration.project_year, "provincial_key": registration.provincial_key,
         "operator": operator.model_dump(mode="json"), "services": list(state.services),
         "meets_service_rule": deps.campaign.meets_service_rule(state.services),
-        "status": state.status.value, "status_reasons": list(state.status_reasons),
+        "status": state.status.value, "status_text": vocab.STATUS.label(state.status.value),
+        "status_reasons": list(state.status_reasons),
         "status_reason_text": [describe_reason(r, deps.campaign) for r in state.status_reasons],
-        "on_ledger": state.on_ledger, "assessments": state.assessments,
-        "last_assessed_on": _plain(state.last_assessed_on),
+        "on_ledger": state.on_ledger, **_ledger_state(state.on_ledger, state.ledger_rectified),
+        "assessments": state.assessments,
+        "last_assessed_on": _plain(state.last_assessed_on, deps),
         "retirement": None if retirement is None else {
             "reason_code": retirement.reason_code.value, "reason": retirement.reason,
             "retired_on": retirement.retired_on.isoformat()},
@@ -167,7 +179,7 @@ def project_view(state: d.ProjectState, version: int, deps: RegistryDeps) -> dic
 
 
 def project_row_view(row: Mapping[str, Any], deps: RegistryDeps) -> dict[str, Any]:
-    r = _row(row)
+    r = _row(row, deps)
     return {
         "project_id": r["project_id"], "project_type": r["project_type"], "name": r["name"],
         "unit": r["unit"], "township": r["township"], "township_code": r["township_code"],
@@ -176,15 +188,26 @@ def project_row_view(row: Mapping[str, Any], deps: RegistryDeps) -> dict[str, An
         "operator": {"kind": r["operator_kind"], "name": r["operator_name"],
                      "contract_start": r["contract_start"], "contract_end": r["contract_end"]},
         "services": r["services"], "meets_service_rule": r["meets_service_rule"],
-        "status": r["status"], "status_reasons": r["status_reasons"],
+        "status": r["status"], "status_text": vocab.STATUS.label(r["status"]),
+        "status_reasons": r["status_reasons"],
         "status_reason_text": [describe_reason(x, deps.campaign) for x in r["status_reasons"]],
-        "on_ledger": r["on_ledger"], "assessments": r["assessments"],
+        "on_ledger": r["on_ledger"], **_ledger_state(r["on_ledger"], r["ledger_rectified"]),
+        "assessments": r["assessments"],
         "last_assessed_on": r["last_assessed_on"],
         "retirement": None if r["retired_on"] is None else {
             "reason_code": r["retired_reason_code"], "reason": r["retired_reason"],
             "retired_on": r["retired_on"]},
         "version": r["version"],
     }
+
+
+def _ledger_state(on_ledger: bool, rectified: bool) -> dict[str, Any]:
+    """Where the project stands on the 台账: not on it, listed awaiting rectification, or
+    rectified (a verified 销号) awaiting the assessment that takes it off."""
+    if not on_ledger:
+        return {"ledger_state": None, "ledger_state_text": "未列入台账"}
+    state = LedgerState.RECTIFIED if rectified else LedgerState.OPEN
+    return {"ledger_state": state.value, "ledger_state_text": vocab.LEDGER_STATE.label(state.value)}
 
 
 def programme_view(state: d.ProgrammeState, version: int) -> dict[str, Any]:
@@ -223,10 +246,12 @@ def import_summary(result: CommandResult) -> dict[str, Any]:
             "streams_written": len({a.stream_id for a in result.appended})}
 
 
-def _history_entry(recorded: Any) -> dict[str, Any]:
+def _history_entry(recorded: Any, deps: RegistryDeps) -> dict[str, Any]:
     meta = recorded.metadata
+    occurred = meta.get("occurred_at")
     return {"version": recorded.stream_version, "event_id": str(recorded.event_id),
-            "event_type": recorded.event_type, "occurred_at": meta.get("occurred_at"),
+            "event_type": recorded.event_type,
+            "occurred_at": iso_local(parse_instant(occurred), deps.campaign.tz) if occurred else None,
             "actor": meta.get("actor"), "correlation_id": meta.get("correlation_id"),
             "data": recorded.payload}
 
@@ -316,7 +341,8 @@ _UPLOAD_OPENAPI = {"requestBody": {"required": True, "content": {
 # ----- routes -------------------------------------------------------------------------------------
 
 
-router = APIRouter(tags=["registry"])
+# Every route waits for the caller's own write when asked to (X-Lookback-After, ADR 0013).
+router = APIRouter(tags=["registry"], dependencies=[ReadYourWrites])
 
 # ----- commands ---------------------------------------------------------------------------------
 
@@ -442,9 +468,8 @@ async def list_projects(request: Request, actor: Actor = Depends(reader),
                         offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
     """Facility projects by unit, type, status and provincial key flag, a page at a time."""
     deps = _deps(request)
-    _check_code("project_type", project_type,
-                project_type is None or deps.campaign.has_project_type(project_type))
-    _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+    _check_code("project_type", project_type, _vocabulary(deps)["project_type"])
+    _check_code("unit", unit, _vocabulary(deps)["unit"])
     page = await q.projects(_runtime(request).pool, unit=_scope(actor, unit),
                             project_type=project_type, status=status.value if status else None,
                             provincial_key=provincial_key, limit=limit, offset=offset)
@@ -459,53 +484,68 @@ async def get_project(project_id: str, request: Request,
     spec = d.project_spec(project_id)
     recorded = await q.project_stream(runtime.store, spec.stream_id)
     if not recorded:
-        raise NotFoundError(f"project {project_id} is not registered")
+        raise NotFoundError(f"project {project_id} is not registered",
+                            zh="未找到该项目，请检查项目编号。")
     state = spec.initial
     for item in recorded:
         state = spec.evolve(state, EVENTS.load_recorded(item))
     authorize_read(actor, unit=state.unit)
     return {"project": project_view(state, recorded[-1].stream_version, runtime.deps),
-            "history": [_history_entry(item) for item in recorded]}
+            "history": [_history_entry(item, runtime.deps) for item in recorded]}
 
 
 @router.get("/ledger")
 async def ledger(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
                  include_cleared: bool = False, limit: int = Query(100, ge=1, le=1000),
                  offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
-    """The 台账: projects not operating or underperforming, with the reason, until cleared."""
+    """The 台账: projects not operating or underperforming, with the reason, until cleared. An
+    entry whose problem item passed its 销号 shows `state: rectified` (整改完成, with the verifying
+    event) until the next assessment clears it or, finding the project idle again, supersedes
+    it with a new entry (`include_cleared=true` shows those too)."""
     deps = _deps(request)
-    _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+    _check_code("unit", unit, _vocabulary(deps)["unit"])
     page = await q.ledger(_runtime(request).pool, unit=_scope(actor, unit),
                           include_cleared=include_cleared, limit=limit, offset=offset)
-    items = []
-    for row in page.rows:
-        item = _row(row)
-        item["reason_text"] = describe_reason(item["reason"], deps.campaign)
-        item["reason_details_text"] = [describe_reason(x, deps.campaign)
-                                       for x in item["reason_details"]]
-        item["open"] = item["cleared_on"] is None
-        items.append(item)
-    return _page(items, page.total, limit, offset)
+    return _page([ledger_row_view(row, deps) for row in page.rows], page.total, limit, offset)
 
 
-@router.get("/liaisons")
-async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
-                   reveal: bool = Query(False, description="show phones in clear (city_admin "
-                                        "and the unit's own district roles; logged)")
-                   ) -> dict[str, Any]:
-    """附件1: each unit's responsible leader and liaison; phones masked unless revealed."""
+def ledger_row_view(row: Mapping[str, Any], deps: RegistryDeps) -> dict[str, Any]:
+    item = _row({k: v for k, v in dict(row).items() if not k.startswith("rectifi")}, deps)
+    item["reason_text"] = describe_reason(item["reason"], deps.campaign)
+    item["reason_details_text"] = [describe_reason(x, deps.campaign) for x in item["reason_details"]]
+    rectified = row["rectified_problem_id"] is not None
+    state = (LedgerState.CLEARED if row["cleared_on"] is not None
+             else LedgerState.SUPERSEDED if row["superseded_by"] is not None
+             else LedgerState.RECTIFIED if rectified else LedgerState.OPEN)
+    item["state"], item["state_text"] = state.value, vocab.LEDGER_STATE.label(state.value)
+    item["open"] = state in (LedgerState.OPEN, LedgerState.RECTIFIED)
+    item["rectification"] = None if not rectified else {
+        "problem_id": row["rectified_problem_id"], "seq_no": row["rectified_seq_no"],
+        "verified_at": _plain(row["rectified_at"], deps),
+        "verified_on_text": written_date(row["rectified_at"], deps.campaign.tz),
+        "verified_by": row["rectified_by"], "verifier_role": row["rectified_verifier_role"],
+        "conclusion": row["rectification_conclusion"],
+        "verification_event_id": row["rectification_event_id"]}
+    return item
+
+
+async def _liaison_items(request: Request, actor: Actor, unit: str | None,
+                         reveal: bool) -> tuple[str | None, list[dict[str, Any]]]:
+    """附件1 rows in scope, phones masked; clear only for a revealing role, recorded first."""
     deps = _deps(request)
-    _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+    _check_code("unit", unit, _vocabulary(deps)["unit"])
     unit = _scope(actor, unit)
     if reveal and actor.role not in REVEALING_ROLES:
-        raise ForbiddenError(f"{actor.role.value} may not see liaison phones in clear")
+        raise ForbiddenError(f"{actor.role.value} may not see liaison phones in clear",
+                             zh="您的角色不能查看联络员的完整电话号码。")
     runtime = _runtime(request)
     rows = await q.liaisons(runtime.pool, unit=unit)
     items = [{"unit": row["unit"], "role": row["role"], "version": row["version"],
               "name": row["name"], "gender": row["gender"], "position": row["position"],
               "mobile": row["mobile_masked"], "office_phone": row["office_phone_masked"],
               "submitted_late": row["submitted_late"],
-              "registered_at": _plain(row["registered_at"]), "revealed": False} for row in rows]
+              "registered_at": _plain(row["registered_at"], deps), "revealed": False}
+             for row in rows]
     if reveal:
         subjects = [row["subject_id"] for row in rows]
         fields = ["mobile", "office_phone"]
@@ -517,13 +557,41 @@ async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str |
                  actor=actor.id, role=actor.role.value, unit=unit, subjects=len(subjects),
                  fields=fields, correlation_id=str(correlation))
         ring = await deps.vault.keyring(subjects)
-        for item, row in zip(items, rows):
+        for item, row in zip(items, rows, strict=True):
             item["mobile"] = ring.reveal(row["subject_id"], "mobile", row["mobile_sealed"])
             if row["office_phone_sealed"] is not None:
                 item["office_phone"] = ring.reveal(row["subject_id"], "office_phone",
                                                    row["office_phone_sealed"])
             item["revealed"] = True
+    return unit, items
+
+
+_REVEAL = Query(False, description="show phones in clear (city_admin and the unit's own district "
+                                   "roles; recorded)")
+
+
+@router.get("/liaisons")
+async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
+                   reveal: bool = _REVEAL) -> dict[str, Any]:
+    """附件1: each unit's responsible leader and liaison; phones masked unless revealed."""
+    _, items = await _liaison_items(request, actor, unit, reveal)
     return {"items": items}
+
+
+@router.get("/liaisons.xlsx", response_class=Response,
+            responses={200: {"content": {XLSX_MEDIA_TYPE: {}}}})
+async def liaisons_xlsx(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
+                        reveal: bool = _REVEAL) -> Response:
+    """附件1 责任领导和联络员登记表 as the notice lays it out, one printed page per unit; phones
+    masked unless revealed (the same roles and record as the JSON list)."""
+    scope, items = await _liaison_items(request, actor, unit, reveal)
+    deps = _deps(request)
+    units = [scope] if scope is not None else list(deps.campaign.unit_codes)
+    content = liaison_workbook(items, units=units, campaign=deps.campaign,
+                               printed_on=deps.campaign.local_date(_runtime(request).clock()))
+    name = f"fujian1-liaisons-{scope}.xlsx" if scope else "fujian1-liaisons.xlsx"
+    return Response(content, media_type=XLSX_MEDIA_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/programmes")
@@ -532,10 +600,10 @@ async def list_programmes(request: Request, actor: Actor = Depends(reader),
                           offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
     """Home-adaptation programmes with their household counts."""
     deps = _deps(request)
-    _check_code("unit", unit, unit is None or deps.campaign.has_unit(unit))
+    _check_code("unit", unit, _vocabulary(deps)["unit"])
     page = await q.programmes(_runtime(request).pool, unit=_scope(actor, unit), limit=limit,
                               offset=offset)
-    return _page([_row(r) for r in page.rows], page.total, limit, offset)
+    return _page([_row(r, deps) for r in page.rows], page.total, limit, offset)
 
 
 @router.get("/programmes/{programme_id}/households")
@@ -546,7 +614,8 @@ async def list_households(programme_id: str, request: Request, actor: Actor = De
     runtime, deps = _runtime(request), _deps(request)
     programme = await q.programme(runtime.pool, programme_id)
     if programme is None:
-        raise NotFoundError(f"adaptation programme {programme_id} is not registered")
+        raise NotFoundError(f"adaptation programme {programme_id} is not registered",
+                            zh="未找到该适老化改造计划。")
     authorize_read(actor, unit=programme["unit"])
     rows = await q.households(runtime.pool, programme_id, limit=limit, offset=offset)
     ring = await deps.vault.keyring([r["subject_id"] for r in rows])
@@ -563,4 +632,4 @@ async def list_households(programme_id: str, request: Request, actor: Actor = De
             "phone": (None if row["phone_sealed"] is None
                       else ERASED if phone is None else mask_phone(phone)),
         })
-    return {"programme": _row(programme), **_page(items, programme["households"], limit, offset)}
+    return {"programme": _row(programme, deps), **_page(items, programme["households"], limit, offset)}

@@ -11,6 +11,8 @@ from services.registry.api import MAX_UPLOAD_BYTES, router
 from services.registry.events import CONTRACT
 from services.registry.handlers import COMMANDS, RegistryDeps
 from services.registry.projections import all_projections
+from services.registry.subscribers import CONSUMERS
+from services.registry.vocabulary import registry_vocabulary
 from shared.campaign import load_campaign
 from shared.isolation import preload
 from shared.personal_data import MasterKey, PostgresPersonalDataVault
@@ -34,10 +36,13 @@ SPEC: ServiceSpec[RegistryDeps] = ServiceSpec(
                 "operating status and the 台账 ledger",
     commands=COMMANDS,
     router=router,
+    # Rectification's verified 销号 of a 台账 item marks the entry rectified (subscribers.py).
+    consumers=CONSUMERS,
     projections=all_projections(),
     build_deps=build_deps,
     migrations=Path(__file__).with_name("sql"),
     body_limits={"/imports": MAX_UPLOAD_BYTES},
+    vocabulary=lambda deps: registry_vocabulary(deps.campaign),
 )
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import SecretStr
-
-from shared.personal_data import FreeText
+from pydantic import AwareDatetime, SecretStr
 
 from services.registry.events import (
     Gender,
@@ -22,6 +20,7 @@ from services.registry.events import (
     RetirementReason,
 )
 from shared.messages import Command, Record
+from shared.personal_data import FreeText
 
 
 class OnDuplicate(StrEnum):
@@ -109,6 +108,35 @@ class RegisterLiaison(Command):
     position: str
     mobile: SecretStr
     office_phone: SecretStr | None = None
+
+
+class MarkLedgerEntryRectified(Command):
+    """A verified 销号 of a problem item opened from this project's 台账 entry. Sent only by the
+    registry's own reaction to rectification's CloseOutVerified (subscribers.py), never over HTTP:
+    the facts come from the verifying event, which it names."""
+
+    project_id: str
+    entry_id: str                       # the entry the item was opened for
+    ledger_reason: str | None = None    # the item's ledger reason (which entry it stands for)
+    problem_id: str
+    seq_no: int | None = None
+    verified_by: str
+    verifier_role: str
+    conclusion: str
+    verified_at: AwareDatetime
+    verification_event_id: str
+
+
+class ReopenLedgerRectification(Command):
+    """反弹 of the item whose 销号 marked the entry rectified (rectification's ProblemReopened);
+    sent only by the registry's own reaction."""
+
+    project_id: str
+    entry_id: str
+    problem_id: str
+    new_problem_id: str
+    reason: str
+    reopening_event_id: str
 
 
 RegistryCommand = (RegisterProject | ChangeOperator | ChangeServices | AssessProject | RetireProject

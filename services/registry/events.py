@@ -7,7 +7,8 @@ shared/personal_data.py), which erasing the subject makes unreadable without tou
 
 Streams (categories owned by the registry's database role):
 - `project-<project_id>`: ProjectRegistered, OperatorChanged, ServicesChanged, ProjectAssessed,
-  ProjectRetired, LedgerEntryAdded, LedgerEntryCleared;
+  ProjectRetired, LedgerEntryAdded, LedgerEntryRectified, LedgerRectificationReopened,
+  LedgerEntryCleared;
 - `adaptation-<programme_id>`: AdaptationProgrammeRegistered, HouseholdsRegistered;
 - `liaison-<unit>`: LiaisonRegistered (each registration a new version, never an overwrite).
 """
@@ -17,6 +18,8 @@ from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
+
+from pydantic import AwareDatetime
 
 from shared.messages import Event, EventContract, Record
 
@@ -57,6 +60,46 @@ class LiaisonRole(StrEnum):
 class Gender(StrEnum):
     MALE = "male"
     FEMALE = "female"
+
+
+# Chinese for people, and the other words the bulk import accepts, per code (first the label).
+# services/registry/vocabulary.py builds GET /vocabulary and the importer's choices from these.
+STATUS_LABELS: dict[OperatingStatus, tuple[str, ...]] = {
+    OperatingStatus.OPERATING: ("正常运营", "运营", "正常", "运营中"),
+    OperatingStatus.UNDERPERFORMING: ("运营不佳", "作用发挥不够", "作用发挥不充分"),
+    OperatingStatus.NOT_OPERATING: ("未投入运营", "未运营", "闲置", "未开展运营"),
+    OperatingStatus.RETIRED: ("已退出（改作他用、撤并或拆除）", "已退出"),
+}
+OPERATOR_LABELS: dict[OperatorKind, tuple[str, ...]] = {
+    OperatorKind.NONE: ("无运营主体", "无", "暂无"),
+    OperatorKind.VILLAGE_COMMITTEE: ("村(居)委会", "村委会", "居委会", "村居委会", "社区居委会"),
+    OperatorKind.ELDERLY_ASSOCIATION: ("老年协会", "农村老龄协会", "老龄协会", "村老年协会"),
+    OperatorKind.PROFESSIONAL: ("专业运营机构", "专业机构", "专业养老服务机构", "第三方机构"),
+}
+RETIREMENT_LABELS: dict[RetirementReason, str] = {
+    RetirementReason.REPURPOSED: "改作他用", RetirementReason.MERGED: "撤并",
+    RetirementReason.DEMOLISHED: "拆除", RetirementReason.OTHER: "其他",
+}
+LIAISON_ROLE_LABELS: dict[LiaisonRole, str] = {LiaisonRole.LEADER: "责任领导", LiaisonRole.LIAISON: "联络员"}
+GENDER_LABELS: dict[Gender, tuple[str, ...]] = {Gender.MALE: ("男", "男性"),
+                                                 Gender.FEMALE: ("女", "女性")}
+
+
+class LedgerState(StrEnum):
+    """Where a 台账 entry stands (derived for screens; the events are the facts)."""
+
+    OPEN = "open"                # 待整改
+    RECTIFIED = "rectified"      # 整改完成, awaiting the next assessment
+    CLEARED = "cleared"          # an assessment found the project operating: off the ledger
+    SUPERSEDED = "superseded"    # rectified, then found idle again: a new entry replaced it
+
+
+LEDGER_STATE_LABELS: dict[LedgerState, str] = {
+    LedgerState.OPEN: "在册，待整改",
+    LedgerState.RECTIFIED: "整改完成，待复评",
+    LedgerState.CLEARED: "已复评正常运营，移出台账",
+    LedgerState.SUPERSEDED: "整改后复评仍未达标，已重新列入",
+}
 
 
 # Reason codes. A ledger entry's `reason` is its status; `reason_details` say why in detail.
@@ -216,6 +259,51 @@ class LedgerEntryAdded(RegistryEvent):
     reason_details: tuple[str, ...]     # e.g. ("fewer_than_min_services", "no_meal_assistance")
     status: OperatingStatus
     listed_on: date
+    # The entry this one replaces: it was rectified (整改完成), yet the next assessment still found
+    # the project idle, so the project is back on the 台账 with a new entry (and a new item).
+    supersedes: str | None = None
+
+
+class LedgerEntryRectified(RegistryEvent):
+    """整改完成: the problem item opened from this 台账 entry passed its 销号 (rectification's
+    CloseOutVerified, `verification_event_id`). The project stays on the ledger until an
+    assessment finds it operating (LedgerEntryCleared); one finding it idle again puts it back
+    with a new entry (LedgerEntryAdded with `supersedes`). `entry_open` is False when the entry had
+    already left the ledger before the 销号 (the fact is kept on the entry's history all the same)."""
+
+    type_name: ClassVar[str] = "registry.LedgerEntryRectified"
+
+    entry_id: str
+    project_id: str
+    project_type: str
+    unit: str
+    township: str
+    entry_open: bool
+    problem_id: str
+    seq_no: int | None                  # the item's 序号 in the unit's 问题清单
+    verified_by: str
+    verifier_role: str
+    conclusion: str
+    verified_at: AwareDatetime
+    verification_event_id: str          # rectification's CloseOutVerified event
+
+
+class LedgerRectificationReopened(RegistryEvent):
+    """反弹: the item whose 销号 marked the entry rectified was found again (rectification's
+    ProblemReopened); the entry is back to awaiting rectification (the new item's 销号 marks it
+    rectified again)."""
+
+    type_name: ClassVar[str] = "registry.LedgerRectificationReopened"
+
+    entry_id: str
+    project_id: str
+    project_type: str
+    unit: str
+    township: str
+    problem_id: str
+    new_problem_id: str
+    reason: str
+    reopening_event_id: str             # rectification's ProblemReopened event
 
 
 class LedgerEntryCleared(RegistryEvent):
@@ -304,7 +392,7 @@ class LiaisonRegistered(RegistryEvent):
 
 ALL_EVENTS: tuple[type[RegistryEvent], ...] = (
     ProjectRegistered, OperatorChanged, ServicesChanged, ProjectAssessed, ProjectRetired,
-    LedgerEntryAdded, LedgerEntryCleared, AdaptationProgrammeRegistered, HouseholdsRegistered,
+    LedgerEntryAdded, LedgerEntryRectified, LedgerRectificationReopened, LedgerEntryCleared, AdaptationProgrammeRegistered, HouseholdsRegistered,
     LiaisonRegistered,
 )
 

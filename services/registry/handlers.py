@@ -45,7 +45,8 @@ def new_project(cmd: c.RegisterProject, _: RegistryDeps) -> list[StreamSpec[Any]
     return [d.project_spec(d.project_id_for(cmd.unit, cmd.project_type, cmd.name))]
 
 
-def the_project(cmd: c.ChangeOperator | c.ChangeServices | c.AssessProject | c.RetireProject,
+def the_project(cmd: c.ChangeOperator | c.ChangeServices | c.AssessProject | c.RetireProject
+                | c.MarkLedgerEntryRectified | c.ReopenLedgerRectification,
                 _: RegistryDeps) -> list[StreamSpec[Any]]:
     return [d.project_spec(cmd.project_id)]
 
@@ -185,6 +186,11 @@ COMMANDS: CommandTable = {
     c.ChangeServices: Handler(streams=the_project, decide=campaign_rule(d.decide_change_services)),
     c.AssessProject: Handler(streams=the_project, decide=campaign_rule(d.decide_assess_project)),
     c.RetireProject: Handler(streams=the_project, decide=campaign_rule(d.decide_retire_project)),
+    # Reactions to rectification's events only (subscribers.py); no route sends them.
+    c.MarkLedgerEntryRectified: Handler(
+        streams=the_project, decide=campaign_rule(d.decide_mark_ledger_entry_rectified)),
+    c.ReopenLedgerRectification: Handler(
+        streams=the_project, decide=campaign_rule(d.decide_reopen_ledger_rectification)),
     c.RegisterAdaptationProgramme: Handler(streams=new_programme,
                                            decide=campaign_rule(d.decide_register_programme)),
     c.RegisterHouseholds: Handler(streams=the_programme, prepare=sealing(named_subjects),

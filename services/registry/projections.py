@@ -16,6 +16,8 @@ from services.registry.events import (
     HouseholdsRegistered,
     LedgerEntryAdded,
     LedgerEntryCleared,
+    LedgerEntryRectified,
+    LedgerRectificationReopened,
     LiaisonRegistered,
     OperatorChanged,
     ProjectAssessed,
@@ -103,8 +105,38 @@ async def on_ledger_entry_added(ctx: HandlerContext[RegistryDeps], event: Ledger
         event.entry_id, event.project_id, event.project_type, event.project_name,
         event.project_year, event.unit, event.township, event.village, event.provincial_key,
         event.reason, list(event.reason_details), event.status.value, event.listed_on)
+    if event.supersedes is not None:
+        await ctx.conn.execute(
+            "UPDATE registry.ledger SET superseded_by = $2, superseded_on = $3 WHERE entry_id = $1",
+            event.supersedes, event.entry_id, event.listed_on)
     await ctx.conn.execute(
-        "UPDATE registry.projects SET on_ledger = true, version = $2 WHERE project_id = $1",
+        "UPDATE registry.projects SET on_ledger = true, ledger_rectified = false, version = $2 "
+        "WHERE project_id = $1", event.project_id, ctx.delivery.stream_version)
+
+
+async def on_ledger_entry_rectified(ctx: HandlerContext[RegistryDeps],
+                                    event: LedgerEntryRectified) -> None:
+    await ctx.conn.execute(
+        """UPDATE registry.ledger SET rectified_problem_id = $2, rectified_seq_no = $3,
+                  rectified_at = $4, rectified_by = $5, rectified_verifier_role = $6,
+                  rectification_conclusion = $7, rectification_event_id = $8
+           WHERE entry_id = $1""",
+        event.entry_id, event.problem_id, event.seq_no, event.verified_at, event.verified_by,
+        event.verifier_role, event.conclusion, event.verification_event_id)
+    await ctx.conn.execute(
+        "UPDATE registry.projects SET ledger_rectified = ledger_rectified OR $2, version = $3 "
+        "WHERE project_id = $1", event.project_id, event.entry_open, ctx.delivery.stream_version)
+
+
+async def on_ledger_rectification_reopened(ctx: HandlerContext[RegistryDeps],
+                                           event: LedgerRectificationReopened) -> None:
+    await ctx.conn.execute(
+        """UPDATE registry.ledger SET rectified_problem_id = NULL, rectified_seq_no = NULL,
+                  rectified_at = NULL, rectified_by = NULL, rectified_verifier_role = NULL,
+                  rectification_conclusion = NULL, rectification_event_id = NULL
+           WHERE entry_id = $1""", event.entry_id)
+    await ctx.conn.execute(
+        "UPDATE registry.projects SET ledger_rectified = false, version = $2 WHERE project_id = $1",
         event.project_id, ctx.delivery.stream_version)
 
 
@@ -116,8 +148,8 @@ async def on_ledger_entry_cleared(ctx: HandlerContext[RegistryDeps], event: Ledg
         event.entry_id, event.cleared_on, event.assessment_no, event.assessor, event.evidence,
         list(event.attachment_hashes))
     await ctx.conn.execute(
-        "UPDATE registry.projects SET on_ledger = false, version = $2 WHERE project_id = $1",
-        event.project_id, ctx.delivery.stream_version)
+        "UPDATE registry.projects SET on_ledger = false, ledger_rectified = false, version = $2 "
+        "WHERE project_id = $1", event.project_id, ctx.delivery.stream_version)
 
 
 # ----- home adaptation ----------------------------------------------------------------------------
@@ -188,6 +220,8 @@ def projects_projection() -> ConsumerSpec:
         ProjectRegistered: on_project_registered, OperatorChanged: on_operator_changed,
         ServicesChanged: on_services_changed, ProjectAssessed: on_project_assessed,
         ProjectRetired: on_project_retired, LedgerEntryAdded: on_ledger_entry_added,
+        LedgerEntryRectified: on_ledger_entry_rectified,
+        LedgerRectificationReopened: on_ledger_rectification_reopened,
         LedgerEntryCleared: on_ledger_entry_cleared})
 
 

@@ -53,11 +53,18 @@ async def project_stream(store: EventStore, stream_id: str) -> list[RecordedEven
 async def ledger(pool: asyncpg.Pool, *, unit: str | None, include_cleared: bool, limit: int,
                  offset: int) -> Page:
     where, args = _where([("unit", unit)], alias="l.")
-    if not include_cleared:
-        where += " AND l.cleared_on IS NULL"
+    if not include_cleared:  # open: neither cleared by an assessment nor replaced by a new entry
+        where += " AND l.cleared_on IS NULL AND l.superseded_by IS NULL"
     total = await pool.fetchval(f"SELECT count(*) FROM registry.ledger l WHERE {where}", *args)
+    # The problem items rectification opened for the entry (its view, subscribers.py): the 序号
+    # that links a 台账 row to its 问题清单 row.
     rows = await pool.fetch(
-        f"""SELECT l.*, p.status AS current_status, p.retired_on IS NOT NULL AS retired
+        f"""SELECT l.*, p.status AS current_status, p.retired_on IS NOT NULL AS retired,
+                   COALESCE((SELECT json_agg(json_build_object('problem_id', i.problem_id,
+                                                               'seq_no', i.seq_no)
+                                             ORDER BY i.seq_no)
+                               FROM registry.rectification_items i
+                              WHERE i.entry_id = l.entry_id), '[]'::json) AS problem_items
               FROM registry.ledger l LEFT JOIN registry.projects p USING (project_id)
              WHERE {where} ORDER BY l.unit, l.listed_on, l.project_name, l.entry_id
              LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""", *args, limit, offset)

@@ -232,9 +232,9 @@ def test_the_printed_rule_names_the_recorded_share(tmp_path):
     third = draw_workbook(draw_document(
         _drawn_with(replace(world.POLICY, r2_share=Fraction(1, 3))), unit="echeng"))
 
-    def rule_of(workbook, stratum: str) -> str:
-        return next(row[2] for row in workbook["echeng"].iter_rows(values_only=True)
-                    if row[0] == stratum)
+    def rule_of(workbook, type_name: str) -> str:
+        return next(row[2] for row in workbook["鄂城区"].iter_rows(values_only=True)
+                    if row[1] == type_name and str(row[2]).startswith("R"))
 
-    assert rule_of(half, "echeng/canteen") == "R2 按50%随机抽取"
-    assert rule_of(third, "echeng/canteen") == "R2 按1/3随机抽取"
+    assert rule_of(half, "幸福食堂") == "R2 按50%随机抽取"
+    assert rule_of(third, "幸福食堂") == "R2 按1/3随机抽取"

@@ -69,7 +69,7 @@ def test_no_operation_of_the_api_answers_with_a_server_error(system, service, tm
          "--generation-deterministic", "--header", f"Authorization: Bearer {ADMIN_TOKEN}",
          "--workers", "1", "--report", "junit", "--report-junit-path", str(report),
          "--no-color"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache stays there
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     # Not vacuous: every operation of the document was exercised.

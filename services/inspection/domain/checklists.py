@@ -32,6 +32,8 @@ DEFAULT_CHECKLISTS: Mapping[str, Mapping[str, str]] = MappingProxyType({
 })
 
 CHECKLIST_ANSWERS = frozenset({"yes", "no", "not_applicable"})
+ANSWER_LABELS: Mapping[str, str] = MappingProxyType({
+    "yes": "是", "no": "否", "not_applicable": "不适用"})
 
 UNABLE_REASON_CODES: Mapping[str, str] = MappingProxyType({
     "absent": "多次上门不在家",
@@ -43,6 +45,10 @@ UNABLE_REASON_CODES: Mapping[str, str] = MappingProxyType({
 })
 
 
+def unable_reasons_zh() -> str:
+    return "、".join(f"{code}（{label}）" for code, label in UNABLE_REASON_CODES.items())
+
+
 def checklist_of(project_type: str) -> Mapping[str, str]:
     return DEFAULT_CHECKLISTS.get(project_type, MappingProxyType({}))
 
@@ -52,9 +58,16 @@ def check_checklist(answers: Mapping[str, str], items: Mapping[str, str]) -> Non
     missing = sorted(set(items) - set(answers))
     unknown = sorted(set(answers) - set(items))
     if missing or unknown:
+        said = [f"未回答：{'、'.join(v for k, v in items.items() if k in missing)}"] if missing else []
+        said += [f"不属于本类项目的检查项：{'、'.join(unknown)}"] if unknown else []
         raise VisitRuleError(f"checklist does not match the project type: missing {missing}, "
-                             f"unknown {unknown}", code="checklist_mismatch")
+                             f"unknown {unknown}", code="checklist_mismatch",
+                             zh="检查表与项目类型不符（" + "；".join(said) + "）。可填写的检查项："
+                                + "、".join(f"{k}（{v}）" for k, v in items.items()) + "。")
     wrong = sorted(k for k, v in answers.items() if v not in CHECKLIST_ANSWERS)
     if wrong:
         raise VisitRuleError(f"checklist answers must be one of {sorted(CHECKLIST_ANSWERS)}: "
-                             f"{wrong}", code="checklist_mismatch")
+                             f"{wrong}", code="checklist_mismatch",
+                             zh="检查项的回答只能是："
+                                + "、".join(f"{k}（{v}）" for k, v in ANSWER_LABELS.items())
+                                + f"；有误的项：{'、'.join(items.get(k, k) for k in wrong)}。")

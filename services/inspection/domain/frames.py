@@ -78,11 +78,13 @@ def build_frames(units: Sequence[str], projects: Iterable[ProjectView],
     places: list[ProjectView | HouseholdView] = [*projects, *households]
     for item in places:
         if item.unit not in known_units:
-            raise DomainError(f"{item!r} belongs to unknown unit {item.unit!r}", code="unknown_unit")
+            raise DomainError(f"{item!r} belongs to unknown unit {item.unit!r}", code="unknown_unit",
+                              zh=f"登记信息中有不属于本次活动填报单位的记录（{item.unit}），请联系管理员。")
     for project in projects:
         if project.project_type not in policy.rules:
             raise DomainError(f"project {project.project_id} has type {project.project_type!r}, "
-                              "which the sampling policy does not know", code="unknown_type")
+                              "which the sampling policy does not know", code="unknown_type",
+                              zh=f"项目类型“{project.project_type}”没有抽查规则，请联系管理员。")
     programmes = {p.project_id: p for p in projects}
     frames = []
     for unit in units:
@@ -156,15 +158,18 @@ def decide_freeze_frame(state: DrawState, cmd: FreezeFrame, *, actor: Actor, now
     authorise(actor)
     if state.stage is not Stage.NEW:
         raise DrawStageError(f"draw {cmd.draw_id!r} already has a frozen frame; a new frame is a "
-                             "new draw with a new id", code="frame_already_frozen")
+                             "new draw with a new id", code="frame_already_frozen",
+                             zh="该抽签已冻结抽样框；重新冻结请使用新的抽签编号。")
     if not units:
-        raise DomainError("no reporting units to draw for", code="no_units")
+        raise DomainError("no reporting units to draw for", code="no_units",
+                          zh="没有可抽查的填报单位。")
     projects = list(projects)
     households = list(households)
     try:
         frames = build_frames(units, projects, households, policy)
     except sampling.FrameError as exc:
-        raise FrameInvalidError(f"the frame cannot be built: {exc}") from exc
+        raise FrameInvalidError(f"the frame cannot be built: {exc}",
+                                zh="登记信息有误，无法建立抽样框，请联系管理员。") from exc
     framed_projects = {pid for f in frames for pid in f.items}
     framed_households = {code for f in frames for _, codes in f.townships for code in codes}
     programmes = {h.project_id for h in households if h.household_code in framed_households}

@@ -23,8 +23,10 @@ from services.registry.domain.programmes import (ProgrammeState, decide_register
                                                  household_subjects, programme_stream_for)
 from services.registry.domain.projects import (ProjectState, decide_assess_project,
                                                decide_change_operator, decide_change_services,
-                                               decide_register_project, decide_retire_project,
-                                               evolve_project)
+                                               decide_mark_ledger_entry_rectified,
+                                               decide_register_project,
+                                               decide_reopen_ledger_rectification,
+                                               decide_retire_project, evolve_project)
 from services.registry.domain.rules import (MAX_HOUSEHOLDS_PER_COMMAND, MAX_NAME_LENGTH,
                                             MAX_TEXT_LENGTH, authorise, effective_status,
                                             household_id_for, household_problems,
@@ -38,7 +40,8 @@ from shared.pipeline import StreamSpec
 __all__ = [
     "MAX_HOUSEHOLDS_PER_COMMAND", "MAX_NAME_LENGTH", "MAX_TEXT_LENGTH", "LiaisonState",
     "ProgrammeState", "ProjectState", "RegistryState", "authorise", "decide_assess_project",
-    "decide_change_operator", "decide_change_services", "decide_register_households",
+    "decide_change_operator", "decide_change_services", "decide_mark_ledger_entry_rectified",
+    "decide_register_households", "decide_reopen_ledger_rectification",
     "decide_register_liaison", "decide_register_programme", "decide_register_project",
     "decide_retire_project", "effective_status", "evolve", "evolve_liaisons", "evolve_programme",
     "evolve_project", "fold", "household_id_for", "household_problems", "household_subject_id",

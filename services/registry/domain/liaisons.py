@@ -13,7 +13,8 @@ from typing import Mapping
 from services.registry import commands as c
 from services.registry import events as e
 from services.registry.domain.rules import (
-    REGISTERING_ROLES, Problems, authorise, check_required_text, liaison_subject_id, tidy_text)
+    REGISTERING_ROLES, Problems, authorise, check_required_text, check_unit, liaison_subject_id,
+    tidy_text)
 from shared.campaign import Campaign, DeadlineKind
 from shared.messages import Actor, Event
 from shared.personal_data import (Sealer, SubjectErasedError, mask_phone, mobile_problem,
@@ -67,18 +68,17 @@ def decide_register_liaison(state: LiaisonState, cmd: c.RegisterLiaison, *, acto
     if state.unit != cmd.unit:
         raise ValueError(f"liaison state of {state.unit} given for unit {cmd.unit}")
     problems = Problems()
-    if not campaign.has_unit(cmd.unit):
-        problems.add("unit", f"unknown reporting unit {cmd.unit!r}")
+    check_unit(problems, cmd.unit, campaign)
     check_required_text(problems, "name", cmd.name, max_length=50)
     check_required_text(problems, "position", cmd.position)
     reason = mobile_problem(cmd.mobile.get_secret_value())
     if reason:
-        problems.add("mobile", reason)
+        problems.add("mobile", reason, "格式不正确（11位手机号）")
     office_raw = cmd.office_phone.get_secret_value().strip() if cmd.office_phone is not None else ""
     if office_raw:
         reason = phone_problem(office_raw)
         if reason:
-            problems.add("office_phone", reason)
+            problems.add("office_phone", reason, "格式不正确（区号-号码，如0711-1234567）")
     problems.raise_if_any()
 
     mobile = normalise_phone(cmd.mobile.get_secret_value())

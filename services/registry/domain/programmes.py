@@ -13,11 +13,11 @@ from typing import Mapping
 from services.registry import commands as c
 from services.registry import events as e
 from services.registry.domain.rules import (
-    MAX_HOUSEHOLDS_PER_COMMAND, REGISTERING_ROLES, authorise, household_id_for,
+    MAX_HOUSEHOLDS_PER_COMMAND, REGISTERING_ROLES, Problems, authorise, household_id_for,
     household_problems, household_subject_id, programme_id_for, programme_problems,
-    programme_project_type, tidy_text)
+    programme_project_type, refused, tidy_text)
 from shared.campaign import Campaign
-from shared.errors import FieldProblem, NotFoundError, ValidationFailed
+from shared.errors import NotFoundError
 from shared.messages import Actor, Event
 from shared.personal_data import Sealer, SubjectErasedError, normalise_phone
 
@@ -50,9 +50,7 @@ def programme_stream_for(cmd: c.RegisterAdaptationProgramme, campaign: Campaign)
 def decide_register_programme(state: ProgrammeState, cmd: c.RegisterAdaptationProgramme, *,
                               actor: Actor, now: datetime, campaign: Campaign) -> list[Event]:
     authorise(actor, cmd.unit, REGISTERING_ROLES, "register adaptation programmes")
-    problems = programme_problems(cmd, campaign, campaign.local_date(now))
-    if problems:
-        raise ValidationFailed(problems)
+    programme_problems(cmd, campaign, campaign.local_date(now)).raise_if_any()
     township = campaign.township(cmd.township)
     assert township is not None
     expected_id = programme_id_for(cmd.unit, township.name, cmd.year)
@@ -67,8 +65,9 @@ def decide_register_programme(state: ProgrammeState, cmd: c.RegisterAdaptationPr
     if state.registration is not None:
         if cmd.on_duplicate == c.OnDuplicate.SKIP_IF_IDENTICAL:
             return []
-        raise ValidationFailed([FieldProblem(
-            "year", f"a home-adaptation programme of {township.name} for {cmd.year} is already registered")])
+        raise refused("year", f"a home-adaptation programme of {township.name} for {cmd.year} is "
+                              "already registered",
+                      f"{township.name}{cmd.year}年的适老化改造计划已经登记过")
     return [registered]
 
 
@@ -94,36 +93,36 @@ def household_subjects(cmd: c.RegisterHouseholds) -> list[str]:
 def decide_register_households(state: ProgrammeState, cmd: c.RegisterHouseholds, *, actor: Actor,
                                now: datetime, campaign: Campaign, seal: Sealer) -> list[Event]:
     if state.registration is None:
-        raise NotFoundError(f"adaptation programme {state.programme_id} is not registered")
+        raise NotFoundError(f"adaptation programme {state.programme_id} is not registered",
+                            zh="未找到该适老化改造计划，请先登记改造计划。")
     programme = state.registration
     authorise(actor, programme.unit, REGISTERING_ROLES, "register households")
     if not cmd.households:
-        raise ValidationFailed([FieldProblem("households", "list at least one household")])
+        raise refused("households", "list at least one household", "至少填写一户")
     if len(cmd.households) > MAX_HOUSEHOLDS_PER_COMMAND:
-        raise ValidationFailed([FieldProblem(
-            "households", f"at most {MAX_HOUSEHOLDS_PER_COMMAND} households per command")])
+        raise refused("households", f"at most {MAX_HOUSEHOLDS_PER_COMMAND} households per command",
+                      f"一次最多登记{MAX_HOUSEHOLDS_PER_COMMAND}户，请分批提交")
     today = campaign.local_date(now)
-    problems: list[FieldProblem] = []
+    problems = Problems()
     seen: dict[str, int] = {}
     for index, household in enumerate(cmd.households):
         prefix = f"households[{index}]."
         problems.extend(household_problems(household, campaign, today, prefix, programme.year))
         code = household.household_code.strip()
         if code in seen:
-            problems.append(FieldProblem(f"{prefix}household_code",
-                                         f"{code} is also in households[{seen[code]}]"))
+            problems.add(f"{prefix}household_code", f"{code} is also in households[{seen[code]}]",
+                         f"与第{seen[code] + 1}户重复")
         seen.setdefault(code, index)
-    if problems:
-        raise ValidationFailed(problems)
+    problems.raise_if_any()
 
     new_records: list[e.HouseholdRecord] = []
     for index, household in enumerate(cmd.households):
         try:
             record = _sealed_household(state.programme_id, household, seal)
         except SubjectErasedError:
-            problems.append(FieldProblem(f"households[{index}].household_code",
-                                         "this household's personal data was erased; register it "
-                                         "under a new household code"))
+            problems.add(f"households[{index}].household_code",
+                         "this household's personal data was erased; register it under a new "
+                         "household code", "对应的个人信息已删除，请用新的户编号登记")
             continue
         existing = state.households.get(record.household_code)
         if existing is None:
@@ -131,10 +130,10 @@ def decide_register_households(state: ProgrammeState, cmd: c.RegisterHouseholds,
         elif cmd.on_duplicate == c.OnDuplicate.SKIP_IF_IDENTICAL and existing == record:
             continue
         else:
-            problems.append(FieldProblem(f"households[{index}].household_code",
-                                         f"{record.household_code} is already registered in this programme"))
-    if problems:
-        raise ValidationFailed(problems)
+            problems.add(f"households[{index}].household_code",
+                         f"{record.household_code} is already registered in this programme",
+                         f"{record.household_code}已在本改造计划中登记")
+    problems.raise_if_any()
     if not new_records:
         return []
     return [e.HouseholdsRegistered(programme_id=state.programme_id, unit=programme.unit,

@@ -42,7 +42,8 @@ def decide_import(plan: c.ImportRegistry, states: Mapping[str, Any], *, actor: A
     """Decide every command of the plan against the loaded states; ImportRefused names every
     refused row (duplicates with different details, another unit's rows, …) and nothing is kept."""
     if not actor.role.may_command:
-        raise ForbiddenError(f"{actor.role.value} may read but not import")
+        raise ForbiddenError(f"{actor.role.value} may read but not import",
+                             zh="您的角色只能查看，不能批量导入。")
     working = dict(states)
     decided: list[Event] = []
     errors: list[RowError] = []

@@ -21,6 +21,7 @@ import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from pydantic import SecretStr
@@ -28,9 +29,11 @@ from pydantic import SecretStr
 from services.registry import commands as c
 from services.registry import domain as d
 from services.registry import events as e
+from services.registry import vocabulary as vocab
 from services.registry.events import OperatingStatus, OperatorKind
 from shared.campaign import Campaign, ProjectKind
 from shared.errors import FieldProblem, ValidationFailed
+from shared.vocabulary import Terms
 
 PROJECTS = "projects"
 HOUSEHOLDS = "households"
@@ -88,20 +91,17 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
 
 _COLUMNS = {PROJECTS: PROJECT_COLUMNS, HOUSEHOLDS: HOUSEHOLD_COLUMNS}
 
-_STATUS_WORDS = {
-    OperatingStatus.OPERATING: ("operating", "正常运营", "运营", "正常", "运营中"),
-    OperatingStatus.UNDERPERFORMING: ("underperforming", "运营不佳", "作用发挥不够", "作用发挥不充分"),
-    OperatingStatus.NOT_OPERATING: ("not_operating", "未投入运营", "未运营", "闲置", "未开展运营"),
-}
-_OPERATOR_WORDS = {
-    OperatorKind.NONE: ("none", "无", "暂无", "无运营主体"),
-    OperatorKind.VILLAGE_COMMITTEE: ("village_committee", "村委会", "居委会", "村(居)委会", "村居委会", "社区居委会"),
-    OperatorKind.ELDERLY_ASSOCIATION: ("elderly_association", "老年协会", "农村老龄协会", "老龄协会", "村老年协会"),
-    OperatorKind.PROFESSIONAL: ("professional", "专业机构", "专业运营机构", "专业养老服务机构", "第三方机构"),
-}
-_TYPE_ALIASES = {"综合体": "complex", "养老服务综合体": "complex", "社区中心": "community_center",
-                 "社区居家养老中心": "community_center", "互助照料中心": "rural_center",
-                 "食堂": "canteen", "老年食堂": "canteen", "适老化改造": "home_adaptation"}
+# The words a cell may hold for a code: the code, its Chinese label, the other accepted words, all
+# from one place (events.py's labels, via vocabulary.py), as `(code, label, *aliases)`.
+def _words(terms: Terms, enum: type[StrEnum], *, leave_out: tuple[Any, ...] = ()
+           ) -> dict[Any, tuple[str, ...]]:
+    return {enum(t.code): (t.code, t.label, *t.aliases) for t in terms.terms
+            if enum(t.code) not in leave_out}
+
+
+# A project is registered operating, underperforming or not operating; retired comes later.
+_STATUS_WORDS = _words(vocab.STATUS, OperatingStatus, leave_out=(OperatingStatus.RETIRED,))
+_OPERATOR_WORDS = _words(vocab.OPERATOR_KIND, OperatorKind)
 _YES = ("是", "yes", "y", "true", "1", "√", "✓", "省级")
 _NO = ("否", "no", "n", "false", "0", "", "×")
 _LIST_SEPARATORS = re.compile(r"[、,，;；/|\n]+")
@@ -350,10 +350,8 @@ def _project_command(number: int, row: Mapping[str, Any], campaign: Campaign, to
     p = _RowProblems(PROJECTS, number, errors)
     unit = _unit_code(p, row.get("unit"), campaign)
     type_text = _text(row.get("project_type"))
-    project_type = campaign.project_type_by_name(type_text) if type_text else None
-    if project_type is None and _norm(type_text) in {_norm(k) for k in _TYPE_ALIASES}:
-        alias = next(v for k, v in _TYPE_ALIASES.items() if _norm(k) == _norm(type_text))
-        project_type = campaign.project_type(alias) if campaign.has_project_type(alias) else None
+    type_term = vocab.project_types(campaign).find(type_text) if type_text else None
+    project_type = campaign.project_type(type_term.code) if type_term is not None else None
     if not type_text:
         p.add("project_type", "is required")
     elif project_type is None:
