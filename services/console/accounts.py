@@ -137,6 +137,7 @@ class Accounts:
         await self.pool.execute("DELETE FROM console.sign_in_failures WHERE kind = 'account' "
                                 "AND key = $1", account_id)
         cookie = secrets.token_urlsafe(32)
+        await self.forget_expired(now)
         await self.pool.execute(
             """INSERT INTO console.sessions (session_hash, account_id, csrf_token, created_at,
                                              expires_at) VALUES ($1, $2, $3, $4, $5)""",

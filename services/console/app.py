@@ -62,6 +62,19 @@ SECURITY_HEADERS = {
 }
 
 
+def same_origin(request: Request) -> bool:
+    """False when the browser says the request came from another site (`Sec-Fetch-Site`) or
+    another origin (`Origin`); a client that sends neither (a script, an old browser) passes on to
+    the session's CSRF token."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null" and request.headers.get("sec-fetch-site") is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
 def _refuse_anyone(_: str | None) -> Any:  # every console path is reached with a session instead
     raise AssertionError("the console's edge authenticates no bearer token")
 
@@ -117,6 +130,12 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
+        if request.method == "POST" and not same_origin(request):
+            # Another site's form (sign-in included, which has no session to hold a CSRF token
+            # yet): the browser says where the request came from, and we refuse it.
+            log.warning("console_cross_site_post", path=request.url.path)
+            return Response("跨站提交已被拒绝", status_code=403, media_type="text/plain; charset=utf-8",
+                            headers=SECURITY_HEADERS)
         response: Response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
