@@ -109,7 +109,7 @@ class Accounts:
         if replace:  # a reset password ends every session of the old one
             await self.pool.execute("DELETE FROM console.sessions WHERE account_id = $1",
                                     account.account_id)
-        return status.endswith("1")
+        return str(status).endswith("1")
 
     async def count(self) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM console.accounts"))

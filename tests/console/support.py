@@ -21,8 +21,9 @@ import uvicorn
 from services.console.accounts import Accounts, check_account
 from services.console.app import create_app as create_console
 from services.console.config import ConsoleSettings
-from services.system import SERVICE_NAMES, demo_accounts, seed_if_empty, service_app
+from services.system import SERVICE_NAMES, all_consumers, demo_accounts, seed_if_empty, service_app
 from shared.campaign import load_campaign
+from shared.hosting import declare_bus
 from shared.settings import Settings
 from shared.signing import generate_private_key, private_key_to_text, public_key_to_text
 
@@ -91,6 +92,8 @@ def system_settings(dsn: str, tmp: Path, **more: Any) -> Settings:
 async def running_system(dsn: str, tmp: Path, *, clock: Callable[[], datetime] | None = None,
                          **more: Any) -> AsyncIterator[System]:
     settings = system_settings(dsn, tmp, **more)
+    if settings.amqp_url is not None:  # every consumer queue before any relay publishes
+        await declare_bus(settings, all_consumers())
     await seed_if_empty(settings)
     sockets = {name: _bound_socket() for name in SERVICE_NAMES}
     urls = {name: f"http://127.0.0.1:{sock.getsockname()[1]}" for name, sock in sockets.items()}
