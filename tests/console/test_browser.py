@@ -71,6 +71,17 @@ async def request_close_out(page: Page, url: str, problem_id: str, photo_path, n
     await expect(page.locator("h1")).to_contain_text("待核验销号")
 
 
+async def board_closed(system, unit_name: str) -> int:
+    """The 已销号 count of a unit on the board, as the city bureau reads it."""
+    async with httpx.AsyncClient(base_url=system.console_url) as client:
+        await client.post("/login", data={"username": "admin", "password": PASSWORD})
+        page = (await client.get("/board")).text
+    row = re.search(rf"<tr><td>\d+</td><td>{unit_name}</td>(.*?)</tr>", page, re.S)
+    assert row, f"no board row for {unit_name}"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+    return int(cells[1])  # 问题数, 已销号, …
+
+
 async def chart_values(system, name: str) -> list[str]:
     """The values a chart shows, read as the city bureau would see them."""
     async with httpx.AsyncClient(base_url=system.console_url) as client:
@@ -105,6 +116,7 @@ async def test_a_reporter_requests_close_out_with_a_photo_and_only_another_perso
     photo = tmp_path / "整改后现场照片.png"
     photo.write_bytes(png(11))
     chart_before = await chart_values(system, "progress")
+    closed_before = await board_closed(system, "鄂城区民政局")
     async with browsing.person(url, "reporter-echeng", PASSWORD) as page:
         problem_id = await register_item(page, url, "消防通道堆放杂物（示例）")
         await request_close_out(page, url, problem_id, photo, "杂物已清理，照片为证（示例）")
@@ -143,10 +155,11 @@ async def test_a_reporter_requests_close_out_with_a_photo_and_only_another_perso
     assert (verified["id"], verified["role"]) == ("reviewer-echeng", "district_reviewer")
     # The board and its chart follow.
     await eventually(lambda: _changed(system, chart_before), what="the progress chart to change")
+    assert await board_closed(system, "鄂城区民政局") == closed_before + 1
     async with browsing.person(url, "admin", PASSWORD) as page:
         await page.goto(f"{url}/board")
-        row = page.locator("tr", has_text="鄂城区民政局").first
-        await expect(row).to_contain_text("%")
+        await expect(page.locator("tr", has_text="鄂城区民政局").first).to_contain_text("%")
+        await expect(page.locator("img[src^='/board/charts/progress.svg']")).to_be_visible()
         await shot(page, "board")
 
 

@@ -78,9 +78,10 @@ async def draw_page(request: Request, who: Person, draw_id: str, *, done: str | 
     findings = await who.caller.get("inspection", f"/draws/{draw_id}/findings", {"unit": unit})
     progress = await who.caller.get("inspection", f"/draws/{draw_id}/progress", {"unit": unit})
     scheduled = {v["target_id"] for v in visits}
+    names = _names(picks)
     today = now().astimezone(state_of(request).campaign.tz).date()
     return render(request, "draw.html", person=who, draw=summary, picks=picks, visits=visits,
-                  findings=findings, progress=progress, scheduled=scheduled,
+                  findings=findings, progress=progress, scheduled=scheduled, names=names,
                   may_act=_may_act(who), done=DONE.get(done or ""), error=error, today=today,
                   status_code=status_code)
 
@@ -147,6 +148,17 @@ async def schedule(request: Request, who: Who, draw_id: str) -> Response:
     return await _draw_command(request, who, draw_id, f"/draws/{draw_id}/visits", body, "scheduled")
 
 
+def _names(picks: list[dict[str, Any]]) -> dict[str, str]:
+    """target id → what a person calls it: the project's name and township (a household's code)."""
+    names = {}
+    for unit in picks:
+        for pick in unit.get("picks", []):
+            name = pick.get("name") or pick.get("target_id")
+            township = pick.get("township")
+            names[pick["target_id"]] = f"{name}（{township}）" if township else str(name)
+    return names
+
+
 async def _visit(who: Person, draw_id: str, visit_id: str) -> dict[str, Any]:
     for visit in await who.caller.get("inspection", f"/draws/{draw_id}/visits", {"unit": who.unit}):
         if visit["visit_id"] == visit_id:
@@ -166,6 +178,8 @@ async def visit_page(request: Request, who: Person, draw_id: str, visit_id: str,
     state = state_of(request)
     checklist = checklist_for(state.labels, visit.get("project_type") or "")
     today = now().astimezone(state.campaign.tz).date()
+    picks = (await who.caller.get("inspection", f"/draws/{draw_id}/picks", {"unit": who.unit}))["units"]
+    visit["target_name"] = _names(picks).get(visit["target_id"], visit["target_id"])
     return render(request, "visit.html", person=who, draw_id=draw_id, visit=visit,
                   checklist=checklist, may_act=_may_act(who), today=today, error=error,
                   answers=state.labels.terms("checklist_answer"), status_code=status_code,

@@ -128,3 +128,11 @@ async def monthly_xlsx(who: Who, report_id: str) -> Response:
 async def live_list(who: Who, unit: str) -> Response:
     return _attachment(await who.caller.download("rectification", "/problem-list.xlsx",
                                                  {"unit": unit}), f"{unit}-problem-list.xlsx")
+
+
+@router.get("/reports/liaisons.xlsx")
+async def liaisons_xlsx(who: Who) -> Response:
+    """附件1 责任领导和联络员登记表 as the registry prints it (phones masked)."""
+    return _attachment(await who.caller.download("registry", "/liaisons.xlsx",
+                                                 {"unit": who.unit} if who.unit else None),
+                       "fujian1-liaisons.xlsx")
