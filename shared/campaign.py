@@ -186,8 +186,11 @@ class ReminderSettings(_Model):
     overdue_every_days: int = Field(ge=1)
     escalate_after_overdue_days: int = Field(ge=0)
     send_at: time = time(9, 0)
+    # Notices of a scheduled inspection visit, in working days before the visit day.
+    visit_offsets_working_days: tuple[int, ...] = (1,)
 
-    @field_validator("offsets_working_days", "item_offsets_working_days")
+    @field_validator("offsets_working_days", "item_offsets_working_days",
+                     "visit_offsets_working_days")
     @classmethod
     def _non_negative(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(offset < 0 for offset in value):

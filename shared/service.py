@@ -109,6 +109,9 @@ class Runtime(Generic[D]):
     sequencer: Any = None
     waker: LedgerWaker | None = None
     shutting_down: bool = False
+    # Set with `shutting_down`: a background loop that sleeps until a moment awaits this too, so
+    # it stops at once instead of being waited for and cancelled.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def authenticate(self, request: Request) -> Actor:
@@ -305,6 +308,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             yield
         finally:
             runtime.shutting_down = True
+            runtime.stopping.set()
             if runtime.relay is not None:
                 runtime.relay.stop()
             sequencer_stop.set()

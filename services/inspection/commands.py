@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
 from services.inspection.events import Sha256Hex, TargetKind, VisitOutcome
-from shared.messages import Command
+from shared.messages import Command, Record
+from shared.personal_data import FreeText
 
 
 class DrawCommand(Command):
@@ -19,13 +20,13 @@ class FreezeFrame(DrawCommand):
     """Freeze the sampling frame of every stratum from the service's current view of the registry."""
 
     draw_id: str = Field(min_length=1, pattern=r"^[^|]+$")
-    title: str = Field(min_length=1)
+    title: FreeText = Field(min_length=1)
 
 
 class CommitEntropy(DrawCommand):
     """State in advance what the entropy will be; `not_before` is when it can first be known."""
 
-    statement: str = Field(min_length=1)
+    statement: FreeText = Field(min_length=1)
     not_before: AwareDatetime | None = None
 
 
@@ -39,7 +40,7 @@ class DrawSample(DrawCommand):
 
 class AddDiscretionaryPick(DrawCommand):
     project_id: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
+    reason: FreeText = Field(min_length=1)
 
 
 class ReplaceHousehold(DrawCommand):
@@ -47,7 +48,7 @@ class ReplaceHousehold(DrawCommand):
 
     household_code: str = Field(min_length=1)
     reason_code: str = Field(min_length=1)
-    note: str = ""
+    note: FreeText = ""
 
 
 class ScheduleVisit(DrawCommand):
@@ -58,10 +59,8 @@ class ScheduleVisit(DrawCommand):
     inspector_ids: list[str] = Field(min_length=1)
 
 
-class FindingDraft(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    text: str = Field(min_length=1)
+class FindingDraft(Record):
+    text: FreeText = Field(min_length=1)
     deadline: dt.date
 
 
@@ -74,7 +73,7 @@ class RecordVisit(DrawCommand):
     inspector_ids: list[str] = Field(min_length=1)
     checklist: dict[str, str] = {}
     unable_reason_code: str | None = None
-    notes: str = ""
+    notes: FreeText = ""
     photo_hashes: list[Sha256Hex] = []
     findings: list[FindingDraft] = []
 

@@ -9,9 +9,9 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
-from shared.messages import Event, EventContract
+from shared.messages import Event, EventContract, Record as KernelRecord
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 Sha256Hex = Annotated[str, Field(pattern=SHA256_HEX)]
@@ -22,8 +22,7 @@ def draw_stream(draw_id: str) -> str:
     return f"draw-{draw_id}"
 
 
-class Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+Record = KernelRecord  # frozen, no unknown fields, no control characters in text
 
 
 class VisitOutcome(StrEnum):

@@ -6,7 +6,7 @@ table) and maps the result: the pipeline refuses leaders and auditors and each h
 the domain checks the unit and the rest before anything is written. Command responses carry the
 resulting state; queries read the projections (queries.py) and are eventually consistent.
 
-The module stays whole (~400 lines): one flat list of routes of a few lines each, in the order of
+The module stays whole (~540 lines): one flat list of routes of a few lines each, in the order of
 the API document, so a reader finds a route by its path; the views above them are their shapes.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
-from fractions import Fraction
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -29,14 +29,22 @@ from services.rectification import handlers as h
 from services.rectification import queries as q
 from services.rectification import scoring as s
 from services.rectification.config import RectificationConfig
-from services.rectification.events import ReportKind
-from services.rectification.xlsx_export import ListFooter, export_monthly_list, export_problem_list
+from services.rectification.events import ProblemSource, ReportKind
+from services.rectification.xlsx_export import (
+    ListFooter,
+    export_city_problem_list,
+    export_monthly_list,
+    export_problem_list,
+)
 from shared.auth import authorize_read
 from shared.errors import NotFoundError, ValidationFailed
 from shared.messages import Actor
 from shared.service import Runtime, new_correlation_id, runtime_of
+from shared.consistency import ReadYourWrites
+from shared.times import iso_local, local
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_OFFSET = 1_000_000  # as the registry's lists: far past any list here
 
 
 # ----- plumbing ---------------------------------------------------------------------------------
@@ -53,8 +61,12 @@ def _caller(request: Request) -> tuple[Runtime[RectificationConfig], Actor]:
 
 
 def _known_unit(config: RectificationConfig, unit: str, field: str = "unit") -> None:
+    """422 naming the valid codes (and, for a person, the units by name)."""
     if unit not in config.units:
-        raise ValidationFailed([(field, f"unknown reporting unit {unit!r}")])
+        valid = ", ".join(config.units)
+        names = "、".join(f"{config.unit_name(u)}（{u}）" for u in config.units)
+        raise ValidationFailed([(field, f"unknown reporting unit {unit!r}; valid: {valid}")],
+                               zh=f"填报单位代码有误，可选：{names}。")
 
 
 def _units_readable(actor: Actor, config: RectificationConfig, unit: str | None) -> list[str]:
@@ -73,13 +85,36 @@ def _xlsx(content: bytes, filename: str) -> Response:
 
 
 # ----- views --------------------------------------------------------------------------------------
+#
+# Every moment an answer carries is in the campaign's time zone (+08:00 for Ezhou), the kernel's
+# convention (shared/times.py), applied here in one place (`_local`): the read models hold UTC, the
+# store holds whatever offset the writer had, and an event payload's instants are ISO text.
 
 
-def _percent(rate: Fraction | None) -> str | None:
-    if rate is None:
-        return None
-    value = Decimal(rate.numerator) * 100 / Decimal(rate.denominator)
-    return str(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+def _local(value: Any, tz: ZoneInfo) -> Any:
+    """`value` with every aware datetime in it (dicts, lists, tuples; ISO text in `*_at` / `due`
+    keys of an event payload) moved to the campaign's time zone."""
+    if isinstance(value, datetime):
+        return local(value, tz) if value.tzinfo is not None else value
+    if isinstance(value, dict):
+        return {k: _local_field(k, v, tz) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_local(v, tz) for v in value]
+    return value
+
+
+def _local_field(key: Any, value: Any, tz: ZoneInfo) -> Any:
+    if isinstance(value, str) and isinstance(key, str) and (key.endswith("_at") or key == "due"):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return iso_local(moment, tz) if moment.tzinfo is not None else value
+    return _local(value, tz)
+
+
+def _json(value: Any, config: RectificationConfig) -> Any:
+    return jsonable_encoder(_local(value, config.rules.tz))
 
 
 def _points(value: Decimal) -> str:
@@ -87,58 +122,100 @@ def _points(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _fraction(rate: Fraction | None) -> str | None:
-    return None if rate is None else f"{rate.numerator}/{rate.denominator}"
+def closure_view(closure: s.ClosureRate | None) -> dict[str, Any]:
+    """销号率 as counts and a percentage: 0 of 5 is "0/5" and "0.0", never a reduced "0/1"."""
+    if closure is None or closure.counted <= 0:
+        return {"closure_rate": None, "closure_percent": None, "closure_closed": 0,
+                "closure_counted": 0, "closure_text": "无问题"}
+    return {"closure_rate": f"{closure.closed}/{closure.counted}",
+            "closure_percent": str(closure.percent), "closure_closed": closure.closed,
+            "closure_counted": closure.counted, "closure_text": closure.text}
 
 
-def problem_view(state: d.ProblemState, config: RectificationConfig, now: datetime
-                 ) -> dict[str, Any]:
+def problem_view(state: d.ProblemState, config: RectificationConfig, now: datetime, *,
+                 leader: str | None = None) -> dict[str, Any]:
+    """An item as the API shows it. `leader`: the unit's 责任领导 (附件1), the 责任人 of an item
+    nobody named (`responsible_person_effective`)."""
     view = dataclasses.asdict(state)
     light = s.item_light(state, now, config.is_working_day, rules=config.rules,
                          yellow_working_days=config.yellow_working_days)
     view.update(unit_name=config.unit_name(state.unit),
+                status_label=d.STATUS_LABELS.get(state.status, ""),
                 overdue=d.is_overdue(state, now, config.rules),
                 light=str(light) if light else None,
-                evidence_reuse_flagged=bool(state.flagged_hashes))
-    result: dict[str, Any] = jsonable_encoder(view)
+                evidence_reuse_flagged=bool(state.flagged_hashes),
+                responsible_person_effective=state.responsible_person or leader or "",
+                deadline_text=(d.zh_deadline(state.deadline_kind, state.deadline)
+                               if state.deadline is not None else None),
+                deciders=d.close_out_deciders_zh(state) if state.is_registered else None)
+    result: dict[str, Any] = _json(view, config)
     return result
 
 
-def report_view(report: d.ReportState) -> dict[str, Any]:
-    result: dict[str, Any] = jsonable_encoder(dataclasses.asdict(report))
+def report_view(report: d.ReportState, config: RectificationConfig) -> dict[str, Any]:
+    view = dataclasses.asdict(report)
+    view["status_label"] = d.REPORT_STATUS_LABELS.get(report.status, "")
+    result: dict[str, Any] = _json(view, config)
     return result
 
 
 def progress_view(progress: s.UnitProgress, config: RectificationConfig) -> dict[str, Any]:
     view = dataclasses.asdict(progress)
+    del view["closure"]
     view.update(unit_name=config.unit_name(progress.unit), light=str(progress.light),
-                closure_rate=_fraction(progress.closure_rate),
-                closure_percent=_percent(progress.closure_rate))
+                **closure_view(progress.closure))
     return view
 
 
-def deduction_view(event: e.PointsDeducted) -> dict[str, Any]:
-    result: dict[str, Any] = jsonable_encoder(event.model_dump(mode="json"))
+def deduction_view(event: e.PointsDeducted | e.PointsRefunded, config: RectificationConfig, *,
+                   at: datetime | None = None) -> dict[str, Any]:
+    view = event.model_dump(mode="json")
+    view["event_id"] = str(s.deduction_event_id(event))
+    view["recorded_at"] = at
+    if isinstance(event, e.PointsDeducted):
+        view["rule"] = config.rule_description(event.rule_id)
+        if event.deadline is not None:
+            view["deadline_name"] = config.deadline_name(event.deadline)
+    result: dict[str, Any] = _json(view, config)
     return result
 
 
-def score_view(score: s.ScoreState) -> dict[str, Any]:
-    return {"unit": score.unit, "deducted": _points(score.deducted),
-            "deductions": [deduction_view(x) for x in score.deductions]}
+def score_view(score: s.ScoreState, config: RectificationConfig,
+               times: dict[uuid.UUID, Any] | None = None) -> dict[str, Any]:
+    """A unit's deductions, each with its rule (the campaign file's Chinese description), what
+    it was for and when, and the refund that gave it back if one did."""
+    times = times or {}
+    refunds = {(r.rule_id, r.trigger_ref): r for r in score.refunds}
+    deductions = []
+    for event in score.deductions:
+        view = deduction_view(event, config, at=times.get(s.deduction_event_id(event)))
+        refund = refunds.get((event.rule_id, event.trigger_ref))
+        view["refunded"] = (None if refund is None else deduction_view(
+            refund, config, at=times.get(s.deduction_event_id(refund))))
+        deductions.append(view)
+    return {"unit": score.unit, "unit_name": config.unit_name(score.unit),
+            "deducted": _points(score.deducted), "deductions": deductions}
 
 
 def _progress(config: RectificationConfig, now: datetime, unit: str, items: list[d.ProblemState],
-              reports: list[d.ReportState]) -> s.UnitProgress:
+              reports: list[d.ReportState], liaisons_at: dict[str, Any]) -> s.UnitProgress:
     return s.unit_progress(unit, items, reports, now=now, is_working_day=config.is_working_day,
-                           rules=config.rules, yellow_working_days=config.yellow_working_days)
+                           rules=config.rules, yellow_working_days=config.yellow_working_days,
+                           liaisons_at=liaisons_at.get(unit))
+
+
+async def _item_view(runtime: Runtime[RectificationConfig], state: d.ProblemState
+                     ) -> dict[str, Any]:
+    """An item as a command leaves it, with its unit's 责任领导 (for `responsible_person_effective`)."""
+    leaders = await q.responsible_leaders(runtime.pool, [state.unit])
+    return problem_view(state, runtime.deps, runtime.clock(), leader=leaders.get(state.unit))
 
 
 async def _item_command(cmd: c.Command, problem_id: uuid.UUID, request: Request) -> dict[str, Any]:
     """Run a command about one item; the item as it is afterwards."""
     runtime, actor = _caller(request)
     result = await runtime.run(cmd, actor, request)
-    return problem_view(result.state(d.problem_stream_id(problem_id)), runtime.deps,
-                        runtime.clock())
+    return await _item_view(runtime, result.state(d.problem_stream_id(problem_id)))
 
 
 async def _report_command(cmd: c.Command, report_id: str, request: Request, *,
@@ -148,10 +225,10 @@ async def _report_command(cmd: c.Command, report_id: str, request: Request, *,
     if unit is not None:
         _known_unit(runtime.deps, unit)
     result = await runtime.run(cmd, actor, request)
-    return report_view(result.state(d.report_stream_id(report_id)))
+    return report_view(result.state(d.report_stream_id(report_id)), runtime.deps)
 
 
-router = APIRouter()
+router = APIRouter(dependencies=[ReadYourWrites])
 
 # ----- problem items: commands ----------------------------------------------------------------------
 
@@ -161,8 +238,7 @@ async def register(cmd: c.RegisterProblem, request: Request) -> JSONResponse:
     """登记 a problem item of a known project (its unit's next 序号)."""
     runtime, actor = _caller(request)
     result = await runtime.run(cmd, actor, request)
-    view = problem_view(result.state(d.problem_stream_id(cmd.problem_id)), runtime.deps,
-                        runtime.clock())
+    view = await _item_view(runtime, result.state(d.problem_stream_id(cmd.problem_id)))
     return JSONResponse(view, status_code=201 if result.changed else 200)
 
 
@@ -180,7 +256,7 @@ async def request_close_out(cmd: c.RequestCloseOut, request: Request) -> dict[st
 @router.post("/problems/verify", tags=["problems"])
 async def verify(cmd: c.VerifyCloseOut, request: Request) -> dict[str, Any]:
     """销号: the unit's reviewer (self-found, ledger) or an inspector (city-found), never the
-    requester."""
+    requester; when the requester is the unit's own reviewer, city_admin decides too."""
     return await _item_command(cmd, cmd.problem_id, request)
 
 
@@ -209,10 +285,9 @@ async def reopen(cmd: c.ReopenProblem, request: Request) -> dict[str, Any]:
     """反弹: the closed item is marked reopened and a new item (next 序号) registered."""
     runtime, actor = _caller(request)
     result = await runtime.run(cmd, actor, request)
-    config, now = runtime.deps, runtime.clock()
-    return {"original": problem_view(result.state(d.problem_stream_id(cmd.problem_id)), config, now),
-            "problem": problem_view(result.state(d.problem_stream_id(cmd.new_problem_id)), config,
-                                    now)}
+    return {"original": await _item_view(runtime, result.state(d.problem_stream_id(cmd.problem_id))),
+            "problem": await _item_view(runtime,
+                                        result.state(d.problem_stream_id(cmd.new_problem_id)))}
 
 
 # ----- problem items: queries -----------------------------------------------------------------------
@@ -221,17 +296,27 @@ async def reopen(cmd: c.ReopenProblem, request: Request) -> dict[str, Any]:
 @router.get("/problems", tags=["problems"])
 async def list_problems(request: Request, unit: str | None = None,
                         status: d.ProblemStatus | None = None, overdue: bool | None = None,
-                        source: str | None = None) -> dict[str, Any]:
-    """Items by unit and state, each with its overdue flag (open and past its 整改限期)."""
+                        source: ProblemSource | None = None,
+                        project_id: str | None = Query(None, min_length=1, max_length=200),
+                        limit: int = Query(100, ge=1, le=1000),
+                        offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
+    """Items by unit, project and state, each with its overdue flag (open and past its
+    整改限期), by unit and 序号, a page at a time (`total` counts every match)."""
     runtime, actor = _caller(request)
     config, now = runtime.deps, runtime.clock()
-    items = await q.items(runtime.pool, _units_readable(actor, config, unit))
-    views = [problem_view(item, config, now) for item in items]
-    views = [v for v in views
-             if (status is None or v["status"] == status.value)
-             and (overdue is None or v["overdue"] == overdue)
-             and (source is None or v["source"] == source)]
-    return {"items": views, "as_of": now.isoformat()}
+    units = _units_readable(actor, config, unit)
+    if unit is not None:
+        _known_unit(config, unit)
+    items = [item for item in await q.items(runtime.pool, units)
+             if (status is None or item.status is status)
+             and (overdue is None or d.is_overdue(item, now, config.rules) == overdue)
+             and (source is None or item.source is source)
+             and (project_id is None or item.project_id == project_id)]
+    leaders = await q.responsible_leaders(runtime.pool, units)
+    page = [problem_view(item, config, now, leader=leaders.get(item.unit))
+            for item in items[offset:offset + limit]]
+    return {"items": page, "total": len(items), "limit": limit, "offset": offset,
+            "as_of": _json(now, config)}
 
 
 @router.get("/problems/{problem_id}", tags=["problems"])
@@ -240,10 +325,11 @@ async def get_problem(problem_id: uuid.UUID, request: Request) -> dict[str, Any]
     runtime, actor = _caller(request)
     item = await q.item(runtime.pool, problem_id)
     if item is None:
-        raise NotFoundError(f"no problem {problem_id}")
+        raise NotFoundError(f"no problem {problem_id}", zh="未找到该问题，请核对问题编号。")
     authorize_read(actor, unit=item.unit)
-    view = problem_view(item, runtime.deps, runtime.clock())
-    view["history"] = jsonable_encoder(await q.item_history(runtime.pool, problem_id))
+    leaders = await q.responsible_leaders(runtime.pool, [item.unit])
+    view = problem_view(item, runtime.deps, runtime.clock(), leader=leaders.get(item.unit))
+    view["history"] = _json(await q.item_history(runtime.pool, problem_id), runtime.deps)
     return view
 
 
@@ -253,7 +339,7 @@ async def evidence(content_hash: str, request: Request) -> dict[str, Any]:
     runtime, actor = _caller(request)
     rows = await q.evidence_filed(runtime.pool, content_hash,
                                   _units_readable(actor, runtime.deps, None))
-    return {"content_hash": content_hash, "filed_for": jsonable_encoder(rows)}
+    return {"content_hash": content_hash, "filed_for": _json(rows, runtime.deps)}
 
 
 @router.get("/projects", tags=["problems"])
@@ -265,16 +351,30 @@ async def projects(request: Request, unit: str | None = None) -> dict[str, Any]:
 
 
 @router.get("/problem-list.xlsx", tags=["problems"], response_class=Response)
-async def live_list(request: Request, unit: str = Query(...)) -> Response:
-    """The unit's live problem list as .xlsx in the 附件2 layout."""
+async def live_list(request: Request, unit: str | None = None) -> Response:
+    """The live problem list as .xlsx in the 附件2 layout: a unit's (a district role: its own),
+    or, without `unit`, the city-wide list of every unit for the bureau (by unit, then 序号)."""
     runtime, actor = _caller(request)
-    config = runtime.deps
-    [unit] = _units_readable(actor, config, unit)
-    _known_unit(config, unit)
-    rows = d.problem_list_rows(await q.items(runtime.pool, [unit]), unit=unit)
-    content = export_problem_list(rows, unit_name=config.unit_name(unit),
-                                  footer=ListFooter(day=config.rules.local_date(runtime.clock())))
-    return _xlsx(content, f"{unit}-problem-list.xlsx")
+    config, now = runtime.deps, runtime.clock()
+    units = _units_readable(actor, config, unit)
+    for code in units:
+        _known_unit(config, code)
+    items = await q.items(runtime.pool, units)
+    leaders = await q.responsible_leaders(runtime.pool, units)
+    footer = ListFooter(day=config.rules.local_date(now))
+    rows = {code: d.problem_list_rows(items, unit=code, responsible_leader=leaders.get(code, ""))
+            for code in units}
+    if len(units) == 1 and (unit is not None or actor.role.is_district):
+        [code] = units
+        content = export_problem_list(rows[code], unit_name=config.unit_name(code), footer=footer,
+                                      title=config.problem_list_title, as_of=now,
+                                      rules=config.rules)
+        return _xlsx(content, f"{code}-problem-list.xlsx")
+    content = export_city_problem_list(
+        [(config.area_name(code), rows[code]) for code in units],
+        issuer=config.campaign.campaign.issuer, title=config.problem_list_title, footer=footer,
+        as_of=now, rules=config.rules)
+    return _xlsx(content, "city-problem-list.xlsx")
 
 
 # ----- reports ------------------------------------------------------------------------------------
@@ -297,6 +397,12 @@ async def submit_self_inspection(cmd: c.SubmitSelfInspectionReport,
     return await _report_command(cmd, d.self_inspection_report_id(cmd.unit), request, unit=cmd.unit)
 
 
+@router.post("/reports/work-plan/submit", tags=["reports"])
+async def submit_work_plan(cmd: c.SubmitWorkPlan, request: Request) -> dict[str, Any]:
+    """工作计划 (phase 1, due with the liaisons): the unit's 填报人 files it; late is recorded."""
+    return await _report_command(cmd, d.work_plan_report_id(cmd.unit), request, unit=cmd.unit)
+
+
 @router.post("/reports/typical-case/submit", tags=["reports"])
 async def submit_typical_case(cmd: c.SubmitTypicalCase, request: Request) -> dict[str, Any]:
     return await _report_command(cmd, d.typical_case_report_id(cmd.unit, cmd.case_id), request, unit=cmd.unit)
@@ -313,7 +419,8 @@ async def list_reports(request: Request, unit: str | None = None,
                        kind: ReportKind | None = None) -> dict[str, Any]:
     runtime, actor = _caller(request)
     reports = await q.reports(runtime.pool, _units_readable(actor, runtime.deps, unit))
-    return {"reports": [report_view(r) for r in reports if kind is None or r.kind is kind]}
+    return {"reports": [report_view(r, runtime.deps) for r in reports
+                        if kind is None or r.kind is kind]}
 
 
 @router.get("/reports/{report_id}", tags=["reports"])
@@ -321,9 +428,9 @@ async def get_report(report_id: str, request: Request) -> dict[str, Any]:
     runtime, actor = _caller(request)
     report = await q.report(runtime.pool, report_id)
     if report is None:
-        raise NotFoundError(f"no report {report_id}")
+        raise NotFoundError(f"no report {report_id}", zh=d.NO_REPORT_ZH)
     authorize_read(actor, unit=report.unit)
-    return report_view(report)
+    return report_view(report, runtime.deps)
 
 
 @router.get("/reports/{report_id}/xlsx", tags=["reports"], response_class=Response)
@@ -334,12 +441,14 @@ async def monthly_list_xlsx(report_id: str, request: Request) -> Response:
     initial = d.report_initial(report_id)
     authorize_read(actor, unit=initial.unit)
     if initial.kind is not ReportKind.MONTHLY_LIST:
-        raise NotFoundError(f"{report_id} is not a monthly list")
+        raise NotFoundError(f"{report_id} is not a monthly list",
+                            zh="只有月度问题清单可以导出为表格。")
     report = await q.report_from_store(runtime.store, report_id)
     if report.status is None:
-        raise NotFoundError(f"monthly list {report_id} has not been submitted")
+        raise NotFoundError(f"monthly list {report_id} has not been submitted",
+                            zh="该月问题清单尚未报送，无可导出。")
     content = export_monthly_list(report, unit_name=runtime.deps.unit_name(report.unit),
-                                  rules=runtime.deps.rules)
+                                  rules=runtime.deps.rules, title=runtime.deps.problem_list_title)
     return _xlsx(content, f"{report_id}.xlsx")
 
 
@@ -354,32 +463,42 @@ async def progress(request: Request, unit: str | None = None) -> dict[str, Any]:
     config, now = runtime.deps, runtime.clock()
     units = _units_readable(actor, config, unit)
     items, reports = await q.items(runtime.pool, units), await q.reports(runtime.pool, units)
-    return {"as_of": now.isoformat(),
-            "units": [progress_view(_progress(config, now, u, items, reports), config)
+    liaisons_at = await q.liaisons_complete_at(runtime.pool, units)
+    return {"as_of": _json(now, config),
+            "units": [progress_view(_progress(config, now, u, items, reports, liaisons_at), config)
                       for u in units]}
 
 
 @router.get("/scores/board", tags=["scores"])
 async def score_board(request: Request) -> dict[str, Any]:
-    """The units ranked: 100 minus deductions, ties by 销号率, then unit code."""
+    """The units ranked (`order` says how, in Chinese), each with its score, its 销号率 as counts
+    and a percentage, its progress, and every deduction with its rule (the campaign file's
+    description), what it was for, when, and its refund if one gave it back."""
     runtime, _ = _caller(request)
     config, now = runtime.deps, runtime.clock()
     units = list(config.units)
     items, reports = await q.items(runtime.pool, units), await q.reports(runtime.pool, units)
-    progress_by_unit = {u: _progress(config, now, u, items, reports) for u in units}
-    board = s.score_board(units, await q.scores(runtime.pool, units), progress_by_unit)
-    return {"as_of": now.isoformat(), "board": [
+    liaisons_at = await q.liaisons_complete_at(runtime.pool, units)
+    progress_by_unit = {u: _progress(config, now, u, items, reports, liaisons_at) for u in units}
+    scores = await q.scores(runtime.pool, units)
+    times = await q.deduction_times(runtime.pool, units)
+    board = s.score_board(units, scores, progress_by_unit)
+    return {"as_of": _json(now, config), "order": s.BOARD_ORDER_ZH, "board": [
         {"rank": row.rank, "unit": row.unit, "unit_name": config.unit_name(row.unit),
          "score": _points(row.score), "deducted": _points(row.deducted),
-         "closure_rate": _fraction(row.closure_rate),
-         "closure_percent": _percent(row.closure_rate)} for row in board]}
+         **closure_view(row.closure),
+         "progress": progress_view(progress_by_unit[row.unit], config),
+         "deductions": score_view(scores[row.unit], config, times)["deductions"]}
+        for row in board]}
 
 
 @router.get("/scores/{unit}", tags=["scores"])
 async def unit_score(unit: str, request: Request) -> dict[str, Any]:
     runtime, actor = _caller(request)
     [unit] = _units_readable(actor, runtime.deps, unit)
-    return score_view((await q.scores(runtime.pool, [unit]))[unit])
+    _known_unit(runtime.deps, unit)
+    return score_view((await q.scores(runtime.pool, [unit]))[unit], runtime.deps,
+                      await q.deduction_times(runtime.pool, [unit]))
 
 
 @router.post("/scores/deduct", tags=["scores"])
@@ -388,7 +507,7 @@ async def deduct(cmd: c.DeductPoints, request: Request) -> dict[str, Any]:
     runtime, actor = _caller(request)
     _known_unit(runtime.deps, cmd.unit)
     result = await runtime.run(cmd, actor, request)
-    return score_view(result.state(d.score_stream_id(cmd.unit)))
+    return score_view(result.state(d.score_stream_id(cmd.unit)), runtime.deps)
 
 
 @router.post("/scores/check", tags=["scores"])
@@ -397,7 +516,10 @@ async def check(request: Request) -> dict[str, Any]:
     runtime, actor = _caller(request)
     decided = await h.apply_deductions(runtime.commands, actor=actor, now=runtime.clock(),
                                        correlation_id=new_correlation_id(request))
-    return {"deducted": [deduction_view(x) for x in decided]}
+    return {"deducted": [deduction_view(x, runtime.deps) for x in decided
+                         if isinstance(x, e.PointsDeducted)],
+            "refunded": [deduction_view(x, runtime.deps) for x in decided
+                         if isinstance(x, e.PointsRefunded)]}
 
 
 PUBLIC_RESULTS = "/public/results"
@@ -435,7 +557,8 @@ async def rules(request: Request) -> dict[str, Any]:
         "rectification": dataclasses.asdict(config.rules),
         "deduction_rules": [
             {**dataclasses.asdict(rule), "points": s.points_str(rule.points),
-             "max_points": s.points_str(rule.max_points) if rule.max_points else None}
+             "max_points": s.points_str(rule.max_points) if rule.max_points else None,
+             "deadline_name": config.deadline_name(rule.deadline) if rule.deadline else None}
             for rule in config.deduction_rules],
         "not_applied": [{"rule": rule, "reason": why} for rule, why in config.not_applied],
         "yellow_working_days": config.yellow_working_days,

@@ -28,6 +28,7 @@ from services.rectification.events import CONTRACT
 from services.rectification.handlers import COMMANDS, apply_deductions
 from services.rectification.projections import PROJECTIONS, REGISTRY_VIEW
 from services.rectification.subscribers import CONSUMERS
+from services.rectification.vocabulary import rectification_vocabulary
 from shared.campaign import Campaign, load_campaign
 from shared.logging import get_logger
 from shared.messages import SYSTEM_ACTOR
@@ -75,6 +76,7 @@ SPEC: ServiceSpec[RectificationConfig] = ServiceSpec(
     commands=COMMANDS, router=router, consumers=[*CONSUMERS, REGISTRY_VIEW],
     projections=PROJECTIONS, build_deps=build_deps, background=[run_scorekeeper],
     migrations=Path(__file__).with_name("sql"),
+    vocabulary=lambda config: rectification_vocabulary(config.campaign),
     public_paths=frozenset({PUBLIC_RESULTS}))
 
 

@@ -15,6 +15,7 @@ from datetime import date
 from pydantic import ConfigDict, Field, model_validator
 
 from shared.messages import Command
+from shared.personal_data import FreeText
 
 from .events import DECIMAL_PATTERN, ContentHash, DeadlineKind, ProblemSource
 
@@ -30,7 +31,7 @@ class RegisterProblem(_Command):
 
     problem_id: uuid.UUID
     project_id: str = Field(min_length=1)
-    description: str = Field(min_length=1)
+    description: FreeText = Field(min_length=1)
     deadline_kind: DeadlineKind = DeadlineKind.DATE
     deadline: date | None = None
     responsible_person: str = ""
@@ -50,36 +51,36 @@ class RegisterProblem(_Command):
 
 class StartRectification(_Command):
     problem_id: uuid.UUID
-    plan: str = Field(min_length=1)
+    plan: FreeText = Field(min_length=1)
     responsible_person: str | None = None   # None keeps the registered 责任人
 
 
 class RequestCloseOut(_Command):
     problem_id: uuid.UUID
-    evidence_text: str = Field(min_length=1)
+    evidence_text: FreeText = Field(min_length=1)
     attachment_hashes: tuple[ContentHash, ...] = Field(min_length=1)
 
 
 class VerifyCloseOut(_Command):
     problem_id: uuid.UUID
-    conclusion: str = Field(min_length=1)
+    conclusion: FreeText = Field(min_length=1)
 
 
 class ReturnCloseOut(_Command):
     problem_id: uuid.UUID
-    reason: str = Field(min_length=1)
+    reason: FreeText = Field(min_length=1)
 
 
 class RequestExtension(_Command):
     problem_id: uuid.UUID
     new_deadline: date
-    reason: str = Field(min_length=1)
+    reason: FreeText = Field(min_length=1)
 
 
 class DecideExtension(_Command):
     problem_id: uuid.UUID
     approved: bool
-    reason: str = Field(min_length=1)
+    reason: FreeText = Field(min_length=1)
 
 
 class ReopenProblem(_Command):
@@ -88,8 +89,8 @@ class ReopenProblem(_Command):
 
     problem_id: uuid.UUID
     new_problem_id: uuid.UUID
-    reason: str = Field(min_length=1)
-    description: str | None = None
+    reason: FreeText = Field(min_length=1)
+    description: FreeText | None = None
     deadline_kind: DeadlineKind = DeadlineKind.IMMEDIATE
     deadline: date | None = None
 
@@ -106,7 +107,7 @@ class WithdrawProblem(_Command):
     """撤销: the acting official approves the withdrawal and is recorded as the approver."""
 
     problem_id: uuid.UUID
-    reason: str = Field(min_length=1)
+    reason: FreeText = Field(min_length=1)
 
 
 class OpenLedgerItem(Command):
@@ -149,27 +150,35 @@ class SubmitMonthlyList(_Command):
 class ReturnMonthlyList(_Command):
     unit: str
     month: str = Field(pattern=r"^\d{4}-\d{2}$")
-    comment: str = Field(min_length=1)
+    comment: FreeText = Field(min_length=1)
 
 
 class SubmitSelfInspectionReport(_Command):
     unit: str
-    text: str = Field(min_length=1)
+    text: FreeText = Field(min_length=1)
+    attachment_hashes: tuple[ContentHash, ...] = ()
+
+
+class SubmitWorkPlan(_Command):
+    """工作计划: the unit's plan for the campaign, due with the liaisons (phase 1)."""
+
+    unit: str
+    text: FreeText = Field(min_length=1)
     attachment_hashes: tuple[ContentHash, ...] = ()
 
 
 class SubmitTypicalCase(_Command):
     unit: str
     case_id: uuid.UUID
-    title: str = Field(min_length=1)
-    text: str = Field(min_length=1)
+    title: FreeText = Field(min_length=1)
+    text: FreeText = Field(min_length=1)
     attachment_hashes: tuple[ContentHash, ...] = ()
 
 
 class ReviewReport(_Command):
     report_id: str
     approved: bool
-    comment: str = ""
+    comment: FreeText = ""
 
 
 class DeductPoints(_Command):
@@ -178,7 +187,7 @@ class DeductPoints(_Command):
     unit: str
     deduction_id: uuid.UUID
     points: str = Field(pattern=DECIMAL_PATTERN)
-    reason: str = Field(min_length=1)
+    reason: FreeText = Field(min_length=1)
 
 
 class ApplyDeductions(_Command):

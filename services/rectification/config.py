@@ -15,6 +15,7 @@ from datetime import date, time
 
 from services.rectification import domain as d
 from services.rectification import scoring as s
+from services.registry.events import describe_reason
 from shared.campaign import Campaign, Deadline, DeadlineKind, DeductionTrigger
 
 DEFAULT_SCORE_CHECK_INTERVAL = 60.0
@@ -49,14 +50,48 @@ class RectificationConfig:
     def unit_name(self, unit: str) -> str:
         return self.campaign.unit(unit).name if self.campaign.has_unit(unit) else unit
 
+    def area_name(self, unit: str) -> str:
+        return self.campaign.unit(unit).area_name if self.campaign.has_unit(unit) else unit
 
-_RECTIFICATION_KINDS = {DeadlineKind.MONTHLY_PROBLEM_LIST, DeadlineKind.SELF_INSPECTION_REPORT,
-                        DeadlineKind.TYPICAL_CASE, DeadlineKind.RECTIFICATION_COMPLETE}
+    def describe_reason(self, code: str) -> str:
+        """A registry reason code in Chinese, by the registry's own words and this campaign."""
+        return describe_reason(code, self.campaign)
+
+    def rule_description(self, rule_id: str) -> str:
+        """The Chinese description of a deduction rule, from the campaign file."""
+        if rule_id == s.DISCRETIONARY_RULE_ID:
+            return s.DISCRETIONARY_DESCRIPTION
+        for rule in self.campaign.deduction_rules:
+            if rule.id == rule_id:
+                return rule.description
+        return rule_id
+
+    def deadline_name(self, code: str) -> str:
+        for deadline in self.campaign.deadlines:
+            if deadline.code == code:
+                return deadline.name
+        return code
+
+    @property
+    def problem_list_title(self) -> str:
+        """附件2's title, from the campaign's name: "…“回头看”活动" → "…“回头看”问题清单"."""
+        return f"{self.campaign.campaign.name.removesuffix('活动')}问题清单"
+
+
+# Campaign deadline kinds a unit submits something by, as this service names them.
+SUBMISSION_KINDS = {
+    DeadlineKind.LIAISONS: d.SubmissionKind.LIAISONS,
+    DeadlineKind.WORK_PLAN: d.SubmissionKind.WORK_PLAN,
+    DeadlineKind.MONTHLY_PROBLEM_LIST: d.SubmissionKind.MONTHLY_LIST,
+    DeadlineKind.SELF_INSPECTION_REPORT: d.SubmissionKind.SELF_INSPECTION_REPORT,
+    DeadlineKind.TYPICAL_CASE: d.SubmissionKind.TYPICAL_CASE,
+}
+_JUDGED_KINDS = {*SUBMISSION_KINDS, DeadlineKind.RECTIFICATION_COMPLETE}
 
 
 def _single_due_time(campaign: Campaign) -> time:
     times = {deadline.due_time for deadline in campaign.deadlines
-             if deadline.kind in _RECTIFICATION_KINDS}
+             if deadline.kind in _JUDGED_KINDS}
     if len(times) > 1:
         raise ValueError("the rectification service applies one due time to all its deadlines; "
                          f"the campaign file names several: {sorted(t.isoformat() for t in times)}")
@@ -69,7 +104,7 @@ def _single_due_time(campaign: Campaign) -> time:
 
 def rectification_rules(campaign: Campaign) -> d.RectificationRules:
     """The campaign's dates and settings as the domain's RectificationRules. A deadline the file
-    does not name falls back to the campaign's last day."""
+    does not name falls back to the campaign's last day (the work plan: none is asked for)."""
     by_kind: dict[DeadlineKind, list[Deadline]] = {}
     for deadline in campaign.deadlines:
         by_kind.setdefault(deadline.kind, []).append(deadline)
@@ -81,6 +116,11 @@ def rectification_rules(campaign: Campaign) -> d.RectificationRules:
     # (month, due day); the campaign file's validator makes every monthly list name its month.
     monthly = sorted((x.period, x.due_on) for x in by_kind.get(DeadlineKind.MONTHLY_PROBLEM_LIST, [])
                      if x.period is not None)
+    plans = by_kind.get(DeadlineKind.WORK_PLAN)
+    submissions = tuple(
+        d.Submission(code=x.code, kind=SUBMISSION_KINDS[x.kind], name=x.name, due_on=x.due_on,
+                     period=x.period, min_count=x.min_count)
+        for x in campaign.deadlines if x.kind in SUBMISSION_KINDS)
     return d.RectificationRules(
         immediate_days=campaign.rectification.immediate_days,
         timezone=campaign.campaign.timezone,
@@ -90,21 +130,20 @@ def rectification_rules(campaign: Campaign) -> d.RectificationRules:
         self_inspection_report_due=due_on(DeadlineKind.SELF_INSPECTION_REPORT),
         typical_case_due=due_on(DeadlineKind.TYPICAL_CASE),
         ledger_item_deadline=due_on(DeadlineKind.RECTIFICATION_COMPLETE),
+        work_plan_due=min(x.due_on for x in plans) if plans else None,
+        submissions=submissions,
     )
-
-
-_REPORT_KINDS = {DeadlineKind.MONTHLY_PROBLEM_LIST, DeadlineKind.SELF_INSPECTION_REPORT}
 
 
 def deduction_rules(campaign: Campaign) -> tuple[tuple[s.DeductionRule, ...],
                                                  tuple[tuple[str, str], ...]]:
     """The campaign's deduction rules as scoring rules, and those this service does not apply.
 
-    - late_submission (no deadline) → late_report: each monthly list and the self-inspection
-      report submitted late, or still missing after its due time (a missing report is late too;
-      one occurrence per report, so missing-then-late deducts once). Liaisons and the work plan
-      are not this service's reports; a late typical case is judged by missing_submission.
-    - missing_submission of the typical_case deadline → missing_typical_case.
+    - late_submission / missing_submission → the same occurrence, "a deadline not met by its due
+      time" (filed late or not at all), for the deadline the rule names; a rule naming none
+      covers every submission deadline (附件1, work plan, monthly lists, self-inspection report,
+      typical cases) that no rule names (`scoring.rule_matches`). A rule naming a deadline that
+      is no submission (全部整改到位) is not applied: items open at it are item_open_at_deadline.
     - item_open_at_deadline → item_open_at on that deadline's day.
     - item_reopened → item_reopened; item_overdue → item_overdue.
     - max_points → the rule's cap per unit.
@@ -118,20 +157,11 @@ def deduction_rules(campaign: Campaign) -> tuple[tuple[s.DeductionRule, ...],
         day: date | None = None
         why = ""
         match rule.trigger:
-            case DeductionTrigger.LATE_SUBMISSION:
-                if deadline is None:
-                    trigger = s.Trigger.LATE_REPORT
+            case DeductionTrigger.LATE_SUBMISSION | DeductionTrigger.MISSING_SUBMISSION:
+                if deadline is None or deadline.kind in SUBMISSION_KINDS:
+                    trigger = s.Trigger(rule.trigger.value)
                 else:
-                    why = ("late_submission for one deadline only is not supported: the rule "
-                           "applies to every monthly list and the self-inspection report")
-            case DeductionTrigger.MISSING_SUBMISSION:
-                if deadline is not None and deadline.kind is DeadlineKind.TYPICAL_CASE:
-                    trigger = s.Trigger.MISSING_TYPICAL_CASE
-                elif deadline is not None and deadline.kind in _REPORT_KINDS:
-                    why = ("a missing monthly list or self-inspection report is deducted by "
-                           "late_submission (a missing report counts as late)")
-                else:
-                    why = f"deadline {rule.deadline!r} is not a report of this service"
+                    why = f"deadline {rule.deadline!r} is no submission a unit files"
             case DeductionTrigger.ITEM_OPEN_AT_DEADLINE:
                 assert deadline is not None  # the campaign file's validator requires it
                 trigger, day = s.Trigger.ITEM_OPEN_AT, deadline.due_on
@@ -144,10 +174,8 @@ def deduction_rules(campaign: Campaign) -> tuple[tuple[s.DeductionRule, ...],
             continue
         applied.append(s.DeductionRule(
             id=rule.id, points=rule.points_decimal, trigger=trigger, date=day,
-            description=rule.description, max_points=rule.max_points_decimal))
-    typical = [x for x in campaign.deadlines if x.kind is DeadlineKind.TYPICAL_CASE]
-    if any(x.min_count > 1 for x in typical):
-        skipped.append(("typical_case.min_count", "only 'at least one typical case' is judged"))
+            description=rule.description, max_points=rule.max_points_decimal,
+            deadline=rule.deadline if trigger in s.SUBMISSION_TRIGGERS else None))
     return tuple(applied), tuple(skipped)
 
 

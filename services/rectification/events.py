@@ -23,9 +23,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
-from shared.messages import Event, EventContract
+from shared.messages import Event, EventContract, Record
 
 CONTENT_HASH_PATTERN = r"^[0-9a-f]{64}$"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
@@ -54,16 +54,15 @@ class ReportKind(StrEnum):
     MONTHLY_LIST = "monthly_list"
     SELF_INSPECTION_REPORT = "self_inspection_report"
     TYPICAL_CASE = "typical_case"
+    WORK_PLAN = "work_plan"
 
 
 class _Fact(Event):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ProblemListRow(BaseModel):
+class ProblemListRow(Record):
     """One row of 附件2 as frozen into a monthly list (plus the id and status it had then)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     problem_id: uuid.UUID
     seq_no: int = Field(ge=1)               # 序号
@@ -122,6 +121,9 @@ class CloseOutRequested(_Fact):
     attachment_hashes: tuple[ContentHash, ...]
     requested_by: str                       # actor id; the verifier must be someone else
     requested_at: AwareDatetime
+    # The requester's role: when the unit's own reviewer asks, the city decides (four-eyes in a
+    # unit with one reviewer). None on events recorded before it was carried: role unknown.
+    requester_role: str | None = None
 
 
 class CloseOutVerified(_Fact):
@@ -272,6 +274,23 @@ class SelfInspectionReportSubmitted(_Fact):
     late: bool
 
 
+class WorkPlanSubmitted(_Fact):
+    """工作计划 (phase 1, due with the liaisons), filed by the unit's 填报人."""
+
+    type_name: ClassVar[str] = "rectification.WorkPlanSubmitted"
+
+    report_id: str
+    unit: str
+    version: int = Field(ge=1)
+    text: str
+    attachment_hashes: tuple[ContentHash, ...]
+    submitted_by: str
+    submitter: str
+    submitted_at: AwareDatetime
+    due: AwareDatetime
+    late: bool
+
+
 class TypicalCaseSubmitted(_Fact):
     type_name: ClassVar[str] = "rectification.TypicalCaseSubmitted"
 
@@ -311,7 +330,10 @@ class ReportReviewed(_Fact):
 
 class PointsDeducted(_Fact):
     """扣分. (`rule_id`, `trigger_ref`) identifies the deduction: the same pair never deducts twice.
-    Discretionary deductions have rule_id "discretionary" and the city_admin's reason."""
+    Discretionary deductions have rule_id "discretionary" and the city_admin's reason. `reason`
+    is Chinese (the rule's description from the campaign file, then what happened); `trigger`,
+    `deadline` (a campaign deadline code) and `problem_id` say what it was for (absent on
+    deductions recorded before they were carried, and on discretionary ones)."""
 
     type_name: ClassVar[str] = "rectification.PointsDeducted"
 
@@ -322,6 +344,25 @@ class PointsDeducted(_Fact):
     reason: str
     discretionary: bool = False
     decided_by: str
+    trigger: str | None = None
+    deadline: str | None = None
+    problem_id: uuid.UUID | None = None
+
+
+class PointsRefunded(_Fact):
+    """退还扣分: a compensating event for the deduction (`rule_id`, `trigger_ref`) whose occurrence
+    no longer holds (an extension approved after it, an overdue item withdrawn, a filing found on
+    time). The deduction stays in the log; the score counts it no more. `reason` is Chinese."""
+
+    type_name: ClassVar[str] = "rectification.PointsRefunded"
+
+    unit: str
+    points: str = Field(pattern=DECIMAL_PATTERN)
+    rule_id: str
+    trigger_ref: str
+    deduction_event_id: uuid.UUID
+    reason: str
+    decided_by: str
 
 
 PROBLEM_EVENTS: tuple[type[Event], ...] = (
@@ -330,10 +371,11 @@ PROBLEM_EVENTS: tuple[type[Event], ...] = (
 )
 REPORT_EVENTS: tuple[type[Event], ...] = (
     MonthlyListSubmitted, MonthlyListReturned, SelfInspectionReportSubmitted, TypicalCaseSubmitted,
-    ReportReviewed,
+    ReportReviewed, WorkPlanSubmitted,
 )
+SCORE_EVENTS: tuple[type[Event], ...] = (PointsDeducted, PointsRefunded)
 ALL_EVENTS: tuple[type[Event], ...] = (
-    *PROBLEM_EVENTS, SeqNoAllocated, *REPORT_EVENTS, PointsDeducted,
+    *PROBLEM_EVENTS, SeqNoAllocated, *REPORT_EVENTS, *SCORE_EVENTS,
 )
 
 # The rectification service's published contract: its name, the categories only it writes, its

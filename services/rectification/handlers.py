@@ -73,6 +73,10 @@ def self_inspection_report(cmd: c.SubmitSelfInspectionReport, _: RectificationCo
     return [d.report_spec(d.self_inspection_report_id(cmd.unit))]
 
 
+def work_plan(cmd: c.SubmitWorkPlan, _: RectificationConfig) -> Streams:
+    return [d.report_spec(d.work_plan_report_id(cmd.unit))]
+
+
 def typical_case(cmd: c.SubmitTypicalCase, _: RectificationConfig) -> Streams:
     return [d.report_spec(d.typical_case_report_id(cmd.unit, cmd.case_id))]
 
@@ -94,7 +98,8 @@ async def known_project(p: Preparing) -> d.ProjectRef:
     cmd: c.RegisterProblem = p.command
     project = await q.project_ref(p.conn, cmd.project_id)
     if project is None:
-        raise NotFoundError(f"unknown project {cmd.project_id}: a problem needs a known project")
+        raise NotFoundError(f"unknown project {cmd.project_id}: a problem needs a known project",
+                            zh=d.UNKNOWN_PROJECT_ZH)
     await p.include(d.unit_spec(project.unit))
     return project
 
@@ -134,7 +139,8 @@ async def originals_counter(p: Preparing) -> None:
     cmd: c.ReopenProblem = p.command
     original: d.ProblemState = p.states[d.problem_stream_id(cmd.problem_id)]
     if not original.is_registered:
-        raise NotFoundError(f"problem {cmd.problem_id} is not registered")
+        raise NotFoundError(f"problem {cmd.problem_id} is not registered",
+                            zh="未找到要登记反弹的原问题，请核对问题编号。")
     await p.include(d.unit_spec(original.unit))
 
 
@@ -145,17 +151,24 @@ async def unit_items(p: Preparing, unit: str) -> list[d.ProblemState]:
 
 
 async def list_snapshot(p: Preparing) -> tuple[e.ProblemListRow, ...]:
-    """The rows a monthly list freezes: the unit's items as the store has them."""
+    """The rows a monthly list freezes: the unit's items as the store has them (an item nobody
+    named a 责任人 for shows the unit's 责任领导 as this service knows it then)."""
     cmd: c.SubmitMonthlyList = p.command
-    return d.problem_list_rows(await unit_items(p, cmd.unit), unit=cmd.unit)
+    leaders = await q.responsible_leaders(p.conn, [cmd.unit])
+    return d.problem_list_rows(await unit_items(p, cmd.unit), unit=cmd.unit,
+                               responsible_leader=leaders.get(cmd.unit, ""))
 
 
 @dataclass(frozen=True)
 class UnitRecord:
-    """What the deduction rules judge a unit by: its items and its reports, from the store."""
+    """What the deduction rules judge a unit by: its items and its reports, from the store, and
+    when its 附件1 was complete, from this service's view of the registry's LiaisonRegistered (a
+    view that lags can only delay that moment: a deduction it causes is refunded when the
+    on-time filing shows up, `scoring.decide_refunds`)."""
 
     items: tuple[d.ProblemState, ...]
     reports: tuple[d.ReportState, ...]
+    liaisons_at: datetime | None = None
 
 
 async def unit_record(p: Preparing) -> UnitRecord:
@@ -163,7 +176,8 @@ async def unit_record(p: Preparing) -> UnitRecord:
     items = await unit_items(p, cmd.unit)
     reports = [await p.include(d.report_spec(report_id))
                for report_id in await q.unit_report_ids(p.conn, cmd.unit)]
-    return UnitRecord(tuple(items), tuple(reports))
+    liaisons_at = (await q.liaisons_complete_at(p.conn, [cmd.unit])).get(cmd.unit)
+    return UnitRecord(tuple(items), tuple(reports), liaisons_at)
 
 
 # ----- decisions --------------------------------------------------------------------------------------
@@ -192,7 +206,7 @@ def open_ledger_item(x: Decision[c.OpenLedgerItem, tuple[d.ProblemState, ...], R
     return d.decide_open_ledger_item(
         x.state(d.problem_stream_id(d.ledger_problem_id(cmd.entry_id))),
         x.state(d.unit_stream_id(cmd.unit)), cmd, ledger_items=x.inputs, actor=x.actor,
-        now=x.now, rules=x.deps.rules)
+        now=x.now, rules=x.deps.rules, describe=x.deps.describe_reason)
 
 
 def open_finding_item(x: Decision[c.OpenFindingItem, d.ProjectRef, RectificationConfig]
@@ -231,18 +245,21 @@ def deduct(x: Decision[c.DeductPoints, None, RectificationConfig]) -> list[Event
 
 def due_deductions(x: Decision[c.ApplyDeductions, UnitRecord, RectificationConfig]) -> list[Event]:
     """The campaign's deduction rules applied to what has happened by now; an occurrence already
-    deducted is never deducted again (the score stream remembers it)."""
-    unit, config = x.command.unit, x.deps
-    occurrences = s.triggers_due(unit, items=x.inputs.items, reports=x.inputs.reports, now=x.now,
-                                 deduction_rules=config.deduction_rules, rules=config.rules)
+    deducted is never deducted again (the score stream remembers it), and a deduction whose
+    occurrence no longer holds is refunded (a compensating event)."""
+    unit, config, record = x.command.unit, x.deps, x.inputs
+    occurrences = s.triggers_due(unit, items=record.items, reports=record.reports, now=x.now,
+                                 deduction_rules=config.deduction_rules, rules=config.rules,
+                                 liaisons_at=record.liaisons_at)
     score = x.state(d.score_stream_id(unit))
-    return list(s.decide_deductions(score, occurrences, config.deduction_rules))
+    return s.decide_score_check(score, occurrences, config.deduction_rules, items=record.items)
 
 
 def deduction_id(event: Event) -> uuid.UUID:
-    """A deduction's id is its content (unit, rule, occurrence): two checks running at once (two
-    replicas, the timer and the route) append it once; the store recognises a repeat."""
-    assert isinstance(event, e.PointsDeducted)
+    """A deduction's (or refund's) id is its content (unit, rule, occurrence): two checks running
+    at once (two replicas, the timer and the route) append it once; the store recognises a
+    repeat."""
+    assert isinstance(event, e.PointsDeducted | e.PointsRefunded)
     return s.deduction_event_id(event)
 
 
@@ -278,6 +295,8 @@ COMMANDS: CommandTable = {
                                  roles=CITY_ADMIN),
     c.SubmitSelfInspectionReport: Handler(streams=self_inspection_report, roles=REPORTER,
                                           decide=by_the_rules(d.decide_submit_self_inspection_report)),
+    c.SubmitWorkPlan: Handler(streams=work_plan, roles=REPORTER,
+                              decide=by_the_rules(d.decide_submit_work_plan)),
     c.SubmitTypicalCase: Handler(streams=typical_case, roles=REPORTER,
                                  decide=by_the_rules(d.decide_submit_typical_case)),
     c.ReviewReport: Handler(streams=the_report, decide=alone(d.decide_review_report),
@@ -292,14 +311,16 @@ COMMANDS: CommandTable = {
 
 async def apply_deductions(commands: CommandPipeline[RectificationConfig], *, actor: Actor,
                            now: datetime, correlation_id: uuid.UUID | None = None,
-                           units: Sequence[str] | None = None) -> list[e.PointsDeducted]:
+                           units: Sequence[str] | None = None,
+                           ) -> list[e.PointsDeducted | e.PointsRefunded]:
     """The deduction check (the scorekeeper's timer and `POST /scores/check`): one ApplyDeductions
-    per unit, each its own transaction, all as of the same `now`."""
-    decided: list[e.PointsDeducted] = []
+    per unit, each its own transaction, all as of the same `now`. The refunds and deductions it
+    recorded."""
+    decided: list[e.PointsDeducted | e.PointsRefunded] = []
     for unit in units if units is not None else commands.deps.units:
         result = await commands.run(c.ApplyDeductions(unit=unit), actor=actor, now=now,
                                     correlation_id=correlation_id)
-        decided += result.events_of(e.PointsDeducted)
+        decided += [*result.events_of(e.PointsRefunded), *result.events_of(e.PointsDeducted)]
     if decided:
         log.info("points_deducted", count=len(decided),
                  units=sorted({event.unit for event in decided}))

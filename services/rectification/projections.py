@@ -10,10 +10,11 @@ row keeps the stream version it reflects.
   and the evidence hash index (纸面销号 checks);
 - unit_counters: 序号 handed out per unit;
 - reports: monthly lists (with their frozen rows), self-inspection reports, typical cases;
-- deductions and scores: PointsDeducted per unit.
+- deductions, refunds and scores: PointsDeducted and PointsRefunded per unit.
 
 Of the registry's events, over the bus (`REGISTRY_VIEW`, a consumer of its own queue): this
-service's view of projects (unit, township, name, year, type, operating status, ledger state).
+service's view of projects (unit, township, name, year, type, operating status, ledger state) and
+of each unit's 附件1 (liaisons: names and positions, never phones; when registered).
 What the registry's 台账 entries *cause* (an automatic item) is a reaction (subscribers.py).
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from services.registry.events import (
     AdaptationProgrammeRegistered,
     LedgerEntryAdded,
     LedgerEntryCleared,
+    LiaisonRegistered,
     ProjectAssessed,
     ProjectRegistered,
     ProjectRetired,
@@ -66,7 +68,7 @@ PROBLEM_COLUMNS = (
     "registered_at", "plan", "close_out_requested_by", "evidence_text", "evidence_hashes",
     "flagged_hashes", "verified_by", "verifier_role", "closed_at", "times_returned",
     "pending_new_deadline", "pending_reason", "pending_requested_by", "extensions_granted",
-    "withdrawn_by", "withdrawn_at", "version",
+    "withdrawn_by", "withdrawn_at", "version", "close_out_requester_role",
 )
 
 
@@ -92,6 +94,7 @@ def problem_row(state: d.ProblemState, version: int) -> tuple[Any, ...]:
         "pending_requested_by": pending.requested_by if pending else None,
         "extensions_granted": state.extensions_granted, "withdrawn_by": state.withdrawn_by,
         "withdrawn_at": state.withdrawn_at, "version": version,
+        "close_out_requester_role": state.close_out_requester_role,
     }
     return tuple(values[column] for column in PROBLEM_COLUMNS)
 
@@ -180,11 +183,12 @@ async def project_report_event(ctx: Context, event: e.Event) -> None:
 async def project_deduction(ctx: Context, event: e.PointsDeducted) -> None:
     inserted = await ctx.conn.fetchval(
         """INSERT INTO rectification.deductions (event_id, unit, points, rule_id, trigger_ref,
-                   reason, discretionary, decided_by, occurred_at)
-           VALUES ($1, $2, $3::numeric, $4, $5, $6, $7, $8, $9)
+                   reason, discretionary, decided_by, occurred_at, trigger, deadline, problem_id)
+           VALUES ($1, $2, $3::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12)
            ON CONFLICT (event_id) DO NOTHING RETURNING true""",
         ctx.delivery.event_id, event.unit, event.points, event.rule_id, event.trigger_ref,
-        event.reason, event.discretionary, event.decided_by, ctx.delivery.occurred_at)
+        event.reason, event.discretionary, event.decided_by, ctx.delivery.occurred_at,
+        event.trigger, event.deadline, event.problem_id)
     if inserted:
         await ctx.conn.execute(
             """INSERT INTO rectification.scores (unit, deducted, deductions)
@@ -192,6 +196,23 @@ async def project_deduction(ctx: Context, event: e.PointsDeducted) -> None:
                ON CONFLICT (unit) DO UPDATE SET
                    deducted = rectification.scores.deducted + EXCLUDED.deducted,
                    deductions = rectification.scores.deductions + 1""",
+            event.unit, event.points)
+
+
+async def project_refund(ctx: Context, event: e.PointsRefunded) -> None:
+    inserted = await ctx.conn.fetchval(
+        """INSERT INTO rectification.refunds (event_id, unit, points, rule_id, trigger_ref,
+                   deduction_event_id, reason, decided_by, occurred_at)
+           VALUES ($1, $2, $3::numeric, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT (event_id) DO NOTHING RETURNING true""",
+        ctx.delivery.event_id, event.unit, event.points, event.rule_id, event.trigger_ref,
+        event.deduction_event_id, event.reason, event.decided_by, ctx.delivery.occurred_at)
+    if inserted:
+        await ctx.conn.execute(
+            """INSERT INTO rectification.scores (unit, deducted, deductions)
+               VALUES ($1, -$2::numeric, 0)
+               ON CONFLICT (unit) DO UPDATE SET
+                   deducted = rectification.scores.deducted - $2::numeric""",
             event.unit, event.points)
 
 
@@ -266,6 +287,16 @@ async def view_ledger_entry_cleared(ctx: Context, event: LedgerEntryCleared) -> 
         event.project_id, event.entry_id, ctx.delivery.stream_version)
 
 
+async def view_liaison_registered(ctx: Context, event: LiaisonRegistered) -> None:
+    """附件1 as this service needs it: who (name, position; never a phone) and when."""
+    await ctx.conn.execute(
+        """INSERT INTO rectification.liaisons (unit, role, version, name, position,
+                   submitted_late, registered_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+        event.unit, str(event.role), event.version, event.name, event.position,
+        event.submitted_late, ctx.delivery.occurred_at)
+
+
 PROJECTIONS = [
     ConsumerSpec(name="rectification.projection-problems", source=e.CONTRACT,
                  reactions={**{cls: project_problem_event for cls in e.PROBLEM_EVENTS},
@@ -273,7 +304,8 @@ PROJECTIONS = [
     ConsumerSpec(name="rectification.projection-reports", source=e.CONTRACT,
                  reactions={cls: project_report_event for cls in e.REPORT_EVENTS}),
     ConsumerSpec(name="rectification.projection-scores", source=e.CONTRACT,
-                 reactions={e.PointsDeducted: project_deduction}),
+                 reactions={e.PointsDeducted: project_deduction,
+                            e.PointsRefunded: project_refund}),
 ]
 
 REGISTRY_VIEW = ConsumerSpec(name="rectification.registry-view", source=REGISTRY_CONTRACT, reactions={
@@ -284,4 +316,5 @@ REGISTRY_VIEW = ConsumerSpec(name="rectification.registry-view", source=REGISTRY
     ProjectRetired: view_status_changed,
     LedgerEntryAdded: view_ledger_entry_added,
     LedgerEntryCleared: view_ledger_entry_cleared,
+    LiaisonRegistered: view_liaison_registered,
 })

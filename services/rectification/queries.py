@@ -21,6 +21,7 @@ from services.rectification import domain as d
 from services.rectification import events as e
 from services.rectification import scoring as s
 from services.rectification.events import REGISTRY, DeadlineKind, ProblemListRow, ProblemSource, ReportKind
+from services.registry.events import LiaisonRole
 from shared.store import EventStore
 
 # A pool for a route's query, the command's connection for a `prepare` (read in its transaction).
@@ -54,7 +55,8 @@ def problem_state(row: Mapping[str, Any]) -> d.ProblemState:
         verifier_role=row["verifier_role"], closed_at=row["closed_at"],
         times_returned=row["times_returned"], pending_extension=pending,
         extensions_granted=row["extensions_granted"], reopened_as=row["reopened_as"],
-        withdrawn_by=row["withdrawn_by"], withdrawn_at=row["withdrawn_at"])
+        withdrawn_by=row["withdrawn_by"], withdrawn_at=row["withdrawn_at"],
+        close_out_requester_role=row["close_out_requester_role"])
 
 
 def report_state(row: Mapping[str, Any]) -> d.ReportState:
@@ -79,6 +81,15 @@ def points_deducted(row: Mapping[str, Any]) -> e.PointsDeducted:
     return e.PointsDeducted(unit=row["unit"], points=format(points.normalize(), "f"),
                             rule_id=row["rule_id"], trigger_ref=row["trigger_ref"],
                             reason=row["reason"], discretionary=row["discretionary"],
+                            decided_by=row["decided_by"], trigger=row["trigger"],
+                            deadline=row["deadline"], problem_id=row["problem_id"])
+
+
+def points_refunded(row: Mapping[str, Any]) -> e.PointsRefunded:
+    points: Decimal = row["points"]
+    return e.PointsRefunded(unit=row["unit"], points=format(points.normalize(), "f"),
+                            rule_id=row["rule_id"], trigger_ref=row["trigger_ref"],
+                            deduction_event_id=row["deduction_event_id"], reason=row["reason"],
                             decided_by=row["decided_by"])
 
 
@@ -205,10 +216,50 @@ async def unit_report_ids(db: Db, unit: str) -> list[str]:
 
 
 async def scores(db: Db, units: Sequence[str]) -> dict[str, s.ScoreState]:
-    rows = await db.fetch(
+    """Each unit's score folded from its deductions and refunds (a refund after its deduction)."""
+    deducted = await db.fetch(
         "SELECT * FROM rectification.deductions WHERE unit = ANY($1) ORDER BY occurred_at, event_id",
         list(units))
-    events: dict[str, list[e.PointsDeducted]] = {unit: [] for unit in units}
-    for row in rows:
+    refunded = await db.fetch(
+        "SELECT * FROM rectification.refunds WHERE unit = ANY($1) ORDER BY occurred_at, event_id",
+        list(units))
+    events: dict[str, list[e.Event]] = {unit: [] for unit in units}
+    for row in deducted:
         events[row["unit"]].append(points_deducted(row))
+    for row in refunded:
+        events[row["unit"]].append(points_refunded(row))
     return {unit: s.fold_score(unit, events[unit]) for unit in units}
+
+
+async def deduction_times(db: Db, units: Sequence[str]) -> dict[uuid.UUID, Any]:
+    """When each deduction and refund was recorded, by event id (the board shows it)."""
+    rows = await db.fetch(
+        """SELECT event_id, occurred_at FROM rectification.deductions WHERE unit = ANY($1)
+           UNION ALL
+           SELECT event_id, occurred_at FROM rectification.refunds WHERE unit = ANY($1)""",
+        list(units))
+    return {row["event_id"]: row["occurred_at"] for row in rows}
+
+
+# ------------------------------------------------------------------------------------------
+# Liaisons (附件1, from the registry's events)
+
+
+async def liaisons_complete_at(db: Db, units: Sequence[str]) -> dict[str, Any]:
+    """When each unit's 附件1 was complete: both its 责任领导 and its 联络员 registered (the later of
+    the two first registrations). Units without both are absent."""
+    rows = await db.fetch(
+        """SELECT unit, max(first_at) AS complete_at, count(*) AS roles
+             FROM (SELECT unit, role, min(registered_at) AS first_at FROM rectification.liaisons
+                    WHERE unit = ANY($1) GROUP BY unit, role) firsts
+            GROUP BY unit""", list(units))
+    return {row["unit"]: row["complete_at"] for row in rows if row["roles"] >= len(LiaisonRole)}
+
+
+async def responsible_leaders(db: Db, units: Sequence[str]) -> dict[str, str]:
+    """Each unit's current 责任领导 (the latest registration), by name."""
+    rows = await db.fetch(
+        """SELECT DISTINCT ON (unit) unit, name FROM rectification.liaisons
+            WHERE unit = ANY($1) AND role = $2 ORDER BY unit, version DESC""",
+        list(units), str(LiaisonRole.LEADER))
+    return {row["unit"]: row["name"] for row in rows}

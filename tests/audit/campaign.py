@@ -1,7 +1,8 @@
 """A small campaign across the services, for the audit tools: the registry lists projects (one on
 the 台账 ledger), rectification opens the automatic item and closes a self-inspection item, the
-inspection service draws its sample. Every service runs for real on one database (local
-transport), each with its own clock."""
+inspection service draws its sample, the notifier keeps its calendar of them (on the real clock:
+the 2024 campaign is over, so it sends nothing). Every service runs for real on one database
+(local transport), each with its own clock."""
 from __future__ import annotations
 
 import asyncio
@@ -17,10 +18,12 @@ import httpx
 import tests.inspection.support as insp
 import tests.rectification.api_support as rect
 from services.inspection.app import create_app as inspection_app
+from services.notifier.app import create_app as notifier_app
 from services.rectification.app import create_app as rectification_app
 from services.registry.app import create_app as registry_app
 from services.system import specs
 from tests.faults import eventually
+from tests.notifier.support import notifier_settings, service_settings
 from tests.rectification.support import at
 from tests.registry import support as reg
 from tests.shared.test_bus import running
@@ -75,7 +78,10 @@ async def campaign(dsn: str, tmp: Path) -> AsyncIterator[Campaign]:
                                       clock=rect_clock)
     insp_clock = insp.Clock(insp.FROZEN_AT)
     inspection = inspection_app(insp.settings_for(dsn, tmp / "inspection"), clock=insp_clock)
-    async with running(registry) as r, running(rectification) as c, running(inspection) as i:
+    notifier = notifier_app(service_settings(dsn, tmp / "notifier"),
+                            notifier_settings=notifier_settings(None))
+    async with running(registry) as r, running(rectification) as c, running(inspection) as i, \
+            running(notifier):
         good = await _project(r, name="凤凰街道(示例)幸福食堂", project_type="canteen")
         listed = await _project(r, name="西山街道(示例)幸福食堂", project_type="canteen",
                                 township="西山街道", services=["cleaning_assistance"])

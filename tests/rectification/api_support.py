@@ -15,8 +15,8 @@ import httpx
 
 from services.inspection.events import FindingRecorded
 from services.rectification.app import create_app
-from services.registry.events import (LedgerEntryAdded, OperatingStatus, Operator, OperatorKind,
-                                      ProjectRegistered)
+from services.registry.events import (Gender, LedgerEntryAdded, LiaisonRegistered, LiaisonRole,
+                                      OperatingStatus, Operator, OperatorKind, ProjectRegistered)
 from shared.auth import hash_token
 from shared.messages import Actor, Event, Role, new_event
 from shared.settings import Settings
@@ -70,18 +70,20 @@ class Clock:
         self.now = at(*args)
 
 
-def settings_for(dsn: str, tmp: Path, *, amqp_url: str | None = None, prefix: str = "") -> Settings:
+def settings_for(dsn: str, tmp: Path, *, amqp_url: str | None = None, prefix: str = "",
+                 **extra: Any) -> Settings:
     return Settings(database_url=dsn, amqp_url=amqp_url, bus_prefix=prefix,
                     tokens_json=TOKENS_JSON, poll_interval=0.02, publish_timeout=3.0,
-                    graceful_timeout=5.0, data_dir=tmp, checkpoint_dir=tmp / "checkpoints")
+                    graceful_timeout=5.0, data_dir=tmp, checkpoint_dir=tmp / "checkpoints",
+                    **extra)
 
 
 @asynccontextmanager
 async def rectification(dsn: str, tmp: Path, clock: Clock, *, amqp_url: str | None = None,
                         prefix: str = "", score_check_interval: float | None = None,
-                        ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(dsn, tmp, amqp_url=amqp_url, prefix=prefix), clock=clock,
-                     score_check_interval=score_check_interval)
+                        **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for(dsn, tmp, amqp_url=amqp_url, prefix=prefix, **settings),
+                     clock=clock, score_check_interval=score_check_interval)
     async with running(app) as client:
         yield client
 
@@ -100,10 +102,23 @@ class OtherServices:
     def __init__(self, registry: PostgresEventStore, inspection: PostgresEventStore) -> None:
         self.registry, self.inspection = registry, inspection
 
-    async def append(self, store: PostgresEventStore, stream_id: str, event: Event) -> uuid.UUID:
-        recorded = new_event(stream_id, event, actor=REGISTRY_ACTOR, occurred_at=at(2024, 3, 8))
+    async def append(self, store: PostgresEventStore, stream_id: str, event: Event, *,
+                     occurred_at: datetime | None = None) -> uuid.UUID:
+        recorded = new_event(stream_id, event, actor=REGISTRY_ACTOR,
+                             occurred_at=occurred_at or at(2024, 3, 8))
         await store.append([recorded])
         return recorded.event_id
+
+    async def liaisons(self, unit: str, when: datetime, *, leader: str = "王某(示例)",
+                       version: int = 1) -> None:
+        """附件1 of a unit (its 责任领导 and 联络员), registered with the registry at `when`."""
+        for role, name in ((LiaisonRole.LEADER, leader), (LiaisonRole.LIAISON, "李某某(示例)")):
+            await self.append(self.registry, f"liaison-{unit}", LiaisonRegistered(
+                unit=unit, role=role, version=version, name=name, gender=Gender.FEMALE,
+                position="副局长" if role is LiaisonRole.LEADER else "科长",
+                subject_id=f"subject-{unit}-{role}", mobile_sealed="pii1.sealed",
+                mobile_masked="138****0001", office_phone_sealed=None, office_phone_masked=None,
+                submitted_late=when > at(2024, 3, 6, 23, 59, 59)), occurred_at=when)
 
     async def project(self, unit: str, n: int = 1, *, year: int = 2022,
                       project_type: str = "canteen") -> str:

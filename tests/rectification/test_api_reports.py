@@ -72,13 +72,16 @@ async def test_the_monthly_list_snapshot_and_the_live_list_download_in_the_attac
                                                "存在的问题隐患", "整改限期", "责任人"]
         assert rows_of(sheet) == [
             [1, "凤凰街道", "凤凰街道幸福食堂1(示例)", 2022, "未开展助餐服务(示例)",
-             "2024年5月7日（已销号）", "张某(示例)"],
+             "2024年5月7日", "张某(示例)"],
             [2, "凤凰街道", "凤凰街道幸福食堂2(示例)", 2023, "消防通道堵塞(示例)",
              "立行立改（2024年3月19日前）", "张某(示例)"],
             [None] * 7,
             ["填报人：鄂城填报人(示例)", None, None, "审核人：鄂城审核人(示例)", None,
              "日期：2024年3月25日", None],
         ]
+        # The status is on its own sheet, as it stood when the list was filed.
+        status = load_workbook(BytesIO(response.content))["销号情况"]
+        assert [(r[0], r[4], r[5]) for r in rows_of(status)] == [(1, "已销号", "否"), (2, "已登记", "已逾期")]
         # The snapshot is frozen; the live list has the item registered after it.
         await problem(api, later["problem_id"])
         response = await api.get("/problem-list.xlsx?unit=echeng", headers=auth("rep-echeng"))
@@ -136,11 +139,18 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
     liangzihu: no items; lists and report on time, no typical case (−2)        → 98, 销号率 n/a
     huarong:   March list late (−1), one item open at 05-07 (−0.5),
                discretionary −0.5                                              → 98, 销号率 1/2
-    linkong:   nothing at all: 3 reports missing (−3), no typical case (−2)     → 95
+    linkong:   nothing at all: 附件1, work plan, 3 reports missing (−5), no typical case (−2) → 93
     Ties (liangzihu, huarong at 98) go to the higher 销号率; none to close counts as 100%.
+    Every unit but linkong files 附件1 (with the registry) and its work plan on 03-05.
     """
-    clock = Clock(at(2024, 3, 10))
+    clock = Clock(at(2024, 3, 5))
     async with other_services(database) as others, rectification(database, tmp_path, clock) as api:
+        for unit in ("echeng", "huarong", "liangzihu", "gedian"):
+            await others.liaisons(unit, at(2024, 3, 5))
+            plan = await post(api, "/reports/work-plan/submit", f"rep-{unit}",
+                              {"unit": unit, "text": "工作计划(示例)"})
+            assert (plan["report_id"], plan["late"]) == (f"{unit}-work_plan", False)
+        clock.set(2024, 3, 10)
         projects = {unit: await others.project(unit) for unit in ("echeng", "huarong", "gedian")}
         await known_projects(api, *projects.values())
         e1 = (await register(api, "rep-echeng", projects["echeng"]))["problem_id"]
@@ -193,6 +203,8 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
             ("huarong", "item_open_at_rectification_deadline", f"{h2}@2024-05-07", "0.5"),
             ("gedian", "item_reopened", f"{g1}@reopened", "1"),
             ("liangzihu", "missing_typical_case", "liangzihu-typical_case@2024-05-31", "2"),
+            ("linkong", "late_submission", "linkong-liaisons@2024-03-06", "1"),
+            ("linkong", "late_submission", "linkong-work_plan", "1"),
             ("linkong", "late_submission", "linkong-monthly_list-2024-03", "1"),
             ("linkong", "late_submission", "linkong-monthly_list-2024-04", "1"),
             ("linkong", "late_submission", "linkong-self_inspection_report", "1"),
@@ -205,20 +217,26 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
         for _ in range(2):  # a retried request deducts once
             score = await post(api, "/scores/deduct", "admin", deduction)
         assert score["deducted"] == "2"
+        reasons = {d["trigger_ref"]: d["reason"] for d in decided}
+        assert reasons["linkong-work_plan"] == (
+            "每迟报(或逾期未报)一项材料(联络员信息、工作计划、月度问题清单、自查报告)扣1分："
+            "上报工作计划截至报送期限2024年3月6日未报送")
+        assert reasons[f"{g1}@reopened"] == (
+            "已销号问题反弹,每项扣1分：序号1（葛店镇幸福食堂1(示例)）销号后反弹")
 
         expected = [
             {"rank": 1, "unit": "echeng", "score": "100", "closure_rate": "1/1"},
             {"rank": 2, "unit": "gedian", "score": "99", "closure_rate": "1/2"},
             {"rank": 3, "unit": "liangzihu", "score": "98", "closure_rate": None},
             {"rank": 4, "unit": "huarong", "score": "98", "closure_rate": "1/2"},
-            {"rank": 5, "unit": "linkong", "score": "95", "closure_rate": None},
+            {"rank": 5, "unit": "linkong", "score": "93", "closure_rate": None},
         ]
 
         async def all_deductions_projected() -> bool:
             scores = [(await api.get(f"/scores/{u}", headers=auth("admin"))).json() for u in UNITS]
-            return sum(len(score["deductions"]) for score in scores) == 9
+            return sum(len(score["deductions"]) for score in scores) == 11
 
-        await eventually(all_deductions_projected, what="nine deductions in the read model")
+        await eventually(all_deductions_projected, what="eleven deductions in the read model")
         await problem(api, e1, version=4)  # the items' projection is a consumer of its own
         rows = (await api.get("/scores/board", headers=auth("leader"))).json()["board"]
         assert [{k: row[k] for k in ("rank", "unit", "score", "closure_rate")} for row in rows] == expected
@@ -230,7 +248,7 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
         assert (by_unit["huarong"]["open"], by_unit["huarong"]["overdue"],
                 by_unit["huarong"]["late_reports"], by_unit["huarong"]["light"]) == (1, 1, 1, "red")
         assert by_unit["gedian"]["reopened"] == 1 and by_unit["gedian"]["closure_percent"] == "50.0"
-        assert by_unit["linkong"]["missing_reports"] == 4
+        assert by_unit["linkong"]["missing_reports"] == 6
         mine = (await api.get("/progress", headers=auth("rep-gedian"))).json()["units"]
         assert [p["unit"] for p in mine] == ["gedian"]
 
@@ -238,17 +256,20 @@ async def test_the_score_board_through_the_api_matches_the_hand_computed_example
 async def test_the_background_check_deducts_each_missing_list_exactly_once(database, tmp_path):
     clock = Clock(at(2024, 3, 26, 9))
     async with rectification(database, tmp_path, clock, score_check_interval=0.05) as api:
-        await submit_list(api, "echeng", "2024-03")   # late, the others missing
+        await submit_list(api, "echeng", "2024-03")   # late, the others missing (and every 附件1
+        # and work plan: none was filed)
 
         async def all_five() -> dict | None:
             scores = {u: (await api.get(f"/scores/{u}", headers=auth("admin"))).json()
                       for u in UNITS}
-            return scores if all(s["deductions"] for s in scores.values()) else None
+            return scores if all(len(s["deductions"]) == 3 for s in scores.values()) else None
 
-        scores = await eventually(all_five, what="a deduction for every unit")
+        scores = await eventually(all_five, what="three deductions for every unit")
         await asyncio.sleep(0.4)  # several more checks run meanwhile
         for unit in UNITS:
             deductions = (await api.get(f"/scores/{unit}", headers=auth("admin"))).json()["deductions"]
-            assert [(d["rule_id"], d["trigger_ref"]) for d in deductions] == [
-                ("late_submission", f"{unit}-monthly_list-2024-03")]
-        assert scores["echeng"]["deducted"] == "1"
+            assert sorted((d["rule_id"], d["trigger_ref"]) for d in deductions) == [
+                ("late_submission", f"{unit}-liaisons@2024-03-06"),
+                ("late_submission", f"{unit}-monthly_list-2024-03"),
+                ("late_submission", f"{unit}-work_plan")]
+        assert scores["echeng"]["deducted"] == "3"

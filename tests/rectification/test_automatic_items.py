@@ -41,7 +41,9 @@ def test_a_ledger_entry_opens_a_ledger_item_due_on_the_campaign_deadline():
     assert registered.source is e.ProblemSource.LEDGER
     assert registered.source_ref == LEDGER_ENTRY and registered.ledger_reason == "underperforming"
     assert registered.deadline == date(2024, 5, 7)
-    assert registered.description == "列入台账：项目运营不佳，作用发挥不够（专业养老服务不足3项；未开展助餐服务）"
+    # the registry's own words for its reason codes (services/registry/events.py: describe_reason)
+    assert registered.description == (
+        "列入台账：项目运营不佳,作用发挥不够（专业养老服务不足3项；未开展助餐服务）")
     assert registered.unit == UNIT and registered.seq_no == 1
 
 

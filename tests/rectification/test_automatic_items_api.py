@@ -79,7 +79,7 @@ async def test_a_duplicated_ledger_entry_and_finding_open_one_item_each_over_rab
             assert (ledger_item["unit"], ledger_item["seq_no"], ledger_item["deadline"]) == (
                 "huarong", 1, "2024-05-17")  # listed after 05-07: 立行立改
             assert ledger_item["description"] == (
-                "列入台账：项目运营不佳，作用发挥不够（专业养老服务不足3项；未开展助餐服务）")
+                "列入台账：项目运营不佳,作用发挥不够（专业养老服务不足3项；未开展助餐服务）")
             assert city_item["problem_id"] == str(d.finding_problem_id("finding-1"))
             assert (city_item["unit"], city_item["deadline"], city_item["project_name"]) == (
                 "echeng", "2024-05-30", "凤凰街道幸福食堂1(示例)")

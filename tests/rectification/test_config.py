@@ -29,12 +29,18 @@ def test_the_ezhou_file_gives_the_notices_dates_and_its_deduction_rules():
     assert (rules.self_inspection_report_due, rules.typical_case_due, rules.ledger_item_deadline) == (
         date(2024, 5, 7), date(2024, 5, 31), date(2024, 5, 7))
     assert [(r.id, r.trigger, r.points, r.date, r.max_points) for r in config.deduction_rules] == [
-        ("late_submission", s.Trigger.LATE_REPORT, Decimal(1), None, None),
+        ("late_submission", s.Trigger.LATE_SUBMISSION, Decimal(1), None, None),
         ("item_open_at_rectification_deadline", s.Trigger.ITEM_OPEN_AT, Decimal("0.5"),
          date(2024, 5, 7), Decimal(5)),
         ("item_reopened", s.Trigger.ITEM_REOPENED, Decimal(1), None, None),
-        ("missing_typical_case", s.Trigger.MISSING_TYPICAL_CASE, Decimal(2), None, None),
+        ("missing_typical_case", s.Trigger.MISSING_SUBMISSION, Decimal(2), None, None),
     ]
+    assert [r.deadline for r in config.deduction_rules] == [None, None, None, "typical_case"]
+    assert [(x.code, x.kind, x.min_count) for x in rules.submissions] == [
+        ("liaisons", "liaisons", 1), ("work_plan", "work_plan", 1),
+        ("monthly_list_2024_03", "monthly_list", 1), ("monthly_list_2024_04", "monthly_list", 1),
+        ("self_inspection_report", "self_inspection_report", 1), ("typical_case", "typical_case", 1)]
+    assert rules.work_plan_due == date(2024, 3, 6)
     assert config.not_applied == ()
     assert config.units == ("echeng", "huarong", "liangzihu", "gedian", "linkong")
     assert config.unit_name("gedian") == "葛店经济开发区城乡融合发展局"
@@ -55,7 +61,12 @@ def test_another_campaigns_dates_and_settings_come_from_its_file():
     assert config.rules.monthly_list_due("2024-04") == at(2024, 4, 28, 23, 59, 59)
 
 
-def test_rules_the_service_cannot_apply_faithfully_are_listed_not_guessed():
+def test_every_rule_the_ezhou_file_lists_is_applied():
+    """GET /rules lists nothing as "not applied" for the packaged campaign (issue 12)."""
+    assert rectification_config(load_campaign()).not_applied == ()
+
+
+def test_submission_rules_tied_to_one_deadline_are_applied_to_it():
     data = copy.deepcopy(EZHOU)
     data["deduction_rules"] += [
         {"id": "late_march_only", "trigger": "late_submission", "points": "1",
@@ -65,8 +76,22 @@ def test_rules_the_service_cannot_apply_faithfully_are_listed_not_guessed():
         {"id": "overdue", "trigger": "item_overdue", "points": "0.2", "description": "逾期"},
     ]
     config = rectification_config(parse_campaign(data))
-    assert [rule_id for rule_id, _ in config.not_applied] == ["late_march_only", "no_liaisons"]
+    assert config.not_applied == ()
+    applied = {r.id: r for r in config.deduction_rules}
+    assert (applied["late_march_only"].trigger, applied["late_march_only"].deadline) == (
+        s.Trigger.LATE_SUBMISSION, "monthly_list_2024_03")
+    assert (applied["no_liaisons"].trigger, applied["no_liaisons"].deadline) == (
+        s.Trigger.MISSING_SUBMISSION, "liaisons")
     assert config.deduction_rules[-1].trigger is s.Trigger.ITEM_OVERDUE
+
+
+def test_a_submission_rule_naming_a_deadline_that_is_no_submission_is_listed_not_guessed():
+    data = copy.deepcopy(EZHOU)
+    data["deduction_rules"] += [
+        {"id": "not_rectified", "trigger": "missing_submission", "points": "1",
+         "deadline": "rectification_complete", "description": "未整改到位"}]
+    config = rectification_config(parse_campaign(data))
+    assert [rule_id for rule_id, _ in config.not_applied] == ["not_rectified"]
 
 
 def test_deadlines_with_different_due_times_are_refused():
@@ -147,9 +172,9 @@ def test_an_item_past_its_own_deadline_is_overdue_once_and_a_timely_one_never():
 
 
 def test_a_cap_is_data_and_checked():
-    [rule] = s.parse_deduction_rules([{"id": "x", "points": "1", "trigger": "late_report",
+    [rule] = s.parse_deduction_rules([{"id": "x", "points": "1", "trigger": "late_submission",
                                        "max_points": 3}])
     assert rule.max_points == Decimal(3)
     with pytest.raises(ValueError):
-        s.parse_deduction_rules([{"id": "x", "points": "1", "trigger": "late_report",
+        s.parse_deduction_rules([{"id": "x", "points": "1", "trigger": "late_submission",
                                   "max_points": "0"}])

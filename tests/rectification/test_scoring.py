@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -27,11 +27,11 @@ SUPERVISION = dict(is_working_day=CAMPAIGN.is_working_day, rules=RULES,
                    yellow_working_days=CONFIG.yellow_working_days)
 # The hand-computed example's own scale (the campaign file's is checked in test_api_reports.py).
 HAND_COMPUTED_RULES = s.parse_deduction_rules([
-    {"id": "late_report", "points": "2", "trigger": "late_report", "description": "报表逾期或未报"},
+    {"id": "late_report", "points": "2", "trigger": "late_submission", "description": "报表逾期或未报"},
     {"id": "open_at_deadline", "points": "1", "trigger": "item_open_at", "date": "2024-05-07",
      "description": "5月7日仍未整改到位的问题"},
-    {"id": "missing_typical_case", "points": "3", "trigger": "missing_typical_case",
-     "description": "5月31日前未报送典型案例"},
+    {"id": "missing_typical_case", "points": "3", "trigger": "missing_submission",
+     "deadline": "typical_case", "description": "5月31日前未报送典型案例"},
 ])
 
 
@@ -41,6 +41,7 @@ class Campaign:
     def __init__(self) -> None:
         self.desk = Desk()
         self.reports: dict[str, d.ReportState] = {}
+        self.liaisons: dict[str, datetime] = {}     # when each unit's 附件1 was complete
 
     def item(self, unit: str, registered, *, closed=None, withdrawn=None) -> uuid.UUID:
         pid = self.desk.register(reporter(unit), registered, unit=unit)
@@ -68,6 +69,13 @@ class Campaign:
             now=when, rules=RULES)
         self.reports[report.report_id] = d.fold_report(report, events)
 
+    def work_plan(self, unit: str, when) -> None:
+        report = d.new_report(d.work_plan_report_id(unit), e.ReportKind.WORK_PLAN, unit)
+        events = d.decide_submit_work_plan(
+            report, c.SubmitWorkPlan(unit=unit, text="工作计划"), actor=reporter(unit), now=when,
+            rules=RULES)
+        self.reports[report.report_id] = d.fold_report(report, events)
+
     def typical_case(self, unit: str, when) -> None:
         case_id = uuid.uuid4()
         report = d.new_report(d.typical_case_report_id(unit, case_id), e.ReportKind.TYPICAL_CASE, unit,
@@ -78,6 +86,10 @@ class Campaign:
         self.reports[report.report_id] = d.fold_report(report, events)
 
     def all_reports(self, unit: str, *, skip: tuple[str, ...] = (), monthly_03=at(2024, 3, 20)) -> None:
+        if "liaisons" not in skip:
+            self.liaisons[unit] = at(2024, 3, 5)
+        if "wp" not in skip:
+            self.work_plan(unit, at(2024, 3, 5))
         if "03" not in skip:
             self.monthly(unit, "2024-03", monthly_03)
         if "04" not in skip:
@@ -126,7 +138,8 @@ def run_deductions(camp: Campaign, scores: dict[str, s.ScoreState], now=NOW) -> 
     decided = []
     for unit in UNITS:
         occurrences = s.triggers_due(unit, items=camp.desk.items(), reports=camp.reports.values(),
-                                     now=now, deduction_rules=HAND_COMPUTED_RULES, rules=RULES)
+                                     now=now, deduction_rules=HAND_COMPUTED_RULES, rules=RULES,
+                                     liaisons_at=camp.liaisons.get(unit))
         events = s.decide_deductions(scores[unit], occurrences, HAND_COMPUTED_RULES)
         for event in events:
             scores[unit] = s.evolve_score(scores[unit], event)
@@ -158,7 +171,7 @@ def test_the_score_board_matches_the_hand_computed_example():
         ("gedian", "late_report", "gedian-monthly_list-2024-04", "2"),
     ])
     progress = {unit: s.unit_progress(unit, camp.desk.items(), camp.reports.values(), now=NOW,
-                                      **SUPERVISION)
+                                      liaisons_at=camp.liaisons.get(unit), **SUPERVISION)
                 for unit in UNITS}
     board = s.score_board(UNITS, scores, progress)
     assert [(row.rank, row.unit, row.score, row.closure_rate) for row in board] == [
@@ -173,17 +186,17 @@ def test_the_score_board_matches_the_hand_computed_example():
 def test_progress_counts_per_unit_match_the_hand_computed_example():
     camp, _ = hand_computed_campaign()
     progress = {unit: s.unit_progress(unit, camp.desk.items(), camp.reports.values(), now=NOW,
-                                      **SUPERVISION)
+                                      liaisons_at=camp.liaisons.get(unit), **SUPERVISION)
                 for unit in UNITS}
     assert progress["echeng"] == s.UnitProgress(
         unit="echeng", registered=4, withdrawn=1, open=0, closed=3, overdue=0, reopened=0,
-        closure_rate=Fraction(1), late_reports=0, missing_reports=0, light=L.GREEN)
+        closure=s.ClosureRate(3, 3), late_reports=0, missing_reports=0, light=L.GREEN)
     assert progress["huarong"] == s.UnitProgress(
         unit="huarong", registered=3, withdrawn=0, open=1, closed=2, overdue=1, reopened=0,
-        closure_rate=Fraction(2, 3), late_reports=1, missing_reports=0, light=L.RED)
+        closure=s.ClosureRate(2, 3), late_reports=1, missing_reports=0, light=L.RED)
     assert progress["gedian"] == s.UnitProgress(
         unit="gedian", registered=2, withdrawn=0, open=0, closed=1, overdue=0, reopened=1,
-        closure_rate=Fraction(1, 2), late_reports=0, missing_reports=1, light=L.RED)
+        closure=s.ClosureRate(1, 2), late_reports=0, missing_reports=1, light=L.RED)
     assert progress["liangzihu"].missing_reports == 1 and progress["liangzihu"].light is L.RED
     assert progress["linkong"].light is L.GREEN
 
@@ -200,16 +213,19 @@ def test_the_same_trigger_never_deducts_twice():
 
 def test_a_missing_list_then_submitted_late_is_deducted_once():
     camp = Campaign()
+    camp.work_plan("echeng", at(2024, 3, 5))
     score = s.ScoreState("echeng")
     rules = HAND_COMPUTED_RULES
     missing = s.triggers_due("echeng", items=[], reports=camp.reports.values(), now=at(2024, 3, 26),
-                             deduction_rules=rules, rules=RULES)
+                             deduction_rules=rules, rules=RULES, liaisons_at=at(2024, 3, 5))
     [deducted] = s.decide_deductions(score, missing, rules)
+    assert deducted.reason == "报表逾期或未报：3月问题整改清单(附件2)截至报送期限2024年3月25日未报送"
     score = s.evolve_score(score, deducted)
     camp.monthly("echeng", "2024-03", at(2024, 3, 27))
     late = s.triggers_due("echeng", items=[], reports=camp.reports.values(), now=at(2024, 3, 27),
-                          deduction_rules=rules, rules=RULES)
+                          deduction_rules=rules, rules=RULES, liaisons_at=at(2024, 3, 5))
     assert [o.ref for o in late] == [deducted.trigger_ref]
+    assert late[0].reason == "3月问题整改清单(附件2)于2024年3月27日 10:00报送，晚于报送期限2024年3月25日"
     assert s.decide_deductions(score, late, rules) == []
 
 
@@ -222,12 +238,12 @@ def test_an_open_item_is_only_judged_after_the_rules_day_has_ended():
                             deduction_rules=rules, rules=RULES)
     after = s.triggers_due("echeng", items=camp.desk.items(), reports=[], now=at(2024, 5, 8, 0, 0, 0),
                            deduction_rules=rules, rules=RULES)
-    assert [o.trigger for o in before] == [s.Trigger.LATE_REPORT, s.Trigger.LATE_REPORT]  # lists missing
-    assert [o.trigger for o in after][-1] is s.Trigger.ITEM_OPEN_AT
+    assert before == []
+    assert [o.trigger for o in after] == [s.Trigger.ITEM_OPEN_AT]
 
 
 def test_deduction_events_get_stable_ids():
-    event = e.PointsDeducted(unit="echeng", points="2", rule_id="late_report",
+    event = e.PointsDeducted(unit="echeng", points="2", rule_id="late_submission",
                              trigger_ref="echeng-monthly_list-2024-03", reason="x", decided_by="system")
     assert s.deduction_event_id(event) == s.deduction_event_id(event.model_copy(update={"reason": "y"}))
 
@@ -251,16 +267,17 @@ def test_discretionary_deductions_are_city_admins_with_a_reason_and_idempotent()
 
 
 def test_deduction_rules_are_data_and_are_checked():
-    [rule] = s.parse_deduction_rules([{"id": "late", "points": 2, "trigger": "late_report"}])
-    assert rule.points == Decimal(2) and rule.trigger is s.Trigger.LATE_REPORT
+    [rule] = s.parse_deduction_rules([{"id": "late", "points": 2, "trigger": "late_submission"}])
+    assert rule.points == Decimal(2) and rule.trigger is s.Trigger.LATE_SUBMISSION
     bad = [
-        [{"id": "x", "points": 1.5, "trigger": "late_report"}],          # a float
-        [{"id": "x", "points": "-1", "trigger": "late_report"}],
+        [{"id": "x", "points": 1.5, "trigger": "late_submission"}],          # a float
+        [{"id": "x", "points": "-1", "trigger": "late_submission"}],
         [{"id": "x", "points": "1", "trigger": "item_open_at"}],         # no date
+        [{"id": "x", "points": "1", "trigger": "missing_submission"}],   # no deadline
         [{"id": "x", "points": "1", "trigger": "nonsense"}],
-        [{"id": "x", "points": "1", "trigger": "late_report", "colour": "red"}],
-        [{"id": "x", "points": "1", "trigger": "late_report"}] * 2,
-        [{"id": "discretionary", "points": "1", "trigger": "late_report"}],
+        [{"id": "x", "points": "1", "trigger": "late_submission", "colour": "red"}],
+        [{"id": "x", "points": "1", "trigger": "late_submission"}] * 2,
+        [{"id": "discretionary", "points": "1", "trigger": "late_submission"}],
     ]
     for data in bad:
         with pytest.raises(ValueError):
@@ -308,14 +325,18 @@ def test_the_calendar_knows_2024_holidays_and_swapped_working_days():
 
 def test_a_unit_turns_yellow_before_a_report_is_due_and_green_once_it_is_in():
     camp = Campaign()
-    def light(reports, now):
-        return s.unit_progress("echeng", [], reports, now=now, **SUPERVISION).light
+    camp.work_plan("echeng", at(2024, 3, 5))
+    phase_1 = list(camp.reports.values())
 
-    assert light([], at(2024, 3, 20)) is L.GREEN  # 20,21,22,25
-    assert light([], at(2024, 3, 21)) is L.YELLOW
+    def light(reports, now):
+        return s.unit_progress("echeng", [], reports, now=now, liaisons_at=at(2024, 3, 5),
+                               **SUPERVISION).light
+
+    assert light(phase_1, at(2024, 3, 20)) is L.GREEN  # 20,21,22,25
+    assert light(phase_1, at(2024, 3, 21)) is L.YELLOW
     camp.monthly("echeng", "2024-03", at(2024, 3, 21))
     assert light(camp.reports.values(), at(2024, 3, 21)) is L.GREEN
-    assert light([], at(2024, 3, 26)) is L.RED
+    assert light(phase_1, at(2024, 3, 26)) is L.RED
 
 
 def test_closure_rate_leaves_out_withdrawn_items_and_is_undefined_without_items():

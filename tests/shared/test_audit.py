@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import shared.audit_db as audit_db
 import shared.audit_file as audit_file
 import shared.audit_workers as audit_workers
+from tests.faults import eventually
 from shared.audit_cli import cli
 from shared.canonical import canonical_json, sha256
 from shared.merkle import Frontier, leaf_hash, ledger_entry
@@ -61,6 +62,9 @@ async def log(database, pg_store, tmp_path) -> Log:
     folder = tmp_path / "checkpoints"
     for n in range(EVENTS):
         await pg_store.append([event(f"example-{n % 3}", n)])
+    # Sequence only once every event is past the horizon (shared by the whole server: another
+    # test's open transaction holds it back), so checkpoints fall at exactly 5, 10, … entries.
+    await eventually(lambda: _all_visible(pg_store), timeout=60, what="every event committed")
     sequencer = Sequencer(database, signer, folder, checkpoint_every_events=CHECKPOINT_EVERY,
                           batch_size=CHECKPOINT_EVERY, role="lookback_sequencer")
     deadline = time.monotonic() + 20
@@ -75,6 +79,10 @@ async def log(database, pg_store, tmp_path) -> Log:
         await sequencer.close()
     return Log(database, public_key_to_text(signer.public_key), folder, root,
                private_key_to_text(signer.private_key))
+
+
+async def _all_visible(store) -> bool:
+    return len(await store.read_committed((0, 0), limit=EVENTS + 1)) == EVENTS
 
 
 async def lookback(*args: str):

@@ -39,9 +39,11 @@ from services.rectification import events as e
 from services.rectification.domain.counter import UnitSequenceState, evolve_sequence
 from services.rectification.domain.problems import (
     OPEN_STATUSES,
+    STATUS_LABELS,
     PendingExtension,
     ProblemState,
     ProblemStatus,
+    close_out_deciders_zh,
     decide_extension,
     decide_request_close_out,
     decide_request_extension,
@@ -52,13 +54,14 @@ from services.rectification.domain.problems import (
     evolve,
     find_evidence_reuse,
     is_overdue,
+    may_judge_close_out,
     may_verify,
     problem_list_rows,
+    requester_is_the_units_reviewer,
     was_open_at,
 )
 from services.rectification.domain.registration import (
-    LEDGER_DETAIL_TEXT,
-    LEDGER_REASON_TEXT,
+    UNKNOWN_PROJECT_ZH,
     blocking_ledger_items,
     decide_open_finding_item,
     decide_open_ledger_item,
@@ -72,6 +75,8 @@ from services.rectification.domain.registration import (
     registration_for_ledger_entry,
 )
 from services.rectification.domain.reports import (
+    NO_REPORT_ZH,
+    REPORT_STATUS_LABELS,
     ReportState,
     ReportStatus,
     decide_return_monthly_list,
@@ -79,16 +84,20 @@ from services.rectification.domain.reports import (
     decide_submit_monthly_list,
     decide_submit_self_inspection_report,
     decide_submit_typical_case,
+    decide_submit_work_plan,
     evolve_report,
     fold_report,
     new_report,
     report_initial,
 )
 from services.rectification.domain.rules import (
+    ROLE_LABELS,
     FourEyesError,
     InvalidCommandError,
     ProjectRef,
     RectificationRules,
+    Submission,
+    SubmissionKind,
     monthly_list_report_id,
     problem_stream_id,
     report_stream_id,
@@ -96,12 +105,20 @@ from services.rectification.domain.rules import (
     self_inspection_report_id,
     typical_case_report_id,
     unit_stream_id,
+    work_plan_report_id,
+    zh_date,
+    zh_datetime,
+    zh_deadline,
 )
 from shared.messages import Event
 from shared.pipeline import StreamSpec
 
 __all__ = [
-    "LEDGER_DETAIL_TEXT", "LEDGER_REASON_TEXT", "OPEN_STATUSES", "FourEyesError",
+    "NO_REPORT_ZH", "REPORT_STATUS_LABELS", "ROLE_LABELS", "STATUS_LABELS", "Submission", "SubmissionKind",
+    "close_out_deciders_zh", "decide_submit_work_plan", "may_judge_close_out",
+    "requester_is_the_units_reviewer",
+    "work_plan_report_id", "zh_date", "zh_datetime", "zh_deadline",
+    "UNKNOWN_PROJECT_ZH", "OPEN_STATUSES", "FourEyesError",
     "InvalidCommandError", "PendingExtension", "ProblemState", "ProblemStatus", "ProjectRef",
     "RectificationRules", "ReportState", "ReportStatus", "UnitSequenceState",
     "blocking_ledger_items", "decide_extension", "decide_open_finding_item",
@@ -138,8 +155,8 @@ def stream_id_for(event: Event) -> str:
     table routes the events of a multi-stream decision."""
     if isinstance(event, e.SeqNoAllocated):
         return unit_stream_id(event.unit)
-    if isinstance(event, e.PointsDeducted):
-        return score_stream_id(event.unit)
+    if isinstance(event, e.SCORE_EVENTS):
+        return score_stream_id(event.unit)  # type: ignore[attr-defined]
     if isinstance(event, e.REPORT_EVENTS):
         return report_stream_id(event.report_id)  # type: ignore[attr-defined]
     if isinstance(event, e.PROBLEM_EVENTS):

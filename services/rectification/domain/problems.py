@@ -10,6 +10,9 @@
 
 Registering an item (by people, by a 反弹, or automatically) also takes the unit's next 序号, so
 it lives in registration.py with the counter.
+
+The module stays whole (~460 lines): who decides an item (its own section) and the decisions that
+ask it are one rule read in several places; apart, a decision could drift from the rule.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from services.rectification.domain.rules import (
     require_commander,
     require_own_unit,
     require_role,
+    zh_date,
 )
 from services.rectification.events import DeadlineKind, ProblemSource
 from shared.errors import ForbiddenError, IllegalTransitionError, NotFoundError
@@ -81,6 +85,7 @@ class ProblemState:
     registered_at: datetime | None = None
     plan: str | None = None
     close_out_requested_by: str | None = None
+    close_out_requester_role: str | None = None
     evidence_text: str | None = None
     evidence_hashes: tuple[str, ...] = ()
     flagged_hashes: tuple[str, ...] = ()
@@ -111,12 +116,16 @@ def require_registered(state: ProblemState) -> uuid.UUID:
     """The item's id; NotFoundError while it is not registered."""
     if not state.is_registered or state.problem_id is None:
         raise NotFoundError(f"problem {state.problem_id} is not registered" if state.problem_id
-                            else "problem is not registered")
+                            else "problem is not registered",
+                            zh="未找到该问题，请确认问题编号；问题须先登记。")
     return state.problem_id
 
 
 def illegal(state: ProblemState, what: str) -> IllegalTransitionError:
-    return IllegalTransitionError(f"cannot {what}: problem {state.problem_id} is {state.status}")
+    label = STATUS_LABELS.get(state.status, "未登记") if state.status else "未登记"
+    return IllegalTransitionError(
+        f"cannot {what}: problem {state.problem_id} is {state.status}",
+        zh=f"该问题当前为「{label}」，不能{WHAT_ZH.get(what, '进行此操作')}，请刷新后按当前状态办理。")
 
 
 def require_status(state: ProblemState, allowed: Collection[ProblemStatus], what: str) -> None:
@@ -124,29 +133,92 @@ def require_status(state: ProblemState, allowed: Collection[ProblemStatus], what
         raise illegal(state, what)
 
 
+# What each status is called on screen and paper (the vocabulary of the life cycle).
+STATUS_LABELS: Mapping[ProblemStatus | None, str] = {
+    ProblemStatus.REGISTERED: "已登记",
+    ProblemStatus.IN_RECTIFICATION: "整改中",
+    ProblemStatus.CLOSE_OUT_REQUESTED: "已申请销号",
+    ProblemStatus.CLOSED: "已销号",
+    ProblemStatus.REOPENED: "已反弹",
+    ProblemStatus.WITHDRAWN: "已撤销",
+}
+WHAT_ZH = {
+    "start rectification": "开始整改",
+    "request close-out": "申请销号",
+    "verify close-out": "核验销号",
+    "return close-out": "退回销号申请",
+    "request an extension": "申请延期",
+    "withdraw": "撤销",
+    "reopen": "登记反弹",
+    "register it again": "重复登记",
+}
+
 DISTRICT_ROLES = (Role.DISTRICT_REPORTER, Role.DISTRICT_REVIEWER)
 WORKERS = (*DISTRICT_ROLES, Role.CITY_ADMIN)  # start, request close-out, request extension
 
 
+# ------------------------------------------------------------------------------------------
+# Who decides an item (DOMAIN.md §4; docs/adr/0012): every item always has someone who can.
+#
+#   a district-found item (self-inspection, 台账): the unit's district_reviewer; when the
+#       requester IS a reviewer of the unit (a small unit may have only one), the city bureau
+#       (city_admin) decides too (another reviewer of the unit still may);
+#   a city-found item: an inspector;
+#   nobody ever decides what they asked for themselves (FourEyesError).
+# Extensions and withdrawals: the same authority, or city_admin whoever asked (the city runs the
+# campaign's calendar and its register), never the one who asked / registered.
+
+
 def may_verify(state: ProblemState, actor: Actor) -> bool:
-    """The verifying authority of an item: the unit's district_reviewer for district-found items,
+    """The item's own verifying authority: the unit's district_reviewer for district-found items,
     an inspector for city-found ones. (Four-eyes is checked separately.)"""
     if state.source is ProblemSource.CITY:
         return actor.role is Role.INSPECTOR
     return actor.role is Role.DISTRICT_REVIEWER and actor.unit == state.unit
 
 
-def _require_verifier(state: ProblemState, actor: Actor, what: str) -> None:
-    if not may_verify(state, actor):
+def requester_is_the_units_reviewer(state: ProblemState) -> bool:
+    """The close-out of a district-found item was asked for by a reviewer of the unit (or by an
+    unknown role: events recorded before the role was carried), so the city bureau decides."""
+    if state.source is ProblemSource.CITY:
+        return False
+    return state.close_out_requester_role in (None, str(Role.DISTRICT_REVIEWER))
+
+
+def may_judge_close_out(state: ProblemState, actor: Actor) -> bool:
+    """Verify or return a close-out (four-eyes aside): the verifying authority, or city_admin when
+    the requester is the unit's own reviewer."""
+    return may_verify(state, actor) or (actor.role is Role.CITY_ADMIN
+                                        and requester_is_the_units_reviewer(state))
+
+
+def close_out_deciders_zh(state: ProblemState) -> str:
+    """Who decides this item's close-out, as the message to the person who may not."""
+    if state.source is ProblemSource.CITY:
+        return "市级检查发现的问题由市检查组人员核验销号"
+    if requester_is_the_units_reviewer(state):
+        return "本单位审核人申请的销号，由市民政局（管理员）或本单位其他审核人核验"
+    return "本单位自查及台账问题由本单位审核人核验销号"
+
+
+def _require_close_out_judge(state: ProblemState, actor: Actor, what: str) -> None:
+    if not may_judge_close_out(state, actor):
         needed = ("an inspector" if state.source is ProblemSource.CITY
-                  else f"the district_reviewer of {state.unit}")
+                  else f"the district_reviewer of {state.unit}"
+                  + (" or city_admin" if requester_is_the_units_reviewer(state) else ""))
         raise ForbiddenError(f"{what} of a {state.source}-found item needs {needed}; "
-                             f"{actor.role} of {actor.unit or 'the city'} may not")
+                             f"{actor.role} of {actor.unit or 'the city'} may not",
+                             zh=f"{close_out_deciders_zh(state)}，您的角色无权办理。")
 
 
 def _require_verifier_or_city_admin(state: ProblemState, actor: Actor, what: str) -> None:
-    if actor.role is not Role.CITY_ADMIN:
-        _require_verifier(state, actor, what)
+    if actor.role is not Role.CITY_ADMIN and not may_verify(state, actor):
+        needed = ("an inspector" if state.source is ProblemSource.CITY
+                  else f"the district_reviewer of {state.unit}")
+        who = "市检查组人员" if state.source is ProblemSource.CITY else "本单位审核人"
+        raise ForbiddenError(f"{what} of a {state.source}-found item needs {needed} or city_admin; "
+                             f"{actor.role} of {actor.unit or 'the city'} may not",
+                             zh=f"此事项由{who}或市民政局（管理员）审批，您的角色无权办理。")
 
 
 # ------------------------------------------------------------------------------------------
@@ -179,7 +251,8 @@ def decide_request_close_out(state: ProblemState, cmd: c.RequestCloseOut, *, act
     require_role(actor, WORKERS, "requesting close-out")
     requested: list[Event] = [e.CloseOutRequested(
         problem_id=problem_id, unit=state.unit, evidence_text=cmd.evidence_text,
-        attachment_hashes=cmd.attachment_hashes, requested_by=actor.id, requested_at=now)]
+        attachment_hashes=cmd.attachment_hashes, requested_by=actor.id, requested_at=now,
+        requester_role=str(actor.role))]
     flags = find_evidence_reuse(problem_id, state.unit, cmd.attachment_hashes,
                                 evidence_index or {})
     return requested + list(flags)
@@ -208,9 +281,10 @@ def decide_verify_close_out(state: ProblemState, cmd: c.VerifyCloseOut, *, actor
     problem_id = require_registered(state)
     require_own_unit(actor, state.unit)
     require_status(state, {ProblemStatus.CLOSE_OUT_REQUESTED}, "verify close-out")
-    _require_verifier(state, actor, "verifying close-out")
+    _require_close_out_judge(state, actor, "verifying close-out")
     if actor.id == state.close_out_requested_by:
-        raise FourEyesError("the close-out must be verified by someone other than its requester")
+        raise FourEyesError("the close-out must be verified by someone other than its requester",
+                            zh=f"不能核验自己申请的销号：{close_out_deciders_zh(state)}。")
     return [e.CloseOutVerified(problem_id=problem_id, unit=state.unit, verified_by=actor.id,
                                verifier_role=str(actor.role), conclusion=cmd.conclusion,
                                verified_at=now)]
@@ -223,9 +297,10 @@ def decide_return_close_out(state: ProblemState, cmd: c.ReturnCloseOut, *, actor
     problem_id = require_registered(state)
     require_own_unit(actor, state.unit)
     require_status(state, {ProblemStatus.CLOSE_OUT_REQUESTED}, "return close-out")
-    _require_verifier(state, actor, "returning close-out")
+    _require_close_out_judge(state, actor, "returning close-out")
     if actor.id == state.close_out_requested_by:
-        raise FourEyesError("a close-out request is judged by someone other than its requester")
+        raise FourEyesError("a close-out request is judged by someone other than its requester",
+                            zh=f"不能退回自己申请的销号：{close_out_deciders_zh(state)}。")
     return [e.CloseOutReturned(problem_id=problem_id, unit=state.unit, reason=cmd.reason,
                                returned_by=actor.id)]
 
@@ -241,11 +316,13 @@ def decide_request_extension(state: ProblemState, cmd: c.RequestExtension, *, ac
     if state.pending_extension is not None:
         raise IllegalTransitionError(
             f"cannot request an extension: problem {state.problem_id} is {state.status} with an "
-            f"extension request pending")
+            f"extension request pending",
+            zh="该问题已有一项延期申请待审批，请待审批后再申请。")
     assert state.deadline is not None
     if cmd.new_deadline <= state.deadline:
         raise InvalidCommandError(
-            f"an extension must move the deadline later than {state.deadline}")
+            f"an extension must move the deadline later than {state.deadline}",
+            zh=f"延期后的整改限期须晚于现整改限期（{zh_date(state.deadline)}）。")
     return [e.ExtensionRequested(problem_id=problem_id, unit=state.unit,
                                  current_deadline=state.deadline, new_deadline=cmd.new_deadline,
                                  reason=cmd.reason, requested_by=actor.id)]
@@ -262,10 +339,13 @@ def decide_extension(state: ProblemState, cmd: c.DecideExtension, *, actor: Acto
     if not state.is_open or pending is None:
         raise IllegalTransitionError(
             f"cannot decide an extension: problem {state.problem_id} is {state.status} with no "
-            f"extension request pending")
+            f"extension request pending",
+            zh="该问题没有待审批的延期申请。")
     _require_verifier_or_city_admin(state, actor, "deciding an extension")
     if actor.id == pending.requested_by:
-        raise FourEyesError("an extension is decided by someone other than its requester")
+        raise FourEyesError("an extension is decided by someone other than its requester",
+                            zh="不能审批自己提出的延期申请，请由本单位其他审核人、市检查组人员"
+                               "（市级发现的问题）或市民政局审批。")
     assert state.deadline is not None
     return [e.ExtensionDecided(
         problem_id=problem_id, unit=state.unit, approved=cmd.approved,
@@ -284,7 +364,9 @@ def decide_withdraw_problem(state: ProblemState, cmd: c.WithdrawProblem, *, acto
     require_status(state, {ProblemStatus.REGISTERED, ProblemStatus.IN_RECTIFICATION}, "withdraw")
     _require_verifier_or_city_admin(state, actor, "approving a withdrawal")
     if actor.id == state.registered_by:
-        raise FourEyesError("a withdrawal is approved by someone other than the registrant")
+        raise FourEyesError("a withdrawal is approved by someone other than the registrant",
+                            zh="不能审批撤销自己登记的问题，请由本单位其他审核人、市检查组人员"
+                               "（市级发现的问题）或市民政局审批。")
     return [e.ProblemWithdrawn(problem_id=problem_id, unit=state.unit, reason=cmd.reason,
                                approved_by=actor.id, approver=actor.name, withdrawn_at=now)]
 
@@ -312,6 +394,7 @@ def evolve(state: ProblemState, event: Event) -> ProblemState:
         case e.CloseOutRequested():
             return replace(state, status=ProblemStatus.CLOSE_OUT_REQUESTED,
                            close_out_requested_by=event.requested_by,
+                           close_out_requester_role=event.requester_role,
                            evidence_text=event.evidence_text,
                            evidence_hashes=event.attachment_hashes)
         case e.EvidenceReuseFlagged():
@@ -322,7 +405,8 @@ def evolve(state: ProblemState, event: Event) -> ProblemState:
                            pending_extension=None)
         case e.CloseOutReturned():
             return replace(state, status=ProblemStatus.IN_RECTIFICATION,
-                           close_out_requested_by=None, times_returned=state.times_returned + 1)
+                           close_out_requested_by=None, close_out_requester_role=None,
+                           times_returned=state.times_returned + 1)
         case e.ExtensionRequested():
             return replace(state, pending_extension=PendingExtension(
                 new_deadline=event.new_deadline, reason=event.reason,
@@ -359,9 +443,12 @@ def was_open_at(state: ProblemState, instant: datetime) -> bool:
     return True
 
 
-def problem_list_rows(items: Iterable[ProblemState], *, unit: str) -> tuple[e.ProblemListRow, ...]:
+def problem_list_rows(items: Iterable[ProblemState], *, unit: str,
+                      responsible_leader: str = "") -> tuple[e.ProblemListRow, ...]:
     """The unit's rows of 附件2 by 序号: every item ever registered except withdrawn ones (a gap
-    in 序号 is the honest trace of a withdrawal; numbers are never closed up)."""
+    in 序号 is the honest trace of a withdrawal; numbers are never closed up). 责任人 is the one
+    named for the item, else `responsible_leader`: the unit's 责任领导 (附件1), answerable for
+    what nobody was named for (automatic items start without one)."""
     rows = []
     for item in items:
         if item.unit != unit or not item.is_registered or item.status is ProblemStatus.WITHDRAWN:
@@ -371,7 +458,8 @@ def problem_list_rows(items: Iterable[ProblemState], *, unit: str) -> tuple[e.Pr
             problem_id=item.problem_id, seq_no=item.seq_no, township=item.township,
             project_name=item.project_name, project_year=item.project_year,
             description=item.description, deadline=item.deadline,
-            deadline_kind=item.deadline_kind, responsible_person=item.responsible_person,
+            deadline_kind=item.deadline_kind,
+            responsible_person=item.responsible_person or responsible_leader,
             status=str(item.status)))
     return tuple(sorted(rows, key=lambda row: row.seq_no))
 

@@ -7,7 +7,7 @@ counter and writes both, in one append (see counter.py for why numbers never rep
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import date, datetime, timedelta
 
 from services.rectification import commands as c
@@ -28,10 +28,14 @@ from services.rectification.domain.rules import (
     require_commander,
     require_own_unit,
     require_role,
+    zh_date,
 )
 from services.rectification.events import DeadlineKind, ProblemSource
+from services.registry.events import describe_reason
 from shared.errors import NotFoundError
 from shared.messages import Actor, Event, Role, deterministic_id
+
+UNKNOWN_PROJECT_ZH = "未找到该项目：问题须登记在项目库中已有的项目下，请先核对项目编号。"
 
 
 def ledger_problem_id(ledger_entry_id: uuid.UUID | str) -> uuid.UUID:
@@ -57,7 +61,8 @@ def _deadline_for(kind: DeadlineKind, deadline: date | None, *, today: date,
         return today + timedelta(days=rules.immediate_days)
     assert deadline is not None  # the command's validator guarantees it
     if deadline < today:
-        raise InvalidCommandError(f"整改限期 {deadline} is before the registration day {today}")
+        raise InvalidCommandError(f"整改限期 {deadline} is before the registration day {today}",
+                                  zh=f"整改限期（{zh_date(deadline)}）不能早于登记日（{zh_date(today)}）。")
     return deadline
 
 
@@ -78,7 +83,8 @@ def decide_register_problem(
     """
     require_commander(actor)
     if project is None:
-        raise NotFoundError(f"unknown project {cmd.project_id}: a problem needs a known project")
+        raise NotFoundError(f"unknown project {cmd.project_id}: a problem needs a known project",
+                            zh=UNKNOWN_PROJECT_ZH)
     if project.project_id != cmd.project_id:
         raise ValueError("the project given does not match the command")
     if sequence.unit != project.unit:
@@ -94,7 +100,8 @@ def decide_register_problem(
     if cmd.problem_id in sequence.allocations:
         return []
     if cmd.source is ProblemSource.LEDGER and not cmd.ledger_reason:
-        raise InvalidCommandError("a ledger item needs the ledger reason")
+        raise InvalidCommandError("a ledger item needs the ledger reason",
+                                  zh="台账问题须写明列入台账的原因。")
     today = rules.local_date(now)
     deadline = _deadline_for(cmd.deadline_kind, cmd.deadline, today=today, rules=rules)
     seq_no = sequence.last_seq_no + 1
@@ -127,7 +134,8 @@ def decide_reopen_problem(
     if sequence.unit != state.unit:
         raise ValueError(f"counter of unit {sequence.unit} given for an item of {state.unit}")
     if cmd.new_problem_id in sequence.allocations or cmd.new_problem_id == state.problem_id:
-        raise InvalidCommandError(f"problem id {cmd.new_problem_id} is already taken")
+        raise InvalidCommandError(f"problem id {cmd.new_problem_id} is already taken",
+                                  zh="新问题编号已被使用，请重新提交（系统会生成新的编号）。")
     source = ProblemSource.SELF_INSPECTION if actor.role.is_district else ProblemSource.CITY
     today = rules.local_date(now)
     deadline = _deadline_for(cmd.deadline_kind, cmd.deadline, today=today, rules=rules)
@@ -151,21 +159,17 @@ def decide_reopen_problem(
 # ------------------------------------------------------------------------------------------
 # Automatic items (from registry and inspection events)
 
-LEDGER_REASON_TEXT = {
-    "not_operating": "项目未投入运营",
-    "underperforming": "项目运营不佳，作用发挥不够",
-}
-LEDGER_DETAIL_TEXT = {
-    "fewer_than_min_services": "专业养老服务不足3项",
-    "no_meal_assistance": "未开展助餐服务",
-}
+# Reason code -> Chinese: the registry's own words (its public contract, services/registry/events.py);
+# the service passes one bound to the campaign file (its minimum of services, its service names).
+ReasonDescriber = Callable[[str], str]
 
 
-def ledger_description(reason: str, reason_details: Iterable[str] = ()) -> str:
-    """存在的问题隐患 of a ledger item, from the registry's reason codes (unknown codes as is)."""
-    text = LEDGER_REASON_TEXT.get(reason, reason)
-    details = [LEDGER_DETAIL_TEXT.get(code, code) for code in reason_details]
-    return f"列入台账：{text}" + (f"（{'；'.join(details)}）" if details else "")
+def ledger_description(reason: str, reason_details: Iterable[str] = (), *,
+                       describe: ReasonDescriber = describe_reason) -> str:
+    """存在的问题隐患 of a ledger item, in Chinese, from the registry's reason codes: the reason,
+    then the details that say more than the reason itself."""
+    details = [describe(code) for code in dict.fromkeys(reason_details) if code != reason]
+    return f"列入台账：{describe(reason)}" + (f"（{'；'.join(details)}）" if details else "")
 
 
 def open_ledger_keys(items: Iterable[ProblemState]) -> set[tuple[str, str]]:
@@ -187,6 +191,7 @@ def registration_for_ledger_entry(
     *, ledger_entry_id: uuid.UUID | str, project_id: str, reason: str,
     open_ledger_items: Collection[tuple[str, str]], now: datetime,
     reason_details: Iterable[str] = (), rules: RectificationRules,
+    describe: ReasonDescriber = describe_reason,
 ) -> c.RegisterProblem | None:
     """A registry LedgerEntryAdded (entry_id, project_id, reason, reason_details) opens an item
     (source = ledger) unless one is already open for the same project and reason
@@ -198,7 +203,7 @@ def registration_for_ledger_entry(
     immediate = today > rules.ledger_item_deadline
     return c.RegisterProblem(
         problem_id=ledger_problem_id(ledger_entry_id), project_id=project_id,
-        description=ledger_description(reason, reason_details),
+        description=ledger_description(reason, reason_details, describe=describe),
         deadline_kind=DeadlineKind.IMMEDIATE if immediate else DeadlineKind.DATE,
         deadline=None if immediate else rules.ledger_item_deadline,
         source=ProblemSource.LEDGER, source_ref=str(ledger_entry_id), ledger_reason=reason)
@@ -213,9 +218,11 @@ def registration_for_finding(
     from the finding id (exactly once under redelivery). `project`: this service's view of the
     project; a handler that has not seen it may build one from the finding's own project fields."""
     if project is None:
-        raise NotFoundError(f"unknown project {project_id}: a finding needs a known project")
+        raise NotFoundError(f"unknown project {project_id}: a finding needs a known project",
+                            zh=UNKNOWN_PROJECT_ZH)
     if project.unit != unit:
-        raise InvalidCommandError(f"finding says unit {unit}, the project belongs to {project.unit}")
+        raise InvalidCommandError(f"finding says unit {unit}, the project belongs to {project.unit}",
+                                  zh="检查发现所填单位与项目所属单位不一致，请核对。")
     immediate = deadline is None or deadline < rules.local_date(now)
     return c.RegisterProblem(
         problem_id=finding_problem_id(finding_id), project_id=project_id, description=text,
@@ -227,13 +234,14 @@ def registration_for_finding(
 def decide_open_ledger_item(
     state: ProblemState, sequence: UnitSequenceState, cmd: c.OpenLedgerItem, *,
     ledger_items: Iterable[ProblemState], actor: Actor, now: datetime, rules: RectificationRules,
+    describe: ReasonDescriber = describe_reason,
 ) -> list[Event]:
     """A 台账 entry registers its item (`registration_for_ledger_entry`), unless one of the
     project's `ledger_items` is still open for the same reason: then nothing happens."""
     registration = registration_for_ledger_entry(
         ledger_entry_id=cmd.entry_id, project_id=cmd.project_id, reason=cmd.reason,
         reason_details=cmd.reason_details, open_ledger_items=open_ledger_keys(ledger_items),
-        now=now, rules=rules)
+        now=now, rules=rules, describe=describe)
     if registration is None:
         return []
     project = ProjectRef(project_id=cmd.project_id, unit=cmd.unit, township=cmd.township,

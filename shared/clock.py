@@ -1,0 +1,119 @@
+"""The clock port: what time it is, and a sleep until a moment that the clock itself can cut short.
+
+A service that acts at moments (send a reminder at 09:00 on a working day) must neither poll nor
+sleep through a change: `sleep_until(moment, wake=…)` returns at the moment, when `wake` is set
+(something changed what the next moment is), or after `at_most` real seconds, whichever is first.
+
+- `SystemClock`: the wall clock (UTC). Long sleeps are cut into naps of at most an hour, so a
+  wall-clock change (NTP, a suspended machine) delays a moment by an hour at worst.
+- `SimulatedClock`: a clock that stands still until told to move (forward only). Moving it wakes
+  every sleeper, which re-checks its moment against the new time: tests and demos run a whole
+  campaign in seconds with the same code that runs in production.
+
+Both are callables returning an aware UTC datetime, so either can be passed wherever the kernel
+takes a plain `Callable[[], datetime]` clock (the service shell, the pipeline, the consumers).
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+MAX_NAP_SECONDS = 3600.0
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime:
+        """Now, aware, in UTC."""
+
+    async def sleep_until(self, moment: datetime | None, *, wake: asyncio.Event | None = None,
+                          at_most: float | None = None) -> None:
+        """Return at `moment` (None: never), when `wake` is set, or after `at_most` seconds of
+        real time, whichever comes first. Does not clear `wake`."""
+
+
+async def _first_of(events: list[asyncio.Event], timeout: float | None) -> None:
+    if not events:
+        events = [asyncio.Event()]   # nothing can wake us: only the timeout ends the wait
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("clock moments must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+class SystemClock:
+    """The wall clock."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep_until(self, moment: datetime | None, *, wake: asyncio.Event | None = None,
+                          at_most: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = None if at_most is None else loop.time() + at_most
+        while True:
+            if wake is not None and wake.is_set():
+                return
+            budget = MAX_NAP_SECONDS
+            if moment is not None:
+                remaining = (_aware(moment) - self()).total_seconds()
+                if remaining <= 0:
+                    return
+                budget = min(budget, remaining)
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return
+                budget = min(budget, left)
+            await _first_of([wake] if wake is not None else [], budget)
+
+
+class SimulatedClock:
+    """A clock that moves only when told to, and only forward."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = _aware(start)
+        self._sleepers: set[asyncio.Event] = set()
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> datetime:
+        """Move to `moment` (never back: what happened cannot un-happen) and wake every sleeper."""
+        moment = _aware(moment)
+        if moment < self._now:
+            raise ValueError(f"a simulated clock only moves forward: {moment.isoformat()} is "
+                             f"before {self._now.isoformat()}")
+        self._now = moment
+        for sleeper in list(self._sleepers):
+            sleeper.set()
+        return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        return self.set(self._now + delta)
+
+    async def sleep_until(self, moment: datetime | None, *, wake: asyncio.Event | None = None,
+                          at_most: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = None if at_most is None else loop.time() + at_most
+        moved = asyncio.Event()
+        self._sleepers.add(moved)
+        try:
+            while moment is None or self._now < _aware(moment):
+                if wake is not None and wake.is_set():
+                    return
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    return
+                moved.clear()
+                await _first_of([moved, *([wake] if wake is not None else [])], left)
+        finally:
+            self._sleepers.discard(moved)
