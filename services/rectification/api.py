@@ -533,7 +533,8 @@ async def public_results(request: Request) -> dict[str, Any]:
     config, now = runtime.deps, runtime.clock()
     units = list(config.units)
     items, reports = await q.items(runtime.pool, units), await q.reports(runtime.pool, units)
-    progress_by_unit = {u: _progress(config, now, u, items, reports) for u in units}
+    liaisons_at = await q.liaisons_complete_at(runtime.pool, units)
+    progress_by_unit = {u: _progress(config, now, u, items, reports, liaisons_at) for u in units}
     board = s.score_board(units, await q.scores(runtime.pool, units), progress_by_unit)
     rows = []
     for row in board:
@@ -542,9 +543,8 @@ async def public_results(request: Request) -> dict[str, Any]:
                      "score": _points(row.score), "registered": unit_progress.registered,
                      "open": unit_progress.open, "closed": unit_progress.closed,
                      "overdue": unit_progress.overdue, "reopened": unit_progress.reopened,
-                     "closure_percent": _percent(row.closure_rate),
-                     "light": str(unit_progress.light)})
-    return {"as_of": now.isoformat(), "units": rows}
+                     **closure_view(row.closure), "light": str(unit_progress.light)})
+    return {"as_of": _json(now, config), "order": s.BOARD_ORDER_ZH, "units": rows}
 
 
 @router.get("/rules", tags=["scores"])

@@ -150,7 +150,7 @@ async def test_evidence_that_is_not_a_photo_or_pdf_is_refused_before_anything_is
                 "csrf": csrf(page.text), "evidence_text": "见附件"},
                 files={"files": (name, content, "image/png")})
             assert answer.status_code == 422 and why in answer.text, answer.text[:300]
-        assert "整改中" in (await client.get(item)).text  # nothing was requested
+        assert 'data-status="in_rectification"' in (await client.get(item)).text  # nothing was filed
         answer = await client.post(f"{item}/request-close-out", data={
             "csrf": csrf(page.text), "evidence_text": "见附件"},
             files={"files": ("ok.png", png(5), "application/octet-stream")})
@@ -170,7 +170,7 @@ async def test_acting_on_another_units_item_is_refused_by_the_service(system):
         answer = await other.post(f"{item}/start", data={"csrf": token, "plan": "越权（示例）"})
         assert answer.status_code == 403
     async with signed_in(system, "reporter-echeng") as again:
-        assert "已登记" in (await again.get(item)).text
+        assert 'data-status="registered"' in (await again.get(item)).text
 
 
 async def test_pages_forbid_loading_anything_from_another_origin(system):

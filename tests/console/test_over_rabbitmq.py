@@ -52,7 +52,7 @@ async def test_a_ledger_item_closed_through_the_console_reaches_the_registry_ove
             answer = await reviewer.post(f"{item}/verify", data={
                 "csrf": await _form(reviewer, item), "conclusion": "核实已运营（示例）"})
             assert answer.status_code == 303
-            assert "已销号" in (await reviewer.get(item)).text
+            assert 'data-status="closed"' in (await reviewer.get(item)).text
 
             async def registry_knows() -> bool:
                 page = (await reviewer.get(f"/projects/{project}")).text

@@ -2,8 +2,6 @@
 deduction and its reason) and its charts, as SVG images of this site."""
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -17,18 +15,11 @@ CHARTS = ("progress", "burndown", "overdue")
 
 @router.get("/board", response_class=HTMLResponse)
 async def board(request: Request, who: Who) -> HTMLResponse:
-    caller = who.caller
-    progress = {u["unit"]: u for u in (await caller.get("rectification", "/progress"))["units"]}
-    ranking = (await caller.get("rectification", "/scores/board"))["board"]
-    rows: list[dict[str, Any]] = []
-    for row in ranking:
-        if row["unit"] not in progress:
-            continue  # a district role sees its own unit's details only
-        score = await caller.get("rectification", f"/scores/{row['unit']}")
-        rows.append({**row, **progress[row["unit"]], "score": row["score"],
-                     "deductions": score.get("deductions", [])})
-    return render(request, "board.html", person=who, rows=rows, ranking=ranking,
-                  charts=CHARTS, stamp=int(now().timestamp()))
+    """The ranking as rectification computes and explains it: each unit's progress, 销号率 as
+    counts and a percentage, its score and every deduction with its rule (and refund)."""
+    body = await who.caller.get("rectification", "/scores/board")
+    return render(request, "board.html", person=who, rows=body["board"], order=body.get("order"),
+                  as_of=body.get("as_of"), charts=CHARTS, stamp=int(now().timestamp()))
 
 
 def _short_names(request: Request) -> dict[str, str]:
