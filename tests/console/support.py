@@ -90,6 +90,7 @@ def system_settings(dsn: str, tmp: Path, **more: Any) -> Settings:
 
 @asynccontextmanager
 async def running_system(dsn: str, tmp: Path, *, clock: Callable[[], datetime] | None = None,
+                         service_kwargs: dict[str, dict[str, Any]] | None = None,
                          **more: Any) -> AsyncIterator[System]:
     settings = system_settings(dsn, tmp, **more)
     if settings.amqp_url is not None:  # every consumer queue before any relay publishes
@@ -99,7 +100,8 @@ async def running_system(dsn: str, tmp: Path, *, clock: Callable[[], datetime] |
     urls = {name: f"http://127.0.0.1:{sock.getsockname()[1]}" for name, sock in sockets.items()}
     kwargs = {"clock": clock} if clock is not None else {}
     apps = {name: service_app(name, settings.model_copy(
-        update={"run_sequencer": name == "registry"}), **kwargs) for name in BACKEND}
+        update={"run_sequencer": name == "registry"}),
+        **{**kwargs, **(service_kwargs or {}).get(name, {})}) for name in BACKEND}
     console = create_console(settings, console=ConsoleSettings(evidence_dir=tmp / "evidence"),
                              service_urls={n: urls[n] for n in BACKEND})
     apps["console"] = console
