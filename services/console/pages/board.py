@@ -38,7 +38,7 @@ async def chart(request: Request, who: Who, name: str) -> Response:
 async def chart_svg(request: Request, who: Person, name: str) -> str:
     caller, campaign = who.caller, state_of(request).campaign
     if name == "burndown":
-        items = (await caller.get("rectification", "/problems"))["items"]
+        items = (await caller.get("rectification", "/problems", {"limit": 1000}))["items"]
         today = now().astimezone(campaign.tz).date()
         return burndown_chart(items, campaign.campaign.starts_on, max(today, campaign.campaign.starts_on))
     units = (await caller.get("rectification", "/progress"))["units"]

@@ -94,7 +94,7 @@ def awaiting_me(item: dict[str, Any], who: Person) -> bool:
 @router.get("/", response_class=HTMLResponse)
 async def desk(request: Request, who: Who) -> HTMLResponse:
     caller = who.caller
-    problems = (await caller.get("rectification", "/problems"))["items"]
+    problems = (await caller.get("rectification", "/problems", {"limit": 1000}))["items"]
     today = now().astimezone(state_of(request).campaign.tz).date()
     open_items = [i for i in problems if i.get("status") in
                   ("registered", "in_rectification", "close_out_requested")]

@@ -32,14 +32,20 @@ DONE_MESSAGES = {
 }
 
 
+PAGE = 100
+
+
 @router.get("/problems", response_class=HTMLResponse)
 async def problems(request: Request, who: Who, unit: str | None = None, status: str | None = None,
-                   overdue: str | None = None, source: str | None = None) -> HTMLResponse:
+                   overdue: str | None = None, source: str | None = None,
+                   page: int = 1) -> HTMLResponse:
+    page = max(page, 1)
     body = await who.caller.get("rectification", "/problems", {
-        "unit": unit, "status": status, "source": source,
-        "overdue": {"yes": "true", "no": "false"}.get(overdue or "")})
-    items = sorted(body["items"], key=lambda i: (i.get("unit", ""), i.get("seq_no", 0)))
-    return render(request, "problems.html", person=who, items=items, as_of=body.get("as_of"),
+        "unit": unit, "status": status, "source": source, "limit": PAGE,
+        "offset": (page - 1) * PAGE, "overdue": {"yes": "true", "no": "false"}.get(overdue or "")})
+    total = int(body.get("total", len(body["items"])))
+    return render(request, "problems.html", person=who, items=body["items"], total=total,
+                  page=page, pages=max(1, -(-total // PAGE)), as_of=body.get("as_of"),
                   filters={"unit": unit or "", "status": status or "", "overdue": overdue or "",
                            "source": source or ""})
 

@@ -54,9 +54,9 @@ async def project(request: Request, who: Who, project_id: str) -> HTMLResponse:
         timeline.append(_line(entry.get("occurred_at"), "项目登记",
                               EVENT_LABELS.get(entry.get("event_type", ""), entry.get("event_type")),
                               entry.get("actor")))
-    items = [i for i in (await who.caller.get("rectification", "/problems",
-                                              {"unit": state["unit"]}))["items"]
-             if i.get("project_id") == project_id]
+    items = (await who.caller.get("rectification", "/problems",
+                                  {"unit": state["unit"], "project_id": project_id,
+                                   "limit": 1000}))["items"]
     for item in items:
         detail = await who.caller.get("rectification", f"/problems/{item['problem_id']}")
         for entry in detail.get("history", []):
