@@ -14,6 +14,7 @@ duplicate finds the inbox row and does nothing. Errors are classified here, in o
 from __future__ import annotations
 
 import enum
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,7 +24,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from shared.envelope import Delivery
-from shared.errors import DomainError, TransientError
+from shared.errors import ConcurrencyError, DomainError, TransientError
 from shared.logging import get_logger
 from shared.messages import SYSTEM_ACTOR, Actor, Command, Event, EventContract, EventRegistry
 from shared.pipeline import reaction_event_ids
@@ -190,13 +191,26 @@ async def handle_in_transaction(conn: asyncpg.Connection, spec: ConsumerSpec, de
 
 
 async def handle(pool: asyncpg.Pool, spec: ConsumerSpec, delivery: Delivery, *,
-                 runtime: ConsumerRuntime[Any], clock: Clock = utc_now) -> Result:
-    """Handle one delivery exactly once in effect. Raises TransientError when a retry may help."""
+                 runtime: ConsumerRuntime[Any], clock: Clock = utc_now,
+                 on_transaction: Callable[[float], None] | None = None) -> Result:
+    """Handle one delivery exactly once in effect. Raises TransientError when a retry may help.
+
+    `on_transaction` learns how long the transaction was open (a long one holds back the
+    cluster-wide sequencing horizon, so every service's events wait for it)."""
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            result = await handle_in_transaction(conn, spec, delivery, runtime=runtime, now=clock())
+        async with pool.acquire() as conn:
+            began = time.perf_counter()
+            try:
+                async with conn.transaction():
+                    result = await handle_in_transaction(conn, spec, delivery, runtime=runtime,
+                                                         now=clock())
+            finally:
+                if on_transaction is not None:
+                    on_transaction(time.perf_counter() - began)
     except _TRANSIENT_DB as exc:
         raise TransientError(f"database unavailable: {_short(exc)}") from exc
+    except ConcurrencyError as exc:  # the pipeline's own quick retries lost the race every time
+        raise TransientError(f"version conflict: {_short(exc)}") from exc
     except TransientError:
         raise
     except Exception as exc:  # a bug or an unforeseen failure: retried, then dead-lettered

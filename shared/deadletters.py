@@ -212,11 +212,12 @@ async def record(store: PostgresEventStore, decision: Event, consumer: str, acto
     await store.append([new_event(stream_of(consumer), decision, actor=actor, occurred_at=now)])
 
 
-async def measure_depth(runtime: Any, gauge: Any) -> None:
+async def measure_depth(runtime: Any, gauge: Any, conn: Any = None) -> None:
     """Set the service's dead-letter depth: rows per consumer of the local table, and the messages
-    in its RabbitMQ DLQ when it runs on RabbitMQ (an unreachable broker leaves that one unset)."""
+    in its RabbitMQ DLQ when it runs on RabbitMQ (an unreachable broker leaves that one unset).
+    `conn`: the metrics sampler's own connection (shared/health.py); else the service's pool."""
     consumers = [c.name for c in (*runtime.spec.consumers, *runtime.spec.projections)]
-    counts = dict(await runtime.pool.fetch(
+    counts = dict(await (conn or runtime.pool).fetch(
         "SELECT consumer, count(*) FROM es.dead_letters WHERE consumer = ANY($1::text[]) "
         "GROUP BY consumer", consumers))
     for consumer in consumers:

@@ -4,6 +4,7 @@ the application's business (services/system.py), never the kernel's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -163,20 +164,53 @@ class Listening:
     port: int
 
 
+# Exit status when a second signal cut the graceful stop short (as a shell reports SIGTERM).
+EXIT_FORCED = 143
+
+
 async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, int],
                      on_ready: Any = None) -> None:
-    """Run several ASGI apps in this event loop until SIGINT/SIGTERM; graceful shutdown."""
+    """Run several ASGI apps in this event loop until SIGINT/SIGTERM.
+
+    The first signal starts a graceful stop: each app stops taking work and finishes or gives
+    back what it holds within `graceful_timeout` (the deadline is handed to its lifespan as
+    `app.state.shutdown_deadline`); past it, and a little for closing, the process ends anyway.
+    A second signal ends it at once: nothing acknowledged is lost (unacknowledged messages go
+    back to their queues, open transactions roll back)."""
     servers = []
     for name, app in apps.items():
         config = uvicorn.Config(app, host=settings.http_host, port=ports[name], log_config=None,
-                                access_log=False, lifespan="on")
+                                access_log=False, lifespan="on",
+                                # open HTTP requests get a moment; the rest of the budget is
+                                # the consumers'
+                                timeout_graceful_shutdown=min(2.0, settings.graceful_timeout / 4))
         servers.append((name, uvicorn.Server(config)))
     for _, server in servers:
+        # The signals are ours (below), not each uvicorn server's: uvicorn would take them over
+        # while it serves and raise them again after its own stop, which here would read as a
+        # second signal.
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            log.warning("shutdown_forced", signals=signals)
+            os._exit(EXIT_FORCED)
+        deadline = loop.time() + settings.graceful_timeout
+        for app in apps.values():
+            state = getattr(app, "state", None)
+            if state is not None:
+                state.shutdown_deadline = deadline
+        log.info("shutdown_started", graceful_timeout=settings.graceful_timeout)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     tasks = [asyncio.create_task(server.serve(), name=name) for name, server in servers]
 
     async def announce() -> None:
@@ -194,10 +228,14 @@ async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, 
     await asyncio.wait([*tasks, done_or_stop], return_when=asyncio.FIRST_COMPLETED)
     for _, server in servers:
         server.should_exit = True
-    await asyncio.gather(*tasks, return_exceptions=True)
+    _, late = await asyncio.wait(tasks, timeout=settings.graceful_timeout + 5.0)
     announcer.cancel()
+    if late:  # a stop that overran its budget: say so, and end anyway
+        log.error("shutdown_overran", graceful_timeout=settings.graceful_timeout,
+                  still_running=[t.get_name() for t in late])
+        os._exit(EXIT_FORCED)
     for task in tasks:
-        if task.done() and task.exception() is not None:
+        if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
 
 

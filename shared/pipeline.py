@@ -56,11 +56,20 @@ CONCURRENCY_RETRIES = 5
 
 @dataclass(frozen=True)
 class StreamSpec(Generic[S]):
-    """A stream a decision reads and may write: its id, how to fold it, its empty state."""
+    """A stream a decision reads and may write: its id, how to fold it, its empty state.
+
+    `at_version`, when given, makes the stream's state a function of its head version alone:
+    the pipeline reads that one number instead of folding every event, so deciding on a stream
+    that only grows (a counter) costs the same at its ten-thousandth event as at its first. Such
+    a stream is hot by nature (every decision writes it), so the head is read with a row lock held
+    to the end of the transaction: concurrent writers queue for a moment instead of racing,
+    losing and retrying. The append still expects the version read (docs/adr/0011).
+    """
 
     stream_id: str
     evolve: Callable[[S, Event], S]
     initial: S
+    at_version: Callable[[S, int], S] | None = None
 
 
 @dataclass(frozen=True)
@@ -205,7 +214,11 @@ class CommandPipeline(Generic[D]):
             raise TypeError(f"{self.service} has no handler for {type(command).__name__}") from None
 
     async def load(self, spec: StreamSpec[S], conn: Any = None) -> tuple[S, int]:
-        """Fold one stream: its state and version (0 when it does not exist yet)."""
+        """Fold one stream: its state and version (0 when it does not exist yet); for a spec
+        with `at_version`, read the head version only."""
+        if spec.at_version is not None:
+            version = await self.store.stream_version(spec.stream_id, conn=conn, lock=True)
+            return spec.at_version(spec.initial, version), version
         state, version = spec.initial, 0
         for recorded in await self.store.read_stream(spec.stream_id, conn=conn):
             state = spec.evolve(state, self.events.load_recorded(recorded))

@@ -369,7 +369,8 @@ class Sequencer:
         On a connection of its own: the lock connection is busy sequencing, and a second query on
         it while a batch runs fails ("another operation is in progress") and costs the leadership.
         """
-        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "lookback:lag"})
+        dsn = login_dsn(self.dsn, self.role, self.password) if self.role else self.dsn
+        conn = await asyncpg.connect(dsn, server_settings={"application_name": "lookback:lag"})
         try:
             return await unsequenced_count(conn)
         finally:

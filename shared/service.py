@@ -7,6 +7,10 @@ document at /asyncapi (try-it-out off). Resources are created in the lifespan, n
 
 /docs is Swagger UI served by this process from an installed package (`fastapi-offline` ships
 its files), never from a CDN: on an intranet with no internet a CDN page is blank.
+
+It stays one module past 400 lines on purpose: the composition root, the order in which its parts
+start and stop (docs/adr/0011: stop taking work first, all within the graceful timeout) and the
+operational routes that report on those parts are one story, read together.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from shared.consistency import ConsistencyTokens, ReadFence, remember
 from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
 from shared.deadletters import measure_depth as measure_dead_letter_depth
 from shared.errors import MESSAGES_ZH, LookbackError, UnauthenticatedError, ValidationFailed
+from shared.health import Sampler, Watched, pool_load
 from shared.http import Edge, EdgePolicy
 from shared.logging import get_logger
 from shared.messages import Actor, Command, EventContract
@@ -108,6 +113,9 @@ class Runtime(Generic[D]):
     relay: Relay | None = None
     sequencer: Any = None
     waker: LedgerWaker | None = None
+    consumer_pool: asyncpg.Pool | None = None
+    background_pool: asyncpg.Pool | None = None
+    sampler: Sampler | None = None
     shutting_down: bool = False
     # Set with `shutting_down`: a background loop that sleeps until a moment awaits this too, so
     # it stops at once instead of being waited for and cancelled.
@@ -247,9 +255,19 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             raise RuntimeError("no database URL: run through `lookback up` for the embedded mode")
         own_pool = pool is None
         role = service_role(spec.name)
-        the_pool = pool or await create_pool(settings.database_url, role=role,
-                                             password=settings.database_password(role),
-                                             max_size=settings.db_pool_size)
+        password = settings.database_password(role)
+
+        async def role_pool(kind: str, max_size: int, min_size: int = 0) -> asyncpg.Pool:
+            assert settings.database_url is not None
+            return await create_pool(settings.database_url, role=role, password=password,
+                                     min_size=min_size, max_size=max_size,
+                                     server_settings={"application_name": f"lookback:{role}:{kind}"})
+
+        # Separate pools (docs/adr/0011): a backlog in the consumers cannot take the read
+        # side's connections, nor the relay's, and the other way round.
+        the_pool = pool or await role_pool("api", settings.db_pool_size, min_size=1)
+        consumer_pool = await role_pool("consumers", settings.consumer_pool_size)
+        background_pool = await role_pool("background", settings.background_pool_size)
         store = PostgresEventStore(the_pool)
         deps = spec.build_deps(settings, the_pool) if spec.build_deps else None
         commands = CommandPipeline(service=spec.name, table=spec.commands,
@@ -257,36 +275,39 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                                    metrics=metrics.pipeline, clock=clock)
         runtime = Runtime(spec=spec, settings=settings, pool=the_pool, store=store,
                           metrics=metrics, tokens=tokens, clock=clock, deps=deps,
-                          commands=commands)
+                          commands=commands, consumer_pool=consumer_pool,
+                          background_pool=background_pool)
         consumer_runtime = ConsumerRuntime(service=spec.name, store=store, deps=deps,
                                            commands=commands)
         app.state.runtime = runtime
-        runtime.waker = LedgerWaker(the_pool)
+        runtime.waker = LedgerWaker(background_pool)
         await runtime.waker.start()
         if settings.local_transport:
-            runtime.transport = LocalTransport(service=spec.name, pool=the_pool,
+            runtime.transport = LocalTransport(service=spec.name, pool=consumer_pool,
                                                runtime=consumer_runtime, metrics=metrics,
                                                clock=clock, poll_interval=settings.poll_interval,
                                                waker=runtime.waker)
         else:
             runtime.transport = RabbitTransport(
-                service=spec.name, amqp_url=settings.amqp_url, names=names, pool=the_pool,
+                service=spec.name, amqp_url=settings.amqp_url, names=names, pool=consumer_pool,
                 runtime=consumer_runtime, metrics=metrics, own_events=spec.contract.events,
                 clock=clock, publish_timeout=settings.publish_timeout,
-                graceful_timeout=settings.graceful_timeout, retry_delays=settings.retry_delays)
+                graceful_timeout=settings.graceful_timeout, retry_delays=settings.retry_delays,
+                prefetch=settings.consumer_prefetch, concurrency=settings.consumer_concurrency)
             if spec.contract.categories:
                 runtime.relay = Relay(service=spec.name, categories=spec.contract.categories,
-                                      pool=the_pool, publish=runtime.transport.publish,
+                                      pool=background_pool, publish=runtime.transport.publish,
                                       metrics=metrics, poll_interval=settings.poll_interval,
                                       waker=runtime.waker)
         for consumer in spec.consumers:
             runtime.transport.add_consumer(consumer)
-        runtime.projections = LocalTransport(service=spec.name, pool=the_pool,
+        runtime.projections = LocalTransport(service=spec.name, pool=background_pool,
                                              runtime=consumer_runtime, metrics=metrics,
                                              clock=clock, poll_interval=settings.poll_interval,
                                              waker=runtime.waker)
         for projection in spec.projections:
             runtime.projections.add_consumer(projection)
+        runtime.sampler = _sampler(settings, role, password, metrics, runtime)
         sequencer_stop = asyncio.Event()
         if settings.run_sequencer:
             runtime.sequencer = (sequencer_factory(settings) if sequencer_factory
@@ -300,6 +321,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         for loop in spec.background:
             runtime.tasks.append(asyncio.create_task(loop(runtime),
                                                      name=f"{spec.name}:{loop.__name__}"))
+        runtime.tasks.append(asyncio.create_task(runtime.sampler.run(), name="metrics"))
         for task in runtime.tasks:
             task.add_done_callback(_report_task_end)
         log.info("service_started", service=spec.name,
@@ -307,22 +329,9 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         try:
             yield
         finally:
-            runtime.shutting_down = True
-            runtime.stopping.set()
-            if runtime.relay is not None:
-                runtime.relay.stop()
-            sequencer_stop.set()
-            for task in runtime.tasks:
-                try:
-                    await asyncio.wait_for(task, 15)
-                except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                    task.cancel()
-            await runtime.transport.stop()     # drains in-flight messages (graceful_timeout)
-            await runtime.projections.stop()
-            await runtime.waker.stop()
-            if own_pool:
-                await asyncio.wait_for(the_pool.close(), 15)
-            log.info("service_stopped", service=spec.name)
+            await _shut_down(app, runtime, sequencer_stop,
+                             pools=[p for p in (the_pool if own_pool else None, consumer_pool,
+                                                background_pool) if p is not None])
 
     docs = settings.docs_access != "off"
     app = FastAPI(title=f"Lookback {spec.name}", description=spec.description,
@@ -348,16 +357,16 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(request: Request) -> JSONResponse:
-        """Ready only when the database answers, the broker is connected and consumers attached."""
+        """Ready when the database answers, the broker is connected and consumers attached.
+
+        Busy is not down: the database is probed on the metrics sampler's own connection, never
+        through a pool that consumers may have filled; `busy` and `pools` say how loaded it is."""
         runtime: Runtime = request.app.state.runtime
         checks: dict[str, str] = {}
         if runtime.shutting_down:
             checks["process"] = "shutting down"
-        try:
-            await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), 2.0)
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["database"] = (await runtime.sampler.probe() if runtime.sampler is not None
+                              else "missing")
         for label, part in (("transport", runtime.transport), ("projections", runtime.projections)):
             ok, why = await part.ready() if part is not None else (False, "missing")
             checks[label] = "ok" if ok else why
@@ -365,26 +374,15 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             if task.done() and not runtime.shutting_down:
                 checks[task.get_name()] = "stopped"  # a relay or sequencer that died is not ready
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        pools, busy = pool_load({"api": runtime.pool, "consumers": runtime.consumer_pool,
+                                 "background": runtime.background_pool})
+        return JSONResponse({"ready": ready, "busy": busy, "checks": checks, "pools": pools},
+                            status_code=200 if ready else 503)
 
     if settings.metrics_access != "off":
         @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-        async def metrics_endpoint(request: Request) -> PlainTextResponse:
-            runtime: Runtime[Any] = request.app.state.runtime
-            if runtime.relay is not None:
-                try:
-                    metrics.relay_lag.set(await runtime.relay.lag())
-                except Exception:
-                    pass
-            try:
-                await measure_dead_letter_depth(runtime, metrics.dead_letters)
-            except Exception as exc:  # a scrape never fails for it; the gauge keeps its last value
-                log.warning("dead_letter_depth_unavailable", reason=str(exc)[:200])
-            if runtime.sequencer is not None and hasattr(runtime.sequencer, "lag"):
-                try:
-                    metrics.sequencer_lag.set(await runtime.sequencer.lag())
-                except Exception:
-                    pass
+        async def metrics_endpoint() -> PlainTextResponse:
+            # Only what the loops and the sampler already measured: a scrape queries nothing.
             return PlainTextResponse(generate_latest(metrics.registry).decode(),
                                      media_type=CONTENT_TYPE_LATEST)
 
@@ -419,6 +417,93 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
     return app
+
+
+def _sampler(settings: Settings, role: str, password: str | None, metrics: Metrics,
+             runtime: "Runtime[Any]") -> Sampler:
+    """What this process measures: its relay, its broker consumers and its projections."""
+    assert settings.database_url is not None
+    watched = []
+    transport = runtime.transport
+    for spec in runtime.spec.consumers:
+        if isinstance(transport, RabbitTransport):
+            positions = transport.positions
+
+            def remember(position: int, name: str = spec.name,
+                         positions: dict[str, int] = positions) -> None:
+                positions[name] = max(positions.get(name, 0), position)
+
+            watched.append(Watched(spec.name, spec.categories, tuple(spec.event_types),
+                                   position=lambda name=spec.name, p=positions: p.get(name),
+                                   inbox_consumer=spec.name, remember=remember))
+        else:
+            watched.append(Watched(spec.name, spec.categories, tuple(spec.event_types),
+                                   position_key=f"local:{spec.name}"))
+    for spec in runtime.spec.projections:
+        watched.append(Watched(spec.name, spec.categories, tuple(spec.event_types),
+                               position_key=f"local:{spec.name}"))
+    relay = None
+    if runtime.relay is not None:
+        the_relay = runtime.relay
+        relay = Watched("relay", tuple(the_relay.categories), position=lambda: the_relay.position,
+                        position_key=the_relay.name)
+    async def dead_letter_depth(conn: asyncpg.Connection) -> None:
+        await measure_dead_letter_depth(runtime, metrics.dead_letters, conn=conn)
+
+    return Sampler(dsn=settings.database_url, role=role, password=password, metrics=metrics,
+                   relay=relay, watched=watched, extras=[dead_letter_depth],
+                   interval=settings.metrics_interval)
+
+
+# Of the graceful timeout, what is kept back for closing connections after the work is done.
+CLOSE_RESERVE = 2.0
+
+
+async def _shut_down(app: FastAPI, runtime: "Runtime[Any]", sequencer_stop: asyncio.Event, *,
+                     pools: Sequence[asyncpg.Pool]) -> None:
+    """Stop taking work first, finish or give back what is held, close; all within the graceful
+    timeout, counted from when the stop began (`app.state.shutdown_deadline`, set by the
+    process's signal handler; else from now)."""
+    loop = asyncio.get_running_loop()
+    runtime.shutting_down = True
+    runtime.stopping.set()
+    settings = runtime.settings
+    deadline = getattr(app.state, "shutdown_deadline", None) or loop.time() + settings.graceful_timeout
+    reserve = min(CLOSE_RESERVE, settings.graceful_timeout / 4)
+
+    def left(keep: float = reserve) -> float:
+        return max(deadline - loop.time() - keep, 0.1)
+
+    if runtime.relay is not None:
+        runtime.relay.stop()
+    sequencer_stop.set()
+    if runtime.sampler is not None:
+        runtime.sampler.stop()
+    parts = [part.stop(left()) for part in (runtime.transport, runtime.projections)
+             if part is not None]
+    await asyncio.gather(*parts, _finish(runtime.tasks, left()), return_exceptions=True)
+    if runtime.waker is not None:
+        await runtime.waker.stop()
+    if runtime.sampler is not None:
+        await runtime.sampler.close()
+    for pool in pools:
+        try:
+            await asyncio.wait_for(pool.close(), left(0.0))
+        except Exception:  # a connection still busy past the deadline: cut it
+            pool.terminate()
+    log.info("service_stopped", service=runtime.spec.name,
+             overran=round(max(loop.time() - deadline, 0.0), 3))
+
+
+async def _finish(tasks: Sequence[asyncio.Task[Any]], timeout: float) -> None:
+    """Let the loops end by themselves within `timeout`; cancel the rest."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=1.0)
 
 
 def _report_task_end(task: asyncio.Task[Any]) -> None:

@@ -35,12 +35,25 @@ class Settings(BaseSettings):
     publish_timeout: float = 10.0
     poll_interval: float = Field(0.1, description="ledger readers' fallback poll (NOTIFY wakes them)")
     sequencer_poll_interval: float = Field(0.02, description="appenders never notify: the sequencer polls")
-    graceful_timeout: float = 30.0
-    retry_delays: tuple[float, ...] = Field((0.2, 0.8, 3.2), description="in-process retry pauses")
+    graceful_timeout: float = Field(30.0, description="a stop finishes or returns its work by then")
+    # Pauses before each in-process retry of a transient failure (jittered); after the last, the
+    # message goes back to the broker, whose delivery limit counts it (docs/adr/0011).
+    retry_delays: tuple[float, ...] = Field((0.1, 0.3, 1.0, 3.0), description="in-process retry pauses")
     run_sequencer: bool = True
     read_your_writes_wait: float = Field(5.0, gt=0, le=60, description=(
         "how long a read sent with X-Lookback-After waits for the caller's own write (then 503)"))
-    db_pool_size: int = 10
+    # Separate pools, so one kind of work cannot starve another (docs/adr/0011): the read side
+    # and HTTP commands; the consumers' transactions; the relay, projections and ledger wake-ups.
+    # Pools open connections as they are needed; the sequencer and the metrics sampler keep one
+    # connection each of their own.
+    db_pool_size: int = Field(10, ge=1, description="read side and HTTP commands")
+    consumer_pool_size: int = Field(4, ge=1, description="consumers' transactions")
+    background_pool_size: int = Field(4, ge=2, description="relay, projections, ledger wake-ups")
+    # Per consumer: messages the broker may hand over before an ack (prefetch), and handlers
+    # running at once. Bounded: a backlog waits in the broker, not in this process's memory.
+    consumer_prefetch: int = Field(8, ge=1)
+    consumer_concurrency: int = Field(4, ge=1)
+    metrics_interval: float = Field(1.0, gt=0, description="how often lags are measured")
     # Where each login's password lives, one file per login: `<role>.db.password` for PostgreSQL,
     # `<user>.amqp.password` for RabbitMQ (container secrets mount here). None: no passwords
     # (trust or certificate authentication).

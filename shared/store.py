@@ -46,7 +46,7 @@ class EventStore(Protocol):
     async def read_stream(self, stream_id: str, after_version: int = 0, *,
                           conn: Any = None) -> list[RecordedEvent]: ...
 
-    async def stream_version(self, stream_id: str, *, conn: Any = None) -> int: ...
+    async def stream_version(self, stream_id: str, *, conn: Any = None, lock: bool = False) -> int: ...
 
     async def read_committed(self, after: tuple[int, int], limit: int = 1000) -> list[RecordedEvent]:
         """Events in commit-safe order after the cursor (tx_id, tx_seq); never skips a late commit."""
@@ -105,8 +105,18 @@ async def create_pool(dsn: str, *, role: str | None = None, password: str | None
     settings.setdefault("idle_in_transaction_session_timeout", "60000")
     if role:
         dsn = login_dsn(dsn, role, password)
+    kwargs.setdefault("reset", keep_session)
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
                                      init=init_connection, server_settings=settings, **kwargs)
+
+
+async def keep_session(_: asyncpg.Connection) -> None:
+    """What a pool does to a connection given back, beyond rolling back an open transaction and
+    forgetting its listeners (asyncpg does both anyway): nothing. asyncpg's default sends a reset
+    query (RESET ALL, UNLISTEN *, advisory unlocks, CLOSE ALL) on every release, one more round
+    trip for each consumer transaction; our code keeps no session state on pooled connections
+    (no SET, no session advisory lock, no cursor outside a transaction). Whoever adds some must
+    reset it before giving the connection back."""
 
 
 def translate_error(exc: BaseException) -> BaseException:
@@ -221,9 +231,15 @@ class PostgresEventStore:
                 "ORDER BY stream_version", stream_id, after_version)
         return [_recorded(r) for r in rows]
 
-    async def stream_version(self, stream_id: str, *, conn: Any = None) -> int:
+    async def stream_version(self, stream_id: str, *, conn: Any = None, lock: bool = False) -> int:
+        """The stream's head version (0: no stream). With `lock`, inside the caller's transaction,
+        the stream's row stays locked until it ends: writers of a hot stream that decide from its
+        version queue for it instead of racing and retrying (an existing stream only)."""
+        query = "SELECT version FROM es.streams WHERE stream_id = $1"
+        if lock:
+            query += " FOR NO KEY UPDATE"
         async with self._conn(conn) as c:
-            version = await c.fetchval("SELECT version FROM es.streams WHERE stream_id = $1", stream_id)
+            version = await c.fetchval(query, stream_id)
         return version or 0
 
     async def read_committed(self, after: tuple[int, int], limit: int = 1000) -> list[RecordedEvent]:
@@ -312,7 +328,7 @@ class InMemoryEventStore:
                           conn: Any = None) -> list[RecordedEvent]:
         return [e for e in self._streams.get(stream_id, []) if e.stream_version > after_version]
 
-    async def stream_version(self, stream_id: str, *, conn: Any = None) -> int:
+    async def stream_version(self, stream_id: str, *, conn: Any = None, lock: bool = False) -> int:
         return len(self._streams.get(stream_id, []))
 
     async def read_committed(self, after: tuple[int, int], limit: int = 1000) -> list[RecordedEvent]:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
 if TYPE_CHECKING:
-    from faststream.rabbit import RabbitBroker
+    from collections.abc import Mapping
+
+    from faststream.rabbit import Channel, RabbitBroker
 
     from shared.consuming import ConsumerSpec
 
@@ -77,16 +79,19 @@ def consumer_queue(names: Names, consumer: str, service: str, first_routing_key:
 
 
 async def declare_consumer_queues(broker: "RabbitBroker", names: Names,
-                                  consumers: "list[tuple[str, ConsumerSpec]]") -> None:
+                                  consumers: "list[tuple[str, ConsumerSpec]]",
+                                  channels: "Mapping[str, Channel] | None" = None) -> None:
     """Declare every consumer queue of the system and its bindings, idempotently.
 
     Whichever process starts first declares them all, so a producer's relay can never publish an
     event before the queue that should receive it exists (it would reach only the archive). The
-    objects are the very ones each consumer declares, so the arguments always match.
+    objects are the very ones each consumer declares, so the arguments always match. A consumer
+    named in `channels` has its queue declared on that channel (the one it will consume on).
     """
     for service, spec in consumers:
+        channel = (channels or {}).get(spec.name)
         exchange = await broker.declare_exchange(events_exchange(names, spec.producer))
-        queue = await broker.declare_queue(
-            consumer_queue(names, spec.name, service, spec.event_types[0]))
+        queue = await broker.config.declarer.declare_queue(
+            consumer_queue(names, spec.name, service, spec.event_types[0]), channel=channel)
         for event_type in spec.event_types:
             await queue.bind(exchange, routing_key=event_type)

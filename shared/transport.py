@@ -2,12 +2,19 @@
 
 - RabbitTransport: FastStream 0.7 over aio-pika; the relay publishes sequenced events with
   confirms, consumers ack only after their transaction committed.
-- LocalTransport (embedded mode): each consumer tails the sequenced ledger directly, handling each
-  event and advancing its position in one transaction. At-least-once in, exactly-once effects.
+- LocalTransport (embedded mode, and every service's projections): each consumer tails the
+  sequenced ledger directly, handling a group of events and advancing its position in one
+  transaction. At-least-once in, exactly-once effects.
+
+It stays one module past 400 lines on purpose: the two transports and the relay must keep the same
+delivery semantics (classification, retries, positions), and reading them side by side is how a
+change to one is checked against the others.
 """
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from typing import Any, Awaitable, Callable, Sequence
 
 import aio_pika
@@ -25,24 +32,41 @@ from shared.logging import get_logger
 from shared.messages import Event
 from shared.metrics import Metrics
 from shared.positions import advance_position, get_position
+from shared.store import PostgresEventStore
 
 log = get_logger()
 
-# Transient failures: retried in process after these pauses, then requeued so the quorum queue's
-# delivery limit counts them, then dead-lettered by the broker. Bounded at every level.
-RETRY_DELAYS = (0.2, 0.8, 3.2)
+# Transient failures (a version conflict, the database away, a handler bug) are retried in process
+# after these pauses (each jittered down to half, so racers spread out), while the message is held;
+# only then does it go back to the broker, whose quorum queue counts the delivery toward its limit
+# and dead-letters past it. Poison (unparseable, unknown, invalid) goes to the DLQ at once.
+RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
+
+
+class Poison(Exception):
+    """A delivery no retry can help: it goes to the dead-letter queue with this reason."""
 
 
 class RabbitTransport:
+    """Consumers over FastStream with bounded work, and the relay's publishing path.
+
+    Bounded: each consumer has its own channel with a prefetch limit (the broker hands over at
+    most `prefetch` unacknowledged messages) and runs at most `concurrency` handlers at once. A
+    backlog waits in the broker, not in this process. Stopping cancels the consumers at the broker
+    first (no new work), lets the handlers finish within the graceful timeout, and cancels what is
+    left; its messages, never acknowledged, go back to the queue.
+    """
+
     def __init__(self, *, service: str, amqp_url: str, names: topology.Names, pool: asyncpg.Pool,
                  runtime: ConsumerRuntime[Any], metrics: Metrics,
                  own_events: Sequence[type[Event]] = (), clock: Clock = utc_now,
-                 publish_timeout: float = 10.0, graceful_timeout: float = 30.0, prefetch: int = 16,
-                 retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+                 publish_timeout: float = 10.0, graceful_timeout: float = 30.0, prefetch: int = 8,
+                 concurrency: int = 4, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         self.retry_delays = tuple(retry_delays)
         self.service, self.names, self.pool, self.runtime = service, names, pool, runtime
         self.metrics, self.clock = metrics, clock
-        self.publish_timeout = publish_timeout
+        self.publish_timeout, self.graceful_timeout = publish_timeout, graceful_timeout
+        self.prefetch, self.concurrency = prefetch, min(concurrency, prefetch)
         self.broker = RabbitBroker(
             amqp_url,
             # Unroutable publishes must fail, not be silently "returned" (bus-anchors P3).
@@ -57,52 +81,109 @@ class RabbitTransport:
                 description=(cls.__doc__ or "").strip())
             for cls in own_events}
         self._consumers: list[tuple[ConsumerSpec, Any]] = []
-        self._channel = Channel(prefetch_count=prefetch)
+        self._channels: dict[str, Channel] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._accepting = False
+        self._closing = asyncio.Event()
         self._started = False
         self._exchange_obj: Any = None
+        # The highest global position each consumer handled (its lag is measured from here).
+        self.positions: dict[str, int] = {}
 
     # -- consuming ---------------------------------------------------------------------------
     def add_consumer(self, spec: ConsumerSpec) -> None:
         queue = topology.consumer_queue(self.names, spec.name, self.service, spec.event_types[0])
         exchange = topology.events_exchange(self.names, spec.producer)
+        # A channel of its own per consumer: the prefetch limit is per channel, and FastStream
+        # consumes on the channel the queue was first declared on (see `start`).
+        channel = self._channels[spec.name] = Channel(prefetch_count=self.prefetch)
+        self._slots[spec.name] = asyncio.Semaphore(self.concurrency)
 
         async def on_message(msg: RabbitMessage) -> None:
             await self._on_message(spec, msg)
 
         on_message.__name__ = f"on_{spec.name.replace('.', '_').replace('-', '_')}"
         subscriber = self.broker.subscriber(
-            queue, exchange, channel=self._channel, ack_policy=AckPolicy.MANUAL, no_reply=True,
+            queue, exchange, channel=channel, ack_policy=AckPolicy.MANUAL, no_reply=True,
             title=f"{spec.name}", description=f"{spec.producer} events: {', '.join(spec.event_types)}",
         )
         subscriber(on_message)
         self._consumers.append((spec, subscriber))
 
     async def _on_message(self, spec: ConsumerSpec, msg: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            if self._accepting:
+                async with self._slots[spec.name]:
+                    if self._accepting:
+                        await self._deliver(spec, msg)
+                        return
+            await self._give_back(spec, msg, "stopping")
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    def accept(self, spec: ConsumerSpec, msg: Any) -> Delivery:
+        """The one place a delivery is checked before any handling: parse the envelope.
+        Raises Poison when no retry can make it acceptable."""
         raw = msg.raw_message
         try:
-            delivery = Delivery.from_amqp(raw.body, raw.headers, raw.message_id)
+            return Delivery.from_amqp(raw.body, raw.headers, raw.message_id)
         except ValueError as exc:
+            raise Poison(str(exc)) from exc
+
+    async def _deliver(self, spec: ConsumerSpec, msg: Any) -> None:
+        try:
+            delivery = self.accept(spec, msg)
+        except Poison as exc:
             await self._dead_letter(spec, msg, str(exc))
             return
-        for attempt, delay in enumerate(self.retry_delays):
+
+        def timed(seconds: float) -> None:
+            self.metrics.observe_transaction(spec.name, seconds)
+
+        for attempt in range(len(self.retry_delays) + 1):
             try:
                 result = await handle(self.pool, spec, delivery, runtime=self.runtime,
-                                      clock=self.clock)
+                                      clock=self.clock, on_transaction=timed)
                 break
             except TransientError as exc:
                 self.metrics.failed.labels(spec.name).inc()
                 log.warning("message_retry", consumer=spec.name, event_id=str(delivery.event_id),
                             attempt=attempt + 1, reason=str(exc)[:300])
-                await asyncio.sleep(delay)
-        else:
-            # Counted by the quorum queue's x-delivery-limit; past it, the broker dead-letters.
-            await msg.reject(requeue=True)
-            return
+                if attempt == len(self.retry_delays) or not await self._pause(
+                        self.retry_delays[attempt]):
+                    # Counted by the quorum queue's x-delivery-limit; past it, the broker
+                    # dead-letters. A stop in the middle gives it back without counting further.
+                    await self._give_back(spec, msg, "stopping" if self._closing.is_set()
+                                          else "retries_spent")
+                    return
         self.metrics.handled.labels(spec.name, result.outcome.value).inc()
+        if delivery.global_position is not None:
+            self.positions[spec.name] = max(self.positions.get(spec.name, 0),
+                                            delivery.global_position)
         if result.outcome is Outcome.DEAD:
             await self._dead_letter(spec, msg, result.reason, log_it=False)
             return
         await msg.ack()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep before a retry (jittered); False if the transport began stopping meanwhile."""
+        try:
+            await asyncio.wait_for(self._closing.wait(), seconds * random.uniform(0.5, 1.0))
+        except TimeoutError:
+            return True
+        return False
+
+    async def _give_back(self, spec: ConsumerSpec, msg: Any, reason: str) -> None:
+        self.metrics.requeued.labels(spec.name, reason).inc()
+        try:
+            await msg.reject(requeue=True)
+        except Exception as exc:  # the channel is gone: the broker requeues it by itself
+            log.warning("message_give_back_failed", consumer=spec.name, reason=str(exc)[:200])
 
     async def _dead_letter(self, spec: ConsumerSpec, msg: Any, reason: str, *, log_it: bool = True) -> None:
         raw = msg.raw_message
@@ -118,7 +199,7 @@ class RabbitTransport:
                 content_type=raw.content_type), self.publish_timeout)
         except Exception as exc:  # the DLQ is unreachable: keep the message, try again later
             log.warning("dead_letter_failed", consumer=spec.name, reason=str(exc)[:300])
-            await msg.reject(requeue=True)
+            await self._give_back(spec, msg, "dead_letter_failed")
             return
         self.metrics.dead_lettered.labels(spec.name).inc()
         await msg.ack()
@@ -146,6 +227,7 @@ class RabbitTransport:
 
     # -- life cycle ----------------------------------------------------------------------------
     async def start(self) -> None:
+        self._closing.clear()
         await self.broker.connect()
         names, service = self.names, self.service
         dlx = await self.broker.declare_exchange(topology.dead_letter_exchange(names, service))
@@ -154,14 +236,43 @@ class RabbitTransport:
         own = self._exchange_obj = await self.broker.declare_exchange(self._exchange)
         archive = await self.broker.declare_queue(topology.archive_queue(names, service))
         await archive.bind(own, routing_key="#")
+        # Each consumer's queue is declared on that consumer's own channel: FastStream caches
+        # a declared queue with its channel and consumes there, so a queue declared first on
+        # the default channel (which has no prefetch limit) would be consumed without one.
         await topology.declare_consumer_queues(
-            self.broker, names, [(service, spec) for spec, _ in self._consumers])
+            self.broker, names, [(service, spec) for spec, _ in self._consumers],
+            channels=self._channels)
+        self._accepting = True
         await self.broker.start()
         self._started = True
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop taking work, finish or give back what is held within `timeout`, then close."""
+        budget = self.graceful_timeout if timeout is None else max(timeout, 0.0)
+        self._accepting = False
+        self._closing.set()
         self._started = False
-        await self.broker.stop()
+        for spec, subscriber in self._consumers:  # 1. no new deliveries
+            queue, tag = getattr(subscriber, "_queue_obj", None), getattr(subscriber, "_consumer_tag", None)
+            if queue is None or tag is None:
+                continue
+            try:
+                await asyncio.wait_for(queue.cancel(tag), 2.0)
+            except Exception as exc:  # a lost channel delivers nothing more anyway
+                log.warning("consumer_cancel_failed", consumer=spec.name, reason=str(exc)[:200])
+            subscriber._consumer_tag = None
+        in_flight = set(self._in_flight)          # 2. finish what is held, within the budget
+        if in_flight:
+            _, pending = await asyncio.wait(in_flight, timeout=budget)
+            if pending:
+                log.warning("shutdown_abandoned_messages", service=self.service, count=len(pending))
+                for task in pending:  # rolled back; unacknowledged, so the broker requeues them
+                    task.cancel()
+                await asyncio.wait(pending, timeout=2.0)
+        try:                                      # 3. close (returns anything still unacked)
+            await asyncio.wait_for(self.broker.stop(), 5.0)
+        except Exception as exc:
+            log.warning("broker_stop_failed", service=self.service, reason=str(exc)[:200])
 
     async def ready(self) -> tuple[bool, str]:
         if not self._started:
@@ -228,16 +339,32 @@ async def idle(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) 
             wake.clear()
 
 
+class _Timed:
+    """How long the block inside it took (a transaction, from BEGIN to COMMIT)."""
+
+    seconds = 0.0
+
+    async def __aenter__(self) -> _Timed:
+        self._began = time.perf_counter()
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        self.seconds = time.perf_counter() - self._began
+
+
 class LocalTransport:
     """The embedded mode's bus: consumers read the sequenced ledger, no broker needed."""
 
     def __init__(self, *, service: str, pool: asyncpg.Pool, runtime: ConsumerRuntime[Any],
                  metrics: Metrics, clock: Clock = utc_now, poll_interval: float = 0.05,
-                 batch: int = 200, waker: LedgerWaker | None = None) -> None:
+                 batch: int = 200, per_transaction: int = 25,
+                 waker: LedgerWaker | None = None) -> None:
         self.service, self.pool, self.runtime, self.metrics = service, pool, runtime, metrics
-        self.store = runtime.store
+        # Reads go through this transport's own pool, never the read side's (docs/adr/0011).
+        self.store = PostgresEventStore(pool)
         self.waker = waker
         self.clock, self.poll_interval, self.batch = clock, poll_interval, batch
+        self.per_transaction = per_transaction
         self._consumers: list[ConsumerSpec] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -253,14 +380,21 @@ class LocalTransport:
         self._tasks = [asyncio.create_task(self._run(spec), name=f"local:{spec.name}")
                        for spec in self._consumers]
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Each loop finishes the event in hand (one short transaction), within `timeout`."""
         self._stop.set()
-        for task in self._tasks:
-            try:
-                await asyncio.wait_for(task, 30)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=max(timeout, 0.0))
+            for task in pending:  # its transaction rolls back; the position did not move
                 task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2.0)
         self._tasks = []
+
+    @property
+    def consumer_names(self) -> list[str]:
+        """The names their positions are kept under in es.positions."""
+        return [f"local:{spec.name}" for spec in self._consumers]
 
     async def ready(self) -> tuple[bool, str]:
         for task in self._tasks:
@@ -284,16 +418,24 @@ class LocalTransport:
                 await idle(self._stop, wake, backoff)
 
     async def run_once(self, spec: ConsumerSpec) -> int:
-        """Handle what is sequenced after this consumer's position; return how many it passed."""
+        """Handle what is sequenced after this consumer's position; return how many it passed.
+
+        Up to `per_transaction` events share one transaction with the position's advance: each
+        commit costs a disk flush, and a projection passes every event of its categories (most
+        of them not its types). Exactly once all the same: effects, inbox rows and position
+        commit together, and a failure rolls back the whole group, to be read again."""
         name = f"local:{spec.name}"
         position = await get_position(self.pool, name)
         events = await self.store.read_all(position, self.batch, spec.categories)
         wanted = set(spec.event_types)
-        for event in events:
-            delivery = Delivery.from_recorded(event, source=spec.producer)
-            async with self.pool.acquire() as conn, conn.transaction():
-                result = Result(Outcome.DUPLICATE)
-                if event.event_type in wanted:
+        for start in range(0, len(events), self.per_transaction):
+            group = events[start:start + self.per_transaction]
+            outcomes: list[tuple[Delivery, Result]] = []
+            async with self.pool.acquire() as conn, _Timed() as timed, conn.transaction():
+                for event in group:
+                    if event.event_type not in wanted:
+                        continue
+                    delivery = Delivery.from_recorded(event, source=spec.producer)
                     result = await handle_in_transaction(conn, spec, delivery, runtime=self.runtime,
                                                          now=self.clock())
                     if result.outcome is Outcome.DEAD:
@@ -302,12 +444,15 @@ class LocalTransport:
                             "global_position, reason) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
                             spec.name, event.event_id, event.event_type, event.global_position,
                             result.reason)
-                        self.metrics.dead_lettered.labels(spec.name).inc()
-                if not await advance_position(conn, name, position, event.global_position):
+                    outcomes.append((delivery, result))
+                if not await advance_position(conn, name, position, group[-1].global_position):
                     raise TransientError(f"position {name} moved under us")
-            position = event.global_position
-            if event.event_type in wanted:
+            self.metrics.observe_transaction(spec.name, timed.seconds)
+            position = group[-1].global_position
+            for delivery, result in outcomes:
                 self.metrics.handled.labels(spec.name, result.outcome.value).inc()
+                if result.outcome is Outcome.DEAD:
+                    self.metrics.dead_lettered.labels(spec.name).inc()
                 log_outcome(self.service, spec.name, delivery, result)
         return len(events)
 
@@ -324,6 +469,7 @@ class Relay:
         self.waker = waker
         self.metrics, self.batch, self.poll_interval = metrics, batch, poll_interval
         self.name = f"relay:{service}"
+        self.position: int | None = None  # as last read or advanced by the loop (lag metric)
         self._stop = asyncio.Event()
 
     async def run_once(self) -> int:
@@ -338,8 +484,8 @@ class Relay:
                 WHERE l.global_position > $1 AND e.category = ANY($2::text[])
                 ORDER BY l.global_position LIMIT $3""",
             position, self.categories, self.batch)
+        self.position = position
         if not rows:
-            self.metrics.relay_lag.set(0)
             return 0
         messages = [Outgoing(r["event_id"], r["event_type"], cloud_event_headers(
             event_id=r["event_id"], source=self.service, event_type=r["event_type"],
@@ -351,6 +497,7 @@ class Relay:
         # batch is published again later (consumers deduplicate by event id).
         await asyncio.gather(*(self.publish(m) for m in messages))
         await advance_position(self.pool, self.name, position, rows[-1]["global_position"])
+        self.position = rows[-1]["global_position"]
         self.metrics.relay_published.inc(len(rows))
         return len(rows)
 

@@ -81,7 +81,40 @@ GRANT SELECT, INSERT ON public.example_seen TO lookback_exampleconsumer;
 SLOW_STARTED = asyncio.Event()
 
 
+class Handlers:
+    """What the test reactions did: handlers running now and at most at once; for "flaky-N"
+    things, which asyncio tasks (one per broker delivery) made the attempts, by event id;
+    "stuck" things wait for `release` (which a test may never set)."""
+
+    running = 0
+    most = 0
+    attempts: dict[str, list[str]] = {}
+    release = asyncio.Event()
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.running = cls.most = 0
+        cls.attempts = {}
+        cls.release = asyncio.Event()
+
+
 async def record_thing(ctx: HandlerContext, event: ThingRegistered) -> None:
+    Handlers.running += 1
+    Handlers.most = max(Handlers.most, Handlers.running)
+    try:
+        await _record_thing(ctx, event)
+    finally:
+        Handlers.running -= 1
+
+
+async def _record_thing(ctx: HandlerContext, event: ThingRegistered) -> None:
+    if event.name.startswith("flaky-"):
+        tries = Handlers.attempts.setdefault(event.thing_id, [])
+        tries.append(asyncio.current_task().get_name())  # unique per task, unlike id()
+        if len(tries) <= int(event.name.split("-")[1]):
+            raise RuntimeError("a passing failure")
+    if event.name.startswith("stuck"):
+        await Handlers.release.wait()
     if event.name == "reject-in-consumer":
         raise DomainError("the consumer refuses this one")
     if event.name == "always-fails":

@@ -3,8 +3,9 @@ reads besides them, and the pure decision.
 
 The kernel's pipeline (shared/pipeline.py) runs every row the same way: authorize, prepare, load,
 decide, append with the expected versions, retry a conflict, envelope, log, count. A unit's 序号
-counter is the hot stream here (every registration in the unit writes it); the kernel's retry
-bound says why five rounds cover it.
+counter is the hot stream here (every registration in the unit writes it): it is read at its head
+version only (`unit_counter_spec`), so allocating costs the same however many items the unit has;
+the kernel's retry bound says why five rounds cover a race on it.
 
 Some decisions write several streams, in one atomic append, routed by `domain.stream_id_for`:
 - a registration writes the item AND its unit's counter `unit-<code>`. The unit is the project's:
@@ -58,7 +59,7 @@ def original_and_successor(cmd: c.ReopenProblem, _: RectificationConfig) -> Stre
 
 
 def ledger_item(cmd: c.OpenLedgerItem, _: RectificationConfig) -> Streams:
-    return [d.problem_spec(d.ledger_problem_id(cmd.entry_id)), d.unit_spec(cmd.unit)]
+    return [d.problem_spec(d.ledger_problem_id(cmd.entry_id)), d.unit_counter_spec(cmd.unit)]
 
 
 def finding_item(cmd: c.OpenFindingItem, _: RectificationConfig) -> Streams:
@@ -100,7 +101,7 @@ async def known_project(p: Preparing) -> d.ProjectRef:
     if project is None:
         raise NotFoundError(f"unknown project {cmd.project_id}: a problem needs a known project",
                             zh=d.UNKNOWN_PROJECT_ZH)
-    await p.include(d.unit_spec(project.unit))
+    await p.include(d.unit_counter_spec(project.unit))
     return project
 
 
@@ -118,7 +119,7 @@ async def finding_project(p: Preparing) -> d.ProjectRef:
         project_id=cmd.project_id, unit=known.unit if known else cmd.unit,
         township=known.township if known else cmd.township,
         name=known.name if known and known.name else cmd.project_name, year=year)
-    await p.include(d.unit_spec(project.unit))
+    await p.include(d.unit_counter_spec(project.unit))
     return project
 
 
@@ -141,7 +142,7 @@ async def originals_counter(p: Preparing) -> None:
     if not original.is_registered:
         raise NotFoundError(f"problem {cmd.problem_id} is not registered",
                             zh="未找到要登记反弹的原问题，请核对问题编号。")
-    await p.include(d.unit_spec(original.unit))
+    await p.include(d.unit_counter_spec(original.unit))
 
 
 async def unit_items(p: Preparing, unit: str) -> list[d.ProblemState]:
@@ -226,8 +227,14 @@ def request_close_out(x: Decision[c.RequestCloseOut, dict[str, set[uuid.UUID]],
 
 def reopen(x: Decision[c.ReopenProblem, None, RectificationConfig]) -> list[Event]:
     original: d.ProblemState = x.state(d.problem_stream_id(x.command.problem_id))
-    return d.decide_reopen_problem(original, x.state(d.unit_stream_id(original.unit)), x.command,
-                                   actor=x.actor, now=x.now, rules=x.deps.rules)
+    events = d.decide_reopen_problem(original, x.state(d.unit_stream_id(original.unit)),
+                                     x.command, actor=x.actor, now=x.now, rules=x.deps.rules)
+    # The counter is read at its head (no `allocations`): the successor's own stream says
+    # whether a new reopening would take an id that is already an item.
+    if events and x.state(d.problem_stream_id(x.command.new_problem_id)).is_registered:
+        raise d.InvalidCommandError(f"problem id {x.command.new_problem_id} is already taken",
+                                    zh="新问题编号已被使用，请重新提交（系统会生成新的编号）。")
+    return events
 
 
 def submit_monthly_list(x: Decision[c.SubmitMonthlyList, tuple[e.ProblemListRow, ...],

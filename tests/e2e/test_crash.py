@@ -4,18 +4,21 @@ across real processes, real PostgreSQL and real RabbitMQ."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 
+import aio_pika
 import asyncpg
 import pytest
 
 from tests.conftest import AMQP_URL, TEST_MASTER_KEY
 from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
+from tests.e2e.system_load import metric
 from tests.faults import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 
 def serve(service: str, port: int, database: str, prefix: str, tmp_path) -> subprocess.Popen:
@@ -24,6 +27,7 @@ def serve(service: str, port: int, database: str, prefix: str, tmp_path) -> subp
                 "LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
                 "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": "{}", "LOOKBACK_LOG_JSON": "true",
+                "LOOKBACK_METRICS_ACCESS": "public",
                 "LOOKBACK_DATA_DIR": str(tmp_path / service),
                 # only the registry process sequences; a killed one must not be the leader
                 "LOOKBACK_RUN_SEQUENCER": "true" if service == "registry" else "false"})
@@ -70,9 +74,12 @@ async def test_a_consumer_killed_mid_stream_catches_up_exactly_once(database, un
         _, items_at_kill, _ = await counts(database)
         print(f"killed with {items_at_kill} of {entries} items opened")
         rectification = serve("rectification", base + 1, database, prefix, tmp_path)
-        await eventually(lambda: _items_at_least(database, entries), timeout=90,
+        await eventually(lambda: _items_at_least(database, entries), timeout=180,
                          what=f"{entries} items after the restart (had {items_at_kill} at the kill)")
-        await asyncio.sleep(1.0)  # redeliveries, if any, would land by now
+        # Every delivery settled (redeliveries of what the killed process held included): the
+        # consumer has nothing left to see, and its queue holds nothing, not even unacknowledged.
+        await eventually(lambda: _settled(base + 1, prefix + "rectification.on-registry"),
+                         timeout=180, interval=0.2, what="the consumer settled")
         assert await counts(database) == (entries, entries, entries)
     finally:
         for proc in (rectification, registry):
@@ -83,3 +90,23 @@ async def test_a_consumer_killed_mid_stream_catches_up_exactly_once(database, un
 async def _items_at_least(dsn: str, n: int) -> bool:
     _, items, _ = await counts(dsn)
     return items >= n
+
+
+async def _settled(port: int, queue: str) -> bool:
+    lag = await metric(f"http://127.0.0.1:{port}", "lookback_consumer_lag_events",
+                       'consumer="rectification.on-registry"')
+    if lag != 0:
+        return False
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return declared.declaration_result.message_count == 0 and await _unacked(queue) == 0
+
+
+async def _unacked(queue: str) -> int:
+    listed = await asyncio.to_thread(subprocess.run, [
+        "rabbitmqctl", "-q", "list_queues", "name", "messages_unacknowledged", "--formatter", "json"],
+        capture_output=True, text=True, timeout=60, check=True)
+    return sum(row["messages_unacknowledged"] for row in json.loads(listed.stdout)
+               if row["name"] == queue)

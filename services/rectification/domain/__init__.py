@@ -36,7 +36,8 @@ from __future__ import annotations
 import uuid
 
 from services.rectification import events as e
-from services.rectification.domain.counter import UnitSequenceState, evolve_sequence
+from services.rectification.domain.counter import (UnitSequenceState, evolve_sequence,
+                                                   sequence_at_version)
 from services.rectification.domain.problems import (
     OPEN_STATUSES,
     STATUS_LABELS,
@@ -133,7 +134,7 @@ __all__ = [
     "problem_spec", "problem_stream_id", "registration_for_finding",
     "registration_for_ledger_entry", "report_initial", "report_spec", "report_stream_id",
     "score_stream_id", "self_inspection_report_id", "stream_id_for", "typical_case_report_id",
-    "unit_spec", "unit_stream_id", "was_open_at",
+    "unit_counter_spec", "unit_spec", "unit_stream_id", "was_open_at",
 ]
 
 
@@ -142,7 +143,14 @@ def problem_spec(problem_id: uuid.UUID) -> StreamSpec[ProblemState]:
 
 
 def unit_spec(unit: str) -> StreamSpec[UnitSequenceState]:
+    """The unit's counter folded whole: every item it allocated (`allocations`)."""
     return StreamSpec(unit_stream_id(unit), evolve_sequence, UnitSequenceState(unit=unit))
+
+
+def unit_counter_spec(unit: str) -> StreamSpec[UnitSequenceState]:
+    """The unit's counter for allocating the next 序号: its head version only, never its history."""
+    return StreamSpec(unit_stream_id(unit), evolve_sequence, UnitSequenceState(unit=unit),
+                      at_version=sequence_at_version)
 
 
 def report_spec(report_id: str) -> StreamSpec[ReportState]:

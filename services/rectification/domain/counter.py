@@ -19,8 +19,11 @@ class UnitSequenceState:
     in one unit: one gets ConcurrencyError and retries with the next number, so a number is never
     handed out twice; numbers come only from here and nothing ever takes one back (a withdrawn
     item keeps its 序号), so they are never reused or renumbered. The number equals the stream's
-    version today, but the explicit event says in the log which item got which number, and lets a
-    retry of the same problem id be recognised (`allocations`).
+    version (the stream holds allocations only), so allocating reads the head version alone
+    (`sequence_at_version`, docs/adr/0011): its cost does not grow with the unit's history. The
+    explicit event still says in the log which item got which number; `allocations` (every item
+    of the unit) is there only when the whole stream was folded (`unit_spec`), for the readers
+    that need the unit's items.
     """
 
     unit: str
@@ -33,3 +36,8 @@ def evolve_sequence(state: UnitSequenceState, event: Event) -> UnitSequenceState
         raise TypeError(f"not a sequence event: {type(event).__name__}")
     return replace(state, last_seq_no=max(state.last_seq_no, event.seq_no),
                    allocations={**state.allocations, event.problem_id: event.seq_no})
+
+
+def sequence_at_version(state: UnitSequenceState, version: int) -> UnitSequenceState:
+    """The counter from its stream's head version alone: one SeqNoAllocated per version."""
+    return replace(state, last_seq_no=version)
