@@ -20,6 +20,7 @@ _GROUPS = {
     "audit": "shared.audit_cli",
     "inspection": "services.inspection.cli",
     "dlq": "services.dlq_cli",
+    "user": "services.console.cli",
 }
 
 
@@ -95,10 +96,11 @@ def audit_replay(
 
 
 @app.command()
-def up(port_base: int = typer.Option(None, help="first HTTP port (default 8701..8704)"),
+def up(port_base: int = typer.Option(None, help="first HTTP port (default 8700..8704)"),
        data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)"),
        seed: bool = typer.Option(True, help="load the sample data into an empty store")) -> None:
-    """Run all four services in one process (embedded PostgreSQL unless URLs are set)."""
+    """Run the console and the four services in one process (embedded PostgreSQL unless URLs
+    are set); the console's address is printed first."""
     from services.system import up as run_up
     from shared.settings import Settings
 
@@ -109,8 +111,8 @@ def up(port_base: int = typer.Option(None, help="first HTTP port (default 8701..
 
 
 @app.command()
-def serve(service: str = typer.Argument(..., help="registry | rectification | inspection | notifier"),
-          ) -> None:
+def serve(service: str = typer.Argument(
+        ..., help="console | registry | rectification | inspection | notifier")) -> None:
     """Run one service process against LOOKBACK_DATABASE_URL and LOOKBACK_AMQP_URL."""
     from services.system import serve as run_serve
     from shared.settings import Settings

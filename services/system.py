@@ -45,8 +45,14 @@ from shared.store import login_dsn
 
 log = get_logger()
 
-SERVICE_NAMES = ("registry", "rectification", "inspection", "notifier")
-DEFAULT_PORTS = {"registry": 8701, "rectification": 8702, "inspection": 8703, "notifier": 8704}
+# The console (the web application people use) comes first: `lookback up` prints its address
+# first, on the port before the services'. It has no events and no bus user (docs/adr/0014).
+BACKEND_SERVICES = ("registry", "rectification", "inspection", "notifier")
+SERVICE_NAMES = ("console", *BACKEND_SERVICES)
+DEFAULT_PORTS = {"console": 8700, "registry": 8701, "rectification": 8702, "inspection": 8703,
+                 "notifier": 8704}
+# In one process one sequencer candidate is enough (the lock elects one across processes).
+SEQUENCER_HOST = "registry"
 
 
 def spec(name: str) -> ServiceSpec[Any]:
@@ -70,6 +76,10 @@ REPLAY_EXEMPT = (
            "the time the reaction ran, which the log does not hold"),
     Exempt("notifier.contacts", None,
            "the contact directory: addresses kept out of the log on purpose, to be erasable"),
+    *(Exempt(f"console.{table}", None, "the console's accounts, sessions and uploads: how people "
+             "reach the system, not facts of the log")
+      for table in ("accounts", "sessions", "sign_in_failures", "evidence_files",
+                    "evidence_uploads")),
 )
 
 
@@ -88,6 +98,10 @@ def migration_folders() -> list[Path]:
 def service_app(name: str, settings: Settings, **kwargs: Any) -> Any:
     """The service's ASGI app from its one composition root, `services.<name>.app.create_app`."""
     spec(name)
+    if name == "console":  # people's pages: no clock or tokens of a service's to take
+        kwargs = {k: v for k, v in kwargs.items() if k == "service_urls"}
+    else:
+        kwargs.pop("service_urls", None)
     app = importlib.import_module(f"services.{name}.app").create_app(settings, **kwargs)
     # /audit/history speaks of events by their Chinese names, in the campaign's time zone.
     app.state.history_labels = EVENT_LABELS
@@ -101,6 +115,15 @@ def contracts() -> list[EventContract]:
 
 
 EVENT_SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "events" / "schemas"
+
+
+def demo_accounts() -> list[DemoPrincipal]:
+    """The console's demo accounts: the same people as the demo tokens."""
+    return demo_principals()
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
 
 def all_consumers() -> list[tuple[str, Any]]:
@@ -151,7 +174,7 @@ async def provision(settings: Settings, admin_dsn: str, *, generate_passwords: b
     database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
     done = await provision_database(admin_dsn, DatabasePlan(database, SERVICE_NAMES, passwords))
     if broker_admin_url is not None and settings.amqp_url is not None:
-        users = [service_role(name) for name in SERVICE_NAMES]
+        users = [service_role(name) for name in BACKEND_SERVICES]
         if generate_passwords:
             assert settings.secrets_dir is not None
             ensure_passwords(settings.secrets_dir, [f"{user}.amqp.password" for user in users])
@@ -161,7 +184,7 @@ async def provision(settings: Settings, admin_dsn: str, *, generate_passwords: b
         done += await provision_broker(
             f"{admin.scheme}://{admin.hostname}:{admin.port or 15672}", admin.username or "",
             unquote(admin.password or ""),
-            BrokerPlan(vhost, SERVICE_NAMES, broker_passwords, prefix=settings.bus_prefix))
+            BrokerPlan(vhost, BACKEND_SERVICES, broker_passwords, prefix=settings.bus_prefix))
     return done
 
 
@@ -203,13 +226,21 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
     await declare_bus(settings, all_consumers())
     if seed:
         await seed_if_empty(settings)
+    from services.console.cli import ensure_demo_accounts, print_sign_in
+
+    demo_file = await ensure_demo_accounts(settings, demo_accounts()) if seed else None
     ports = {name: (port_base + i if port_base is not None else DEFAULT_PORTS[name])
              for i, name in enumerate(SERVICE_NAMES)}
-    # One sequencer candidate is enough in one process (the lock elects one across processes).
+    urls = {name: f"http://{_loopback(settings.http_host)}:{port}" for name, port in ports.items()}
     apps = {name: service_app(name, settings.model_copy(
-        update={"run_sequencer": settings.run_sequencer and name == SERVICE_NAMES[0]}))
-        for name in SERVICE_NAMES}
-    await serve_apps(apps, settings, ports, on_ready=lambda ls: print_listening(ls, settings))
+        update={"run_sequencer": settings.run_sequencer and name == SEQUENCER_HOST}),
+        service_urls=urls) for name in SERVICE_NAMES}
+
+    def ready(listening: Any) -> None:
+        print_sign_in(urls["console"], demo_file)
+        print_listening(listening, settings)
+
+    await serve_apps(apps, settings, ports, on_ready=ready)
 
 
 async def serve(name: str, settings: Settings) -> None:
@@ -219,7 +250,8 @@ async def serve(name: str, settings: Settings) -> None:
     if settings.database_url is None:
         raise SystemExit("lookback serve needs LOOKBACK_DATABASE_URL (use `lookback up` to run "
                          "everything on the embedded default)")
-    await declare_bus(settings, all_consumers())
+    if name != "console":  # the console talks HTTP to the services, never to the broker
+        await declare_bus(settings, all_consumers())
     port = settings.http_port or DEFAULT_PORTS[name]
     app = service_app(name, settings)
     await serve_apps({name: app}, settings, {name: port},

@@ -2,15 +2,21 @@
 
 `/audit/checkpoints/latest`, `/audit/proofs/inclusion/{position}`, `/audit/proofs/consistency`
 return the documents of shared/audit_proofs.py; `/audit/history/{subject}` the person-readable
-history of shared/history.py. They read only the kernel's tables (`es.*`), through the service's
-own pool (every service role may read them), so any service can answer and none is special.
+history of shared/history.py; `/audit/export` the whole log as `lookback audit export` writes it
+(docs/audit-format.md), for an auditor with a browser. They read only the kernel's tables (`es.*`),
+through the service's own pool (every service role may read them), so any service can answer and
+none is special.
 """
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
+from shared.audit_db import export_database
 from shared.audit_proofs import consistency_document, inclusion_document, latest_checkpoint
 from shared.errors import ForbiddenError
 from shared.history import history
@@ -67,3 +73,26 @@ async def subject_history(request: Request, subject: str,
                                 limit=limit, **({"zone": state.history_zone}
                                                 if hasattr(state, "history_zone") else {}))
     return {"subject": subject, "events": [e.as_dict() for e in entries]}
+
+
+@router.get("/export", response_class=StreamingResponse)
+async def export(request: Request) -> StreamingResponse:
+    """The whole log (checkpoints, then every ledger entry with its event) from one consistent
+    snapshot, as JSON Lines: what `lookback audit verify` checks offline."""
+    _auditor(request)
+    # Spooled: a small log stays in memory, a large one goes to a temporary file, never both.
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    async with request.app.state.runtime.pool.acquire() as conn:
+        await export_database(conn, spool)
+    spool.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while block := spool.read(256 * 1024):
+                yield block
+        finally:
+            spool.close()
+
+    return StreamingResponse(chunks(), media_type="application/x-ndjson",
+                             headers={"Content-Disposition":
+                                      'attachment; filename="lookback-audit.jsonl"'})

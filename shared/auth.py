@@ -3,6 +3,9 @@
 Tokens are stored hashed (SHA-256 hex), in a JSON file or an environment variable:
 `{"<sha256 hex of token>": {"id": "...", "name": "...", "role": "district_reporter", "unit": "echeng"}}`.
 A stolen tokens file therefore reveals no token.
+
+A bearer credential may also be a signed identity assertion from a trusted front end (the person
+signed in there; shared/assertions.py), when the store is given that front end's public key.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from shared.assertions import AssertionVerifier, looks_like_assertion
 from shared.errors import ForbiddenError, UnauthenticatedError
 from shared.messages import Actor, Role
 
@@ -27,11 +31,14 @@ def new_token() -> str:
 
 
 class TokenStore:
-    def __init__(self, principals_by_hash: Mapping[str, Actor]) -> None:
+    def __init__(self, principals_by_hash: Mapping[str, Actor],
+                 assertions: AssertionVerifier | None = None) -> None:
         self._by_hash = dict(principals_by_hash)
+        self.assertions = assertions or AssertionVerifier(())
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Mapping[str, object]]) -> TokenStore:
+    def from_mapping(cls, raw: Mapping[str, Mapping[str, object]],
+                     assertions: AssertionVerifier | None = None) -> TokenStore:
         """Refuses the whole set if one principal is malformed (a district role without its
         unit would otherwise see every unit), naming the entry by its hash's first characters."""
         principals = {}
@@ -41,21 +48,24 @@ class TokenStore:
             except ValidationError as exc:
                 reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
                 raise ValueError(f"tokens entry {digest[:8]}…: {reasons}") from None
-        return cls(principals)
+        return cls(principals, assertions)
 
     @classmethod
-    def from_sources(cls, *, file: Path | None = None, inline_json: str | None = None) -> TokenStore:
+    def from_sources(cls, *, file: Path | None = None, inline_json: str | None = None,
+                     assertions: AssertionVerifier | None = None) -> TokenStore:
         raw: dict[str, Mapping[str, object]] = {}
         if file is not None and file.exists():
             raw.update(json.loads(file.read_text(encoding="utf-8")))
         if inline_json:
             raw.update(json.loads(inline_json))
-        return cls.from_mapping(raw)
+        return cls.from_mapping(raw, assertions)
 
     def authenticate(self, authorization: str | None) -> Actor:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise UnauthenticatedError("missing bearer token")
         token = authorization[7:].strip()
+        if looks_like_assertion(token):
+            return self.assertions.verify(token)
         actor = self._by_hash.get(hash_token(token))
         if actor is None:
             raise UnauthenticatedError("invalid bearer token")

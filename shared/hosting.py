@@ -83,9 +83,9 @@ class DemoPrincipal:
 
 
 def ensure_local_secrets(settings: Settings, principals: Sequence[DemoPrincipal]) -> Settings:
-    """Embedded mode only: a checkpoint signing key, the personal-data master key and demo
-    tokens, kept under the data folder (never in the repository). Printed paths tell the
-    newcomer where they are."""
+    """Embedded mode only: a checkpoint signing key, the personal-data master key, the key pair of
+    identity assertions (the console's) and demo tokens, kept under the data folder (never in the
+    repository). Printed paths tell the newcomer where they are."""
     keys = settings.data_dir / "keys"
     updates: dict[str, Any] = {}
     if settings.signing_key is None and settings.signing_key_file is None:
@@ -105,6 +105,18 @@ def ensure_local_secrets(settings: Settings, principals: Sequence[DemoPrincipal]
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(MasterKey.generate_text())
         updates["pii_master_key_file"] = master_file
+    if (settings.assertion_signing_key is None and settings.assertion_signing_key_file is None
+            and settings.assertion_public_key is None and settings.assertion_public_key_file is None):
+        # The front end signs who is signed in; every process of this machine trusts it.
+        signing_file, public_file = keys / "assertion.key", keys / "assertion.pub"
+        if not signing_file.exists():
+            keys.mkdir(parents=True, exist_ok=True)
+            key = generate_private_key()
+            fd = os.open(signing_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(private_key_to_text(key))
+            public_file.write_text(public_key_to_text(key.public_key()), encoding="utf-8")
+        updates.update(assertion_signing_key_file=signing_file, assertion_public_key_file=public_file)
     if settings.tokens_file is None and settings.tokens_json is None:
         tokens_file = settings.data_dir / "tokens.json"
         if not tokens_file.exists():

@@ -5,6 +5,9 @@ own sequenced events), its relay (RabbitMQ mode), a sequencer candidate (one is 
 processes), and an HTTP API with /healthz, /readyz, /metrics, OpenAPI at /docs and the AsyncAPI
 document at /asyncapi (try-it-out off). Resources are created in the lifespan, never at import.
 
+/docs is Swagger UI served by this process from an installed package (`fastapi-offline` ships
+its files), never from a CDN: on an intranet with no internet a CDN page is blank.
+
 It stays one module past 400 lines on purpose: the composition root, the order in which its parts
 start and stop (docs/adr/0011: stop taking work first, all within the graceful timeout) and the
 operational routes that report on those parts are one story, read together.
@@ -30,6 +33,8 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
+from shared.api_docs import SWAGGER_ASSETS, install_swagger_ui
+from shared.assertions import verifier_from_settings
 from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consistency import ConsistencyTokens, ReadFence, remember
@@ -234,7 +239,8 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     settings = settings or Settings()
     clock = clock or utc_now
     tokens = tokens or TokenStore.from_sources(file=settings.tokens_file,
-                                               inline_json=settings.tokens_json)
+                                               inline_json=settings.tokens_json,
+                                               assertions=verifier_from_settings(settings))
     metrics = Metrics(spec.name)
     names = topology.Names(settings.bus_prefix)
     docs_transport = RabbitTransport(  # never started: it only describes the channels for AsyncAPI
@@ -330,8 +336,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
 
     docs = settings.docs_access != "off"
     app = FastAPI(title=f"Lookback {spec.name}", description=spec.description,
-                  version=spec.version, lifespan=lifespan,
-                  docs_url="/docs" if docs else None, redoc_url=None,
+                  version=spec.version, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json" if docs else None)
     install_error_handlers(app)
     public = {"/healthz", "/readyz", *spec.public_paths}
@@ -342,7 +347,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     app.add_middleware(ConsistencyTokens)
     app.add_middleware(Edge, policy=lambda: EdgePolicy(
         authenticate=tokens.authenticate, public_paths=frozenset(public),
-        body_limits=spec.body_limits))
+        public_prefixes=(SWAGGER_ASSETS,), body_limits=spec.body_limits))
     app.state.spec = spec
     app.state.settings = settings
 
@@ -398,6 +403,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         app.include_router(spec.router)
     if not docs:
         return app
+    install_swagger_ui(app)
 
     asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}", version=spec.version,
                         description=spec.description)

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     # holds it; only the process that holds personal data (the registry) needs it.
     pii_master_key: str | None = None
     pii_master_key_file: Path | None = None
+    # Signed identity assertions (shared/assertions.py). A service accepts them from the front ends
+    # whose Ed25519 public keys it is given (several, comma-separated, while a key is rotated);
+    # the front end that signs them holds the private key. None: no assertions accepted / made.
+    assertion_public_key: str | None = None
+    assertion_public_key_file: Path | None = None
+    assertion_signing_key: str | None = None
+    assertion_signing_key_file: Path | None = None
     # Who may read the API documents (OpenAPI /docs, AsyncAPI) and /metrics: anyone, callers with
     # a valid token, or nobody (not served). The embedded default (`lookback up`) makes them
     # public for the newcomer; a deployment keeps them behind a token or turns them off.
@@ -85,6 +92,19 @@ class Settings(BaseSettings):
             return self.pii_master_key
         if self.pii_master_key_file is not None:
             return self.pii_master_key_file.read_text(encoding="utf-8").strip()
+        return None
+
+    def assertion_public_key_texts(self) -> list[str]:
+        text = self.assertion_public_key
+        if text is None and self.assertion_public_key_file is not None:
+            text = self.assertion_public_key_file.read_text(encoding="utf-8")
+        return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+    def assertion_signing_key_text(self) -> str | None:
+        if self.assertion_signing_key is not None:
+            return self.assertion_signing_key
+        if self.assertion_signing_key_file is not None:
+            return self.assertion_signing_key_file.read_text(encoding="utf-8").strip()
         return None
 
     @property

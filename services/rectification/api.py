@@ -522,6 +522,31 @@ async def check(request: Request) -> dict[str, Any]:
                          if isinstance(x, e.PointsRefunded)]}
 
 
+PUBLIC_RESULTS = "/public/results"
+
+
+@router.get(PUBLIC_RESULTS, tags=["public"])
+async def public_results(request: Request) -> dict[str, Any]:
+    """一公开: each unit's results for anyone, no token needed: counts, 销号率 and score, and
+    nothing else: no item, no project, no person, no reason text (which could name one)."""
+    runtime = _runtime(request)
+    config, now = runtime.deps, runtime.clock()
+    units = list(config.units)
+    items, reports = await q.items(runtime.pool, units), await q.reports(runtime.pool, units)
+    liaisons_at = await q.liaisons_complete_at(runtime.pool, units)
+    progress_by_unit = {u: _progress(config, now, u, items, reports, liaisons_at) for u in units}
+    board = s.score_board(units, await q.scores(runtime.pool, units), progress_by_unit)
+    rows = []
+    for row in board:
+        unit_progress = progress_by_unit[row.unit]
+        rows.append({"rank": row.rank, "unit": row.unit, "unit_name": config.unit_name(row.unit),
+                     "score": _points(row.score), "registered": unit_progress.registered,
+                     "open": unit_progress.open, "closed": unit_progress.closed,
+                     "overdue": unit_progress.overdue, "reopened": unit_progress.reopened,
+                     **closure_view(row.closure), "light": str(unit_progress.light)})
+    return {"as_of": _json(now, config), "order": s.BOARD_ORDER_ZH, "units": rows}
+
+
 @router.get("/rules", tags=["scores"])
 async def rules(request: Request) -> dict[str, Any]:
     """The campaign rules this service applies, and the campaign rules it does not."""

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
-from services.rectification.api import router
+from services.rectification.api import PUBLIC_RESULTS, router
 from services.rectification.config import (
     DEFAULT_SCORE_CHECK_INTERVAL,
     RectificationConfig,
@@ -76,7 +76,8 @@ SPEC: ServiceSpec[RectificationConfig] = ServiceSpec(
     commands=COMMANDS, router=router, consumers=[*CONSUMERS, REGISTRY_VIEW],
     projections=PROJECTIONS, build_deps=build_deps, background=[run_scorekeeper],
     migrations=Path(__file__).with_name("sql"),
-    vocabulary=lambda config: rectification_vocabulary(config.campaign))
+    vocabulary=lambda config: rectification_vocabulary(config.campaign),
+    public_paths=frozenset({PUBLIC_RESULTS}))
 
 
 def create_app(settings: Settings | None = None, *, campaign: Campaign | None = None,

@@ -1,4 +1,5 @@
-"""`lookback up` as a newcomer runs it: a real process, the embedded PostgreSQL, four services."""
+"""`lookback up` as a newcomer runs it: a real process, the embedded PostgreSQL, the console and
+the four services."""
 from __future__ import annotations
 
 import os
@@ -71,7 +72,19 @@ def test_lookback_up_runs_all_four_services_on_the_embedded_database(tmp_path):
     base = free_port_base()
     proc, ready_line = start(tmp_path / "var", base)
     try:
-        for i, service in enumerate(("registry", "rectification", "inspection", "notifier")):
+        # The console comes first, on the first port, and a demo account signs in to it.
+        assert ready_line.split()[1] == f"console=127.0.0.1:{base}"
+        console = f"http://127.0.0.1:{base}"
+        demo = tmp_path / "var" / "demo-accounts.txt"
+        assert demo.stat().st_mode & 0o077 == 0
+        account, password = next(line for line in demo.read_text(encoding="utf-8").splitlines()
+                                 if not line.startswith("#")).split("\t")[:2]
+        with httpx.Client(base_url=console, timeout=10) as browser:
+            assert "登录" in browser.get("/login").text
+            signed_in = browser.post("/login", data={"username": account, "password": password})
+            assert signed_in.status_code == 303, signed_in.text
+            assert "工作台" in browser.get("/").text
+        for i, service in enumerate(("registry", "rectification", "inspection", "notifier"), 1):
             assert f"{service}=127.0.0.1:{base + i}" in ready_line
             url = f"http://127.0.0.1:{base + i}"
             assert httpx.get(f"{url}/healthz", timeout=5).json()["service"] == service
@@ -95,7 +108,7 @@ def test_lookback_up_with_urls_runs_on_postgresql_and_rabbitmq(tmp_path, databas
                     bus_prefix=unique_prefix + ".", tokens_json="{}",
                     **{name: str(size) for name, size in SMALL_POOLS.items()})
     try:
-        for i, _service in enumerate(("registry", "rectification", "inspection", "notifier")):
+        for i, _service in enumerate(("registry", "rectification", "inspection", "notifier"), 1):
             url = f"http://127.0.0.1:{base + i}"
             ready = httpx.get(f"{url}/readyz", timeout=5)
             assert ready.status_code == 200, ready.text

@@ -49,9 +49,11 @@ def _running_system(template_db: str, data: Path):
                 "LOOKBACK_LOG_JSON": "true", "LOOKBACK_DATA_DIR": str(data / "var")})
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(base), "--no-seed"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    proc, _ = _await_ready(proc)
+    proc, ready = _await_ready(proc)
+    # Where each process listens, as `lookback up` says it (the console comes first).
+    listening = dict(part.split("=", 1) for part in ready.split()[1:])
     try:
-        yield {service: f"http://127.0.0.1:{base + i}" for i, service in enumerate(SERVICES)}
+        yield {service: f"http://{listening[service]}" for service in SERVICES}
     finally:
         stop(proc)
         loop.run_until_complete(manager.__aexit__(None, None, None))
