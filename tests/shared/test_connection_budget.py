@@ -1,8 +1,9 @@
-"""The test suite's share of PostgreSQL stays bounded: the largest scenario a test runs — every
-service of the system at once, each with its pool and a sequencer candidate, on RabbitMQ, with an
-entry travelling from the registry to rectification and inspection — holds fewer connections
-than a test database admits (`DATABASE_CONNECTION_LIMIT`, which the server enforces on every
-login role). CI's server allows 100 connections and other work may hold ~30 of them."""
+"""The test suite's share of PostgreSQL stays bounded: every service on the bus at once, each with
+its pools and a sequencer candidate, on RabbitMQ, with an entry travelling from the registry to
+rectification and inspection, holds fewer connections than a test database admits
+(`DATABASE_CONNECTION_LIMIT`, which the server enforces on every login role, so the console's
+tests, which add the console in front of these, are held to it too). CI's server allows 100
+connections and other work may hold ~30 of them."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import asyncpg
 import pytest
 
-from services.system import SERVICE_NAMES, service_app
+from services.system import BACKEND_SERVICES, service_app
 from tests.registry.support import project_body
 from tests.support.actors import auth
 from tests.support.clock import Clock, at
@@ -58,11 +59,11 @@ async def test_every_service_at_once_stays_within_a_test_databases_connection_li
         database, unique_prefix, tmp_path):
     clock = Clock(at(2024, 4, 10))
     async with peak_connections(database) as peak, AsyncExitStack() as stack:
-        stack.push_async_callback(delete_bus_objects, unique_prefix, services=SERVICE_NAMES,
+        stack.push_async_callback(delete_bus_objects, unique_prefix, services=BACKEND_SERVICES,
                                   consumers=("rectification.on-registry", "rectification.on-inspection",
                                              "inspection.on-registry"))
         clients = {}
-        for name in SERVICE_NAMES:
+        for name in BACKEND_SERVICES:
             # The notifier keeps its own clock (it sleeps until reminders are due).
             clocked = {} if name == "notifier" else {"clock": clock}
             app = service_app(name, service_settings(database, tmp_path / name, amqp_url=AMQP_URL,
