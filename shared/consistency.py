@@ -35,7 +35,7 @@ import asyncpg
 from fastapi import Depends, Header, Query, Request
 
 from shared.errors import LookbackError, ValidationFailed
-from shared.pipeline import CommandResult, reaction_event_ids
+from shared.pipeline import CommandResult, reaction_event_id
 from shared.store import Connection
 
 TOKEN_HEADER = "X-Lookback-Token"
@@ -140,7 +140,7 @@ class ReadFence:
                     continue
                 # What the reaction appended commits with the inbox row; its ids derive from the
                 # causing event, so its first event names the reaction's transaction.
-                first = reaction_event_ids(self.service, row["event_id"])(0, None)  # type: ignore[arg-type]
+                first = reaction_event_id(self.service, row["event_id"], 0)
                 waiting += await self._projections_behind(conn, await _transaction_of(conn, first))
         return waiting
 

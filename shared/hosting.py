@@ -242,8 +242,8 @@ async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, 
                   still_running=[t.get_name() for t in late])
         os._exit(EXIT_FORCED)
     for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            raise error
 
 
 def print_listening(listening: list[Listening], settings: Settings) -> None:

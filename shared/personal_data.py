@@ -25,7 +25,9 @@ from pydantic import AfterValidator
 
 from shared.errors import LookbackError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typing only: this module imports without asyncpg
+    import asyncpg
+
     from shared.settings import Settings
 
 ERASED = "[erased]"
@@ -369,8 +371,8 @@ class PostgresPersonalDataVault(_VaultConveniences):
     """Keys in `pii.subject_keys` (migration 0010), each wrapped by the master key; use a pool
     logged in as `lookback_registry` (no other role may read the table)."""
 
-    def __init__(self, pool: object, master: MasterKey) -> None:
-        self.pool = pool  # asyncpg.Pool; typed loosely so this module imports without asyncpg
+    def __init__(self, pool: asyncpg.Pool, master: MasterKey) -> None:
+        self.pool = pool
         self.master = master
 
     async def keyring(self, subject_ids: Iterable[str], *, create: bool = False,
@@ -379,7 +381,7 @@ class PostgresPersonalDataVault(_VaultConveniences):
         if not wanted:
             return Keyring()
         if conn is None:
-            async with self.pool.acquire() as acquired:  # type: ignore[attr-defined]
+            async with self.pool.acquire() as acquired:
                 return await self.keyring(wanted, create=create, conn=acquired)
         if create:
             # ON CONFLICT DO NOTHING: an existing key (or an erasure) always wins.
@@ -396,7 +398,7 @@ class PostgresPersonalDataVault(_VaultConveniences):
                         for row in rows})
 
     async def erase(self, subject_id: str) -> bool:
-        async with self.pool.acquire() as conn:  # type: ignore[attr-defined]
+        async with self.pool.acquire() as conn:
             # An unknown subject is recorded as erased too, so it can never be given a key later.
             row = await conn.fetchrow(
                 """INSERT INTO pii.subject_keys AS k (subject_id, key, erased_at)
@@ -408,7 +410,7 @@ class PostgresPersonalDataVault(_VaultConveniences):
         return bool(row and row["had_key"])
 
     async def is_erased(self, subject_id: str) -> bool:
-        async with self.pool.acquire() as conn:  # type: ignore[attr-defined]
+        async with self.pool.acquire() as conn:
             erased_at = await conn.fetchval(
                 "SELECT erased_at FROM pii.subject_keys WHERE subject_id = $1", subject_id)
         return erased_at is not None

@@ -190,10 +190,15 @@ class CommandMetrics:
                                   ["service", "command"], registry=registry)
 
 
-def reaction_event_ids(service: str, causation_id: uuid.UUID) -> Callable[[int, Event], uuid.UUID]:
-    """Ids of the events a reaction appends, derived from the event it reacts to: a redelivery
+def reaction_event_id(service: str, causation_id: uuid.UUID, index: int) -> uuid.UUID:
+    """The id of a reaction's `index`th event, derived from the event it reacts to: a redelivery
     decides the same events under the same ids, which the store recognises as a retry."""
-    return lambda i, _event: deterministic_id(service, "reaction", str(causation_id), str(i))
+    return deterministic_id(service, "reaction", str(causation_id), str(index))
+
+
+def reaction_event_ids(service: str, causation_id: uuid.UUID) -> Callable[[int, Event], uuid.UUID]:
+    """`reaction_event_id` as the pipeline asks for event ids (by index and event)."""
+    return lambda i, _event: reaction_event_id(service, causation_id, i)
 
 
 class CommandPipeline(Generic[D]):

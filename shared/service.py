@@ -245,7 +245,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     names = topology.Names(settings.bus_prefix)
     docs_transport = RabbitTransport(  # never started: it only describes the channels for AsyncAPI
         service=spec.name, amqp_url=settings.amqp_url or "amqp://localhost", names=names,
-        pool=None, runtime=None, metrics=metrics,  # type: ignore[arg-type]
+        pool=None, runtime=None, metrics=metrics,  # type: ignore[arg-type]  # never consumes
         own_events=spec.contract.events)
     for consumer in spec.consumers:
         docs_transport.add_consumer(consumer)

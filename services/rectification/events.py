@@ -365,15 +365,17 @@ class PointsRefunded(_Fact):
     decided_by: str
 
 
-PROBLEM_EVENTS: tuple[type[Event], ...] = (
+# Not annotated as tuple[type[Event], ...]: their precise types let isinstance() narrow an event
+# to the classes, so the stream an event routes to is read from attributes the checker knows.
+PROBLEM_EVENTS = (
     ProblemRegistered, RectificationStarted, CloseOutRequested, CloseOutVerified, CloseOutReturned,
     ExtensionRequested, ExtensionDecided, ProblemReopened, ProblemWithdrawn, EvidenceReuseFlagged,
 )
-REPORT_EVENTS: tuple[type[Event], ...] = (
+REPORT_EVENTS = (
     MonthlyListSubmitted, MonthlyListReturned, SelfInspectionReportSubmitted, TypicalCaseSubmitted,
     ReportReviewed, WorkPlanSubmitted,
 )
-SCORE_EVENTS: tuple[type[Event], ...] = (PointsDeducted, PointsRefunded)
+SCORE_EVENTS = (PointsDeducted, PointsRefunded)
 ALL_EVENTS: tuple[type[Event], ...] = (
     *PROBLEM_EVENTS, SeqNoAllocated, *REPORT_EVENTS, *SCORE_EVENTS,
 )

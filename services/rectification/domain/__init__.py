@@ -163,9 +163,9 @@ def stream_id_for(event: Event) -> str:
     if isinstance(event, e.SeqNoAllocated):
         return unit_stream_id(event.unit)
     if isinstance(event, e.SCORE_EVENTS):
-        return score_stream_id(event.unit)  # type: ignore[attr-defined]
+        return score_stream_id(event.unit)
     if isinstance(event, e.REPORT_EVENTS):
-        return report_stream_id(event.report_id)  # type: ignore[attr-defined]
+        return report_stream_id(event.report_id)
     if isinstance(event, e.PROBLEM_EVENTS):
-        return problem_stream_id(event.problem_id)  # type: ignore[attr-defined]
+        return problem_stream_id(event.problem_id)
     raise TypeError(f"not a rectification event: {type(event).__name__}")
