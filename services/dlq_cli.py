@@ -22,8 +22,9 @@ from shared.consuming import ConsumerRuntime, Outcome
 from shared.history import mask_value
 from shared.messages import Actor, Role
 from shared.pipeline import CommandPipeline
+from shared.provisioning import OPERATOR
 from shared.settings import Settings
-from shared.store import PostgresEventStore, create_pool
+from shared.store import PostgresEventStore, create_pool, login_dsn
 from shared.topology import Names
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -61,7 +62,10 @@ async def _dead_letters(service: str, settings: Settings) -> AsyncIterator[tuple
         found = await dl.local_dead_letters(pool, list(_consumers(service)))
         if settings.amqp_url:
             names = Names(settings.bus_prefix)
-            rabbit = dl.RabbitDeadLetters(settings.amqp_url, names.dlq(service),
+            # The operator's broker user: it may read dead-letter queues and put a message back
+            # on its queue, nothing else (docs/adr/0009).
+            amqp_url = login_dsn(settings.amqp_url, OPERATOR, settings.broker_password(OPERATOR))
+            rabbit = dl.RabbitDeadLetters(amqp_url, names.dlq(service),
                                           lambda queue: queue.removeprefix(settings.bus_prefix))
             found += await rabbit.open()
         yield pool, found, rabbit

@@ -174,17 +174,24 @@ async def provision(settings: Settings, admin_dsn: str, *, generate_passwords: b
     database = urlsplit(settings.database_url).path.lstrip("/") or "postgres"
     done = await provision_database(admin_dsn, DatabasePlan(database, SERVICE_NAMES, passwords))
     if broker_admin_url is not None and settings.amqp_url is not None:
-        users = [service_role(name) for name in BACKEND_SERVICES]
+        users = [*(service_role(name) for name in BACKEND_SERVICES), OPERATOR]
         if generate_passwords:
             assert settings.secrets_dir is not None
             ensure_passwords(settings.secrets_dir, [f"{user}.amqp.password" for user in users])
         broker_passwords = {u: p for u in users if (p := settings.broker_password(u)) is not None}
         admin = urlsplit(broker_admin_url)
-        vhost = unquote(urlsplit(settings.amqp_url).path.lstrip("/")) or "/"
+        amqp = urlsplit(settings.amqp_url)
+        vhost = unquote(amqp.path.lstrip("/")) or "/"
         done += await provision_broker(
             f"{admin.scheme}://{admin.hostname}:{admin.port or 15672}", admin.username or "",
             unquote(admin.password or ""),
             BrokerPlan(vhost, BACKEND_SERVICES, broker_passwords, prefix=settings.bus_prefix))
+        # The whole topology, declared by the administrator: a service may declare only its own
+        # objects, and no event may be published before the queues that should receive it exist.
+        admin_amqp = urlunsplit((amqp.scheme, f"{admin.netloc.rpartition('@')[0]}@"
+                                 f"{amqp.netloc.rpartition('@')[2]}", amqp.path, amqp.query, ""))
+        await declare_bus(admin_amqp, settings.bus_prefix, BACKEND_SERVICES, all_consumers())
+        done.append(f"exchanges and queues of {', '.join(BACKEND_SERVICES)} on {vhost}")
     return done
 
 
@@ -223,7 +230,8 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
     applied = await migrate(settings)
     if applied:
         log.info("migrations_applied", names=applied)
-    await declare_bus(settings, all_consumers())
+    if settings.amqp_url is not None:  # trying things: the URL's user is an administrator
+        await declare_bus(settings.amqp_url, settings.bus_prefix, BACKEND_SERVICES, all_consumers())
     if seed:
         await seed_if_empty(settings)
     from services.console.cli import ensure_demo_accounts, print_sign_in
@@ -245,13 +253,12 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
 
 async def serve(name: str, settings: Settings) -> None:
     """One service process against PostgreSQL and RabbitMQ. Migrations are a separate step
-    (`lookback migrate`, as the migration role): a service's role may not change the schema."""
+    (`lookback migrate`, as the migration role): a service's role may not change the schema; so
+    is the broker's topology (`lookback provision`): a service's user may declare only its own."""
     configure_logging(json=settings.log_json, level=settings.log_level)
     if settings.database_url is None:
         raise SystemExit("lookback serve needs LOOKBACK_DATABASE_URL (use `lookback up` to run "
                          "everything on the embedded default)")
-    if name != "console":  # the console talks HTTP to the services, never to the broker
-        await declare_bus(settings, all_consumers())
     port = settings.http_port or DEFAULT_PORTS[name]
     app = service_app(name, settings)
     await serve_apps({name: app}, settings, {name: port},

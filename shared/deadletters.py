@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import asyncpg
@@ -140,6 +141,9 @@ class RabbitDeadLetters:
 
     def __init__(self, amqp_url: str, dlq: str, queue_of: Any) -> None:
         self.amqp_url, self.dlq, self.queue_of = amqp_url, dlq, queue_of
+        # A message put back carries its publisher's login (RabbitMQ allows no other), and
+        # consumers accept the operator's as long as the event matches the producer's ledger.
+        self.username = unquote(urlsplit(amqp_url).username or "")
         self._connection: Any = None
         self._channel: Any = None
         self._taken: list[tuple[DeadLetter, Any]] = []
@@ -180,13 +184,14 @@ class RabbitDeadLetters:
     async def republish(self, dead: DeadLetter, message: Any, queue: str) -> None:
         """Publish the message as it first came to the consumer's own queue, then drop it here."""
         headers = {k: v for k, v in dead.headers.items()
-                   if k not in ("x-death", "x-lookback-reason", "x-lookback-consumer")
+                   if k not in ("x-death", "x-lookback-reason", "x-lookback-consumer",
+                                "x-lookback-published-by")
                    and not k.startswith("x-first-death") and not k.startswith("x-last-death")}
         await self._channel.default_exchange.publish(
             aio_pika.Message(message.body, headers=headers, message_id=message.message_id,
                              content_type=message.content_type, type=message.type,
                              correlation_id=message.correlation_id, app_id=message.app_id,
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                             user_id=self.username or None, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=queue, mandatory=True)
         await message.ack()
 

@@ -29,23 +29,26 @@ from shared.signing import generate_private_key, private_key_to_text, public_key
 log = get_logger()
 
 
-async def declare_bus(settings: Settings, consumers: Sequence[tuple[str, ConsumerSpec]]) -> None:
-    """Declare every consumer queue of the system before any relay publishes (RabbitMQ only).
+async def declare_bus(amqp_url: str, prefix: str, producers: Sequence[str],
+                      consumers: Sequence[tuple[str, ConsumerSpec]]) -> None:
+    """Declare the whole topology as an administrator, before any service starts: every
+    producer's events exchange, every consumer queue and its bindings (RabbitMQ only).
 
-    Each service declares its own queues too; doing all of them here first means the order in
-    which processes start can never make an event miss a queue that did not exist yet.
-    `consumers` pairs each consumer with the service that owns it.
+    A service may declare only its own objects (docs/adr/0009); doing all of them here first
+    means the order in which processes start can never make an event miss a queue that did not
+    exist yet. `consumers` pairs each consumer with the service that owns it.
     """
-    if settings.amqp_url is None:
-        return
     from faststream.rabbit import RabbitBroker
 
-    from shared.topology import Names, declare_consumer_queues
+    from shared.topology import Names, declare_consumer_queues, events_exchange
 
-    broker = RabbitBroker(settings.amqp_url, logger=None)
+    names = Names(prefix)
+    broker = RabbitBroker(amqp_url, logger=None)
     await broker.connect()
     try:
-        await declare_consumer_queues(broker, Names(settings.bus_prefix), list(consumers))
+        for producer in producers:
+            await broker.declare_exchange(events_exchange(names, producer))
+        await declare_consumer_queues(broker, names, list(consumers), declare_exchanges=True)
     finally:
         await broker.stop()
 

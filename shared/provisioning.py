@@ -13,7 +13,8 @@ application layer knows the services; the kernel does not):
 - **RabbitMQ** (through its management API): one vhost, one user per service whose permissions
   allow configuring and writing only its own objects (`<service>.…`) and reading its own queues
   and the producers' exchanges — it can publish only to its own exchange, and nobody but the
-  producer can publish there.
+  producer can publish there; the operator, who may read the dead-letter queues and put a
+  message back on its queue, nothing more.
 
 Nothing here logs a password; the plan printed to the operator names roles, users and grants.
 """
@@ -139,14 +140,23 @@ class BrokerPermissions:
     read: str
 
 
-def service_permissions(service: str, prefix: str = "") -> BrokerPermissions:
+def service_permissions(service: str, prefix_pattern: str = "") -> BrokerPermissions:
     """A service configures and writes only its own objects (`<prefix><service>.…`: its events
     exchange, archive, dead-letter exchange and queue, its consumer queues) and reads its own
     queues and any producer's events exchange (to bind its queues to it). It cannot publish to
-    another service's exchange, nor to the default exchange (`amq.default` matches nothing)."""
-    own = f"^{re.escape(prefix)}{re.escape(service)}\\..*"
+    another service's exchange, nor to the default exchange (`amq.default` matches nothing).
+    `prefix_pattern` is a regular expression (`re.escape` a literal prefix)."""
+    own = f"^{prefix_pattern}{re.escape(service)}\\..*"
     return BrokerPermissions(configure=own, write=own,
-                             read=f"({own}|^{re.escape(prefix)}[a-z][a-z0-9_-]*\\.events)$")
+                             read=f"({own}|^{prefix_pattern}[a-z][a-z0-9_-]*\\.events)$")
+
+
+def operator_permissions(prefix_pattern: str = "") -> BrokerPermissions:
+    """The operator reads the services' dead-letter queues and puts a message back on its
+    consumer's queue through the default exchange (`lookback dlq replay`); it declares nothing
+    and can publish to no service's exchange."""
+    return BrokerPermissions(configure="^$", write="^amq\\.default$",
+                             read=f"^{prefix_pattern}[a-z][a-z0-9_-]*\\.dlq$")
 
 
 @dataclass(frozen=True)
@@ -155,30 +165,41 @@ class BrokerPlan:
     services: Sequence[str]
     passwords: Mapping[str, str] = field(default_factory=dict)  # user -> password
     prefix: str = ""
+    # A regular expression for the prefix instead (a test run's many `t<hex>.` prefixes).
+    prefix_pattern: str | None = None
+
+    def users(self) -> dict[str, BrokerPermissions]:
+        """Every broker user and its permissions: one per service, and the operator."""
+        pattern = re.escape(self.prefix) if self.prefix_pattern is None else self.prefix_pattern
+        users = {service_role(service): service_permissions(service, pattern)
+                 for service in self.services}
+        users[OPERATOR] = operator_permissions(pattern)
+        return users
 
 
 async def provision_broker(management_url: str, admin_user: str, admin_password: str,
                            plan: BrokerPlan, *, timeout: float = 10.0) -> list[str]:
-    """Create or correct the vhost and one user per service with its permissions (idempotent)."""
+    """Create or correct the vhost, one user per service and the operator, with their
+    permissions (idempotent). No user gets a tag: none may use the management API, set
+    policies or impersonate another (RabbitMQ refuses a message whose `user_id` is not its
+    publisher's login, which is what consumers check)."""
     done: list[str] = []
     vhost = quote(plan.vhost, safe="")
     async with httpx.AsyncClient(base_url=management_url.rstrip("/"),
                                  auth=(admin_user, admin_password), timeout=timeout) as api:
         (await api.put(f"/api/vhosts/{vhost}", json={})).raise_for_status()
         done.append(f"vhost {plan.vhost}")
-        for service in plan.services:
-            user = service_role(service)
-            body: dict[str, str] = {"tags": ""}  # no management, policymaker or administrator tag
+        for user, permissions in plan.users().items():
+            body: dict[str, str] = {"tags": ""}
             password = plan.passwords.get(user)
             if password is not None:
                 body["password"] = password
             else:
                 body["password_hash"] = ""  # no password: certificate (EXTERNAL) login only
             (await api.put(f"/api/users/{quote(user, safe='')}", json=body)).raise_for_status()
-            permissions = service_permissions(service, plan.prefix)
             (await api.put(f"/api/permissions/{vhost}/{quote(user, safe='')}",
                            json={"configure": permissions.configure, "write": permissions.write,
                                  "read": permissions.read})).raise_for_status()
-            done.append(f"user {user} on {plan.vhost}: configure/write {permissions.write}, "
-                        f"read {permissions.read}")
+            done.append(f"user {user} on {plan.vhost}: configure {permissions.configure}, "
+                        f"write {permissions.write}, read {permissions.read}")
     return done

@@ -47,11 +47,11 @@ from shared.logging import get_logger
 from shared.messages import Actor, Command, EventContract
 from shared.metrics import Metrics
 from shared.pipeline import CommandPipeline, CommandResult, CommandTable
-from shared.provisioning import SEQUENCER, service_role
+from shared.provisioning import OPERATOR, SEQUENCER, service_role
 from shared.sequencer import Sequencer
 from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
-from shared.store import PostgresEventStore, create_pool
+from shared.store import PostgresEventStore, create_pool, login_dsn
 from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
 from shared.vocabulary import Vocabulary
 from shared.witness import WitnessShipper, targets_from_text
@@ -289,8 +289,13 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                                                clock=clock, poll_interval=settings.poll_interval,
                                                waker=runtime.waker)
         else:
+            # Its own broker user, never the URL's (an administrator's, in development).
+            amqp_url = login_dsn(settings.amqp_url, role, settings.broker_password(role))
             runtime.transport = RabbitTransport(
-                service=spec.name, amqp_url=settings.amqp_url, names=names, pool=consumer_pool,
+                service=spec.name, amqp_url=amqp_url, names=names, pool=consumer_pool,
+                # The producer's user; or the operator's, putting a dead letter back (`lookback
+                # dlq replay`): either way the event must match the producer's ledger.
+                publishers=lambda producer: frozenset({service_role(producer), OPERATOR}),
                 runtime=consumer_runtime, metrics=metrics, own_events=spec.contract.events,
                 clock=clock, publish_timeout=settings.publish_timeout,
                 graceful_timeout=settings.graceful_timeout, retry_delays=settings.retry_delays,

@@ -92,7 +92,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 def login_dsn(dsn: str, role: str, password: str | None = None) -> str:
     """`dsn` with `role` (and its password) as the user: a service logs in as its own role, never
-    as the administrator the DSN may name (that would let its session become anyone)."""
+    as the administrator the DSN may name (that would let its session become anyone). The same
+    holds for a broker URL (`amqp://…`)."""
     parts = urlsplit(dsn)
     host = parts.netloc.rpartition("@")[2]
     user = quote(role, safe="") + (f":{quote(password, safe='')}" if password else "")

@@ -44,8 +44,12 @@ class Names:
         return f"{self.prefix}{consumer}"
 
 
-def events_exchange(names: Names, service: str) -> RabbitExchange:
-    return RabbitExchange(names.events_exchange(service), type=ExchangeType.TOPIC, durable=True)
+def events_exchange(names: Names, service: str, *, declare: bool = True) -> RabbitExchange:
+    """A producer's exchange. Another service refers to it without declaring it (`declare=False`):
+    its broker user may not configure another service's objects (docs/adr/0009); the producer,
+    or provisioning, declares it."""
+    return RabbitExchange(names.events_exchange(service), type=ExchangeType.TOPIC, durable=True,
+                          declare=declare)
 
 
 # How long the archive stream keeps events: it is how a subscriber added later catches up on the
@@ -80,17 +84,21 @@ def consumer_queue(names: Names, consumer: str, service: str, first_routing_key:
 
 async def declare_consumer_queues(broker: RabbitBroker, names: Names,
                                   consumers: list[tuple[str, ConsumerSpec]],
-                                  channels: Mapping[str, Channel] | None = None) -> None:
-    """Declare every consumer queue of the system and its bindings, idempotently.
+                                  channels: Mapping[str, Channel] | None = None, *,
+                                  declare_exchanges: bool = False) -> None:
+    """Declare consumer queues and their bindings, idempotently.
 
-    Whichever process starts first declares them all, so a producer's relay can never publish an
-    event before the queue that should receive it exists (it would reach only the archive). The
+    Provisioning (an administrator) declares every one of the system first, exchanges included
+    (`declare_exchanges`), so a producer's relay can never publish an event before the queue that
+    should receive it exists (it would reach only the archive). A service declares its own queues
+    again at start, binding them to producers' exchanges it may read but not declare. The
     objects are the very ones each consumer declares, so the arguments always match. A consumer
     named in `channels` has its queue declared on that channel (the one it will consume on).
     """
     for service, spec in consumers:
         channel = (channels or {}).get(spec.name)
-        exchange = await broker.declare_exchange(events_exchange(names, spec.producer))
+        exchange = await broker.declare_exchange(
+            events_exchange(names, spec.producer, declare=declare_exchanges))
         queue = await broker.config.declarer.declare_queue(
             consumer_queue(names, spec.name, service, spec.event_types[0]), channel=channel)
         for event_type in spec.event_types:

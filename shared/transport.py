@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import asyncpg
@@ -25,6 +26,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import topology
+from shared.canonical import CanonicalJsonError, canonical_json, sha256
 from shared.consuming import (
     Clock,
     ConsumerRuntime,
@@ -55,6 +57,17 @@ log = get_logger()
 # and dead-letters past it. Poison (unparseable, unknown, invalid) goes to the DLQ at once.
 RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
 
+# The producer's own record of an event: a delivery is acted on only if it matches it.
+_LEDGER_ENTRY = ("SELECT l.stream_id, l.event_type, l.payload_hash FROM es.ledger l "
+                 "WHERE l.event_id = $1")
+
+
+async def _undecoded(message: Any) -> bytes:
+    """The body as it came: `accept` parses it. FastStream's own decoder would parse a body
+    labelled JSON before any handler runs, and a body that is not JSON would then never reach
+    one, so it could not be dead-lettered with its reason."""
+    return bytes(message.body)
+
 
 class Poison(Exception):
     """A delivery no retry can help: it goes to the dead-letter queue with this reason."""
@@ -74,9 +87,15 @@ class RabbitTransport:
                  runtime: ConsumerRuntime[Any], metrics: Metrics,
                  own_events: Sequence[type[Event]] = (), clock: Clock = utc_now,
                  publish_timeout: float = 10.0, graceful_timeout: float = 30.0, prefetch: int = 8,
-                 concurrency: int = 4, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+                 concurrency: int = 4, retry_delays: Sequence[float] = RETRY_DELAYS,
+                 publishers: Callable[[str], frozenset[str]] | None = None) -> None:
         self.retry_delays = tuple(retry_delays)
         self.service, self.names, self.pool, self.runtime = service, names, pool, runtime
+        # The broker user this process logs in as: stamped on what it publishes (RabbitMQ
+        # refuses a `user_id` other than the connection's), and the producer of a delivery must
+        # have stamped its own (`publishers(producer)` names the users allowed per producer).
+        self.username = unquote(urlsplit(amqp_url).username or "guest")
+        self.publishers = publishers or (lambda producer: frozenset({producer}))
         self.metrics, self.clock = metrics, clock
         self.publish_timeout, self.graceful_timeout = publish_timeout, graceful_timeout
         self.prefetch, self.concurrency = prefetch, min(concurrency, prefetch)
@@ -107,7 +126,7 @@ class RabbitTransport:
     # -- consuming ---------------------------------------------------------------------------
     def add_consumer(self, spec: ConsumerSpec) -> None:
         queue = topology.consumer_queue(self.names, spec.name, self.service, spec.event_types[0])
-        exchange = topology.events_exchange(self.names, spec.producer)
+        exchange = topology.events_exchange(self.names, spec.producer, declare=False)
         # A channel of its own per consumer: the prefetch limit is per channel, and FastStream
         # consumes on the channel the queue was first declared on (see `start`).
         channel = self._channels[spec.name] = Channel(prefetch_count=self.prefetch)
@@ -119,6 +138,7 @@ class RabbitTransport:
         on_message.__name__ = f"on_{spec.name.replace('.', '_').replace('-', '_')}"
         subscriber = self.broker.subscriber(
             queue, exchange, channel=channel, ack_policy=AckPolicy.MANUAL, no_reply=True,
+            decoder=_undecoded,
             title=f"{spec.name}", description=f"{spec.producer} events: {', '.join(spec.event_types)}",
         )
         subscriber(on_message)
@@ -139,20 +159,56 @@ class RabbitTransport:
             if task is not None:
                 self._in_flight.discard(task)
 
-    def accept(self, spec: ConsumerSpec, msg: Any) -> Delivery:
-        """The one place a delivery is checked before any handling: parse the envelope.
-        Raises Poison when no retry can make it acceptable."""
+    async def accept(self, spec: ConsumerSpec, msg: Any) -> Delivery:
+        """The one place a delivery is checked before any handling (docs/adr/0009):
+
+        1. the envelope parses (CloudEvents attributes, a JSON object body);
+        2. the broker user who published it is its producer's (RabbitMQ guarantees a message's
+           `user_id` is its publisher's login): a message another user published is forged;
+        3. the store is the truth, the message only a notification: the event is in the
+           producer's signed ledger, in one of the producer's stream categories, with this type
+           and this payload (its hash), so even a broker administrator cannot forge one.
+
+        Raises Poison when no retry can make it acceptable; TransientError when the store is away.
+        """
         raw = msg.raw_message
         try:
-            return Delivery.from_amqp(raw.body, raw.headers, raw.message_id)
+            delivery = Delivery.from_amqp(raw.body, raw.headers, raw.message_id)
         except ValueError as exc:
             raise Poison(str(exc)) from exc
+        publisher = raw.user_id or "(nobody)"
+        if publisher not in self.publishers(spec.producer):
+            raise Poison(f"published by broker user {publisher!r}, not by {spec.producer}'s: "
+                         "refused as forged")
+        try:
+            entry = await self.pool.fetchrow(_LEDGER_ENTRY, delivery.event_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise TransientError(f"database unavailable: {str(exc)[:200]}") from exc
+        if entry is None:
+            raise Poison(f"event {delivery.event_id} is not in the signed ledger: refused as forged")
+        category = entry["stream_id"].split("-", 1)[0]
+        if category not in spec.categories or entry["event_type"] != delivery.event_type:
+            raise Poison(f"event {delivery.event_id} is a {entry['event_type']} of "
+                         f"{entry['stream_id']} in the ledger, not {spec.producer}'s "
+                         f"{delivery.event_type}: refused as forged")
+        try:
+            payload_hash = sha256(canonical_json(delivery.payload))
+        except CanonicalJsonError as exc:
+            raise Poison(f"event {delivery.event_id}'s payload has no canonical form: {exc}") from exc
+        if bytes(entry["payload_hash"]) != payload_hash:
+            raise Poison(f"event {delivery.event_id}'s payload differs from the signed ledger's: "
+                         "refused as forged")
+        return delivery
 
     async def _deliver(self, spec: ConsumerSpec, msg: Any) -> None:
         try:
-            delivery = self.accept(spec, msg)
+            delivery = await self.accept(spec, msg)
         except Poison as exc:
             await self._dead_letter(spec, msg, str(exc))
+            return
+        except TransientError as exc:
+            log.warning("message_retry", consumer=spec.name, reason=str(exc)[:300])
+            await self._give_back(spec, msg, "store_unavailable")
             return
 
         def timed(seconds: float) -> None:
@@ -204,7 +260,8 @@ class RabbitTransport:
             log.error("message_dead_lettered", service=self.service, consumer=spec.name,
                       message_id=raw.message_id, reason=reason)
         headers = dict(raw.headers or {})
-        headers.update({"x-lookback-reason": reason[:1000], "x-lookback-consumer": spec.name})
+        headers.update({"x-lookback-reason": reason[:1000], "x-lookback-consumer": spec.name,
+                        "x-lookback-published-by": str(raw.user_id or "(nobody)")[:200]})
         try:
             await asyncio.wait_for(self.broker.publish(
                 raw.body, exchange=topology.dead_letter_exchange(self.names, self.service),
@@ -231,7 +288,7 @@ class RabbitTransport:
         amqp_message = aio_pika.Message(
             message.body, headers=message.headers, message_id=message.event_id,
             content_type="application/json", type=message.event_type,
-            correlation_id=message.correlation_id, app_id=self.service,
+            correlation_id=message.correlation_id, app_id=self.service, user_id=self.username,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         # aio-pika waits for a reconnect without a timeout (bus-anchors P7): bound it here.
         await asyncio.wait_for(self._exchange_obj.publish(

@@ -3,6 +3,7 @@ and the guards of the setup (levels, unit tests off the servers). Helpers live i
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from services.system import SERVICE_NAMES, migration_folders
 from shared.migrations import migrate
 from shared.provisioning import AUDITOR, MIGRATOR, OPERATOR, SEQUENCER, provision_roles, service_role
 from shared.store import PostgresEventStore, create_pool
+from tests.support.broker import declare_exchanges, provision_test_broker, secrets_dir
 from tests.support.databases import ADMIN_DSN, admin_execute, dsn_for, fresh_database
 from tests.support.isolation import marker_problems, servers_unreachable
 from tests.support.services import AMQP_URL, TEST_MASTER_KEY
@@ -36,6 +38,12 @@ EXAMPLE_SQL = Path(__file__).with_name("example_sql")
 # Every login role the system and the test-only example services use (roles are cluster-wide).
 TEST_SERVICES = (*SERVICE_NAMES, "example", "exampleconsumer")
 LOGIN_ROLES = (MIGRATOR, *(service_role(s) for s in TEST_SERVICES), SEQUENCER, AUDITOR, OPERATOR)
+
+# Services log in to the broker as their own users (tests/support/broker.py), whose passwords
+# they read from here, as from the folder `lookback provision` fills.
+BROKER_SECRETS = secrets_dir(TEST_SERVICES)
+os.environ["LOOKBACK_SECRETS_DIR"] = str(BROKER_SECRETS)
+atexit.register(shutil.rmtree, BROKER_SECRETS, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -118,11 +126,21 @@ async def pg_store(pg_pool: asyncpg.Pool) -> PostgresEventStore:
 _PREFIXES_HANDED_OUT: set[str] = set()
 
 
+@pytest.fixture(scope="session")
+async def test_broker_users() -> None:
+    """Every service's broker user and the operator's, once per run (services never log in to
+    the broker as `guest`, docs/adr/0009)."""
+    await provision_test_broker(TEST_SERVICES)
+
+
 @pytest.fixture
-def unique_prefix() -> str:
-    """A name prefix for RabbitMQ exchanges and queues that no other test uses."""
+async def unique_prefix(test_broker_users: None) -> str:
+    """A name prefix for RabbitMQ exchanges and queues that no other test uses, with every
+    service's events exchange declared under it (with or without a dot), as provisioning does."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     _PREFIXES_HANDED_OUT.add(prefix)
+    await declare_exchanges(prefix, TEST_SERVICES)
+    await declare_exchanges(prefix + ".", TEST_SERVICES)
     return prefix
 
 

@@ -13,11 +13,12 @@ from typer.testing import CliRunner
 
 from services.cli import app as lookback
 from services.registry.events import LedgerEntryAdded, OperatingStatus
-from shared.messages import NewEvent
+from shared.envelope import Delivery
+from shared.messages import NewEvent, new_event
 from tests.rectification import api_support as rect
 from tests.support.actors import auth
 from tests.support.clock import Clock, at
-from tests.support.databases import fetch, store_as
+from tests.support.databases import fetch, fetchval, store_as
 from tests.support.polling import eventually
 from tests.support.services import AMQP_URL
 
@@ -96,23 +97,32 @@ async def test_rabbitmq_dead_letters_are_replayed_to_their_consumer_or_discarded
     try:
         async with rect.rectification(database, tmp_path, clock, amqp_url=AMQP_URL,
                                       prefix=unique_prefix) as api:
+            # An entry the registry really appended (in its ledger), left in the DLQ by the
+            # broker after the delivery limit: the message and its x-death.
+            good = ledger_entry("p-echeng-7")
+            async with store_as(database, "registry") as registry:
+                appended = new_event("project-p-echeng-7", good, actor=rect.REGISTRY_ACTOR,
+                                     occurred_at=at(2024, 3, 8, 10))
+                await registry.append([appended])
+                [recorded] = await registry.read_stream("project-p-echeng-7")
+            good_id = str(appended.event_id)
+            await eventually(lambda: fetchval(database, "SELECT count(*) FROM es.ledger "
+                                              "WHERE event_id = $1", appended.event_id),
+                             what="the entry in the ledger")
+            message = Delivery.from_recorded(recorded, "registry").outgoing()
             connection = await aio_pika.connect(AMQP_URL)
             async with connection:
                 channel = await connection.channel(publisher_confirms=True)
                 dlx = await channel.get_exchange(f"{unique_prefix}rectification.dlx")
-                good = ledger_entry("p-echeng-7")
-                good_id = str(uuid.uuid4())
-                # What the broker leaves after the delivery limit: the message and its x-death.
                 await dlx.publish(aio_pika.Message(
-                    json.dumps(good.model_dump(mode="json"), ensure_ascii=False).encode(),
-                    message_id=good_id, type=good.type_name, content_type="application/json",
-                    headers={"ce-specversion": "1.0", "ce-id": good_id, "ce-type": good.type_name,
-                             "ce-source": "registry", "ce-subject": "project-p-echeng-7",
-                             "ce-schemaversion": 1, "ce-streamversion": 2,
-                             "ce-time": "2024-03-08T02:00:00Z",
+                    message.body, message_id=good_id, type=good.type_name,
+                    content_type="application/json",
+                    headers={**message.headers,
                              "x-death": [{"queue": f"{unique_prefix}rectification.on-registry",
                                           "reason": "delivery_limit", "count": 5}]}),
                     routing_key="")
+                # A message that claims to be the registry's but was published by another broker
+                # user (the test's administrator) and is in no ledger: refused as forged.
                 events = await channel.get_exchange(f"{unique_prefix}registry.events")
                 bad_id = str(uuid.uuid4())
                 bad_type = "registry.ProjectRegistered"  # one consumer (the registry view) takes it
@@ -129,8 +139,10 @@ async def test_rabbitmq_dead_letters_are_replayed_to_their_consumer_or_discarded
             assert listed.exit_code == 0, listed.output
             assert "rectification: 2 dead letter(s)" in listed.stdout
             assert "the broker dead-lettered it (delivery_limit, 5 time(s))" in listed.stdout
-            assert "reason: invalid registry.ProjectRegistered payload" in listed.stdout
+            assert ("reason: published by broker user '(nobody)', not by registry's: refused as "
+                    "forged") in listed.stdout  # RabbitMQ checks a user_id given, adds none
 
+            # Put back by the operator's broker user, it is accepted: it matches the ledger.
             replayed = await dlq(env, "replay", "rectification", good_id, "--by", "运维员乙",
                                  "--why", "数据库已恢复")
             assert replayed.exit_code == 0, replayed.output

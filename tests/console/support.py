@@ -26,7 +26,7 @@ from shared.campaign import load_campaign
 from shared.hosting import declare_bus
 from shared.settings import Settings
 from shared.signing import generate_private_key, private_key_to_text, public_key_to_text
-from tests.support.services import SMALL_POOLS
+from tests.support.services import AMQP_URL, SMALL_POOLS
 
 PASSWORD = "correct horse battery"   # every test account's (never a real one)
 BACKEND = [name for name in SERVICE_NAMES if name != "console"]
@@ -94,8 +94,8 @@ async def running_system(dsn: str, tmp: Path, *, clock: Callable[[], datetime] |
                          service_kwargs: dict[str, dict[str, Any]] | None = None,
                          **more: Any) -> AsyncIterator[System]:
     settings = system_settings(dsn, tmp, **more)
-    if settings.amqp_url is not None:  # every consumer queue before any relay publishes
-        await declare_bus(settings, all_consumers())
+    if settings.amqp_url is not None:  # as provisioning: every queue before any relay publishes
+        await declare_bus(AMQP_URL, settings.bus_prefix, BACKEND, all_consumers())
     await seed_if_empty(settings)
     sockets = {name: _bound_socket() for name in SERVICE_NAMES}
     urls = {name: f"http://127.0.0.1:{sock.getsockname()[1]}" for name, sock in sockets.items()}

@@ -4,7 +4,6 @@ the accounts command and the demo accounts."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from shared.campaign import load_campaign
 from tests.console.browser import png
 from tests.console.support import PASSWORD, running_system
 from tests.support.databases import fresh_database
+from tests.support.services import child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 LOOKBACK = str(Path(sys.executable).with_name("lookback"))
@@ -184,7 +184,7 @@ async def test_pages_forbid_loading_anything_from_another_origin(system):
 
 
 async def test_lookback_user_add_makes_an_account_that_signs_in(system):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env = child_env(broker=False)
     env.update(LOOKBACK_DATABASE_URL=system.extra["dsn"], LOOKBACK_USER_PASSWORD="a long passphrase")
 
     async def lookback(*args: str) -> tuple[int, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -23,7 +22,8 @@ import httpx
 
 from tests.e2e.test_embedded_up import LOOKBACK, free_port_base
 from tests.support.actors import TOKENS_JSON, auth
-from tests.support.services import TEST_MASTER_KEY
+from tests.support.broker import declare_system_bus
+from tests.support.services import TEST_MASTER_KEY, child_env
 
 AUTH = auth("admin-1")   # the city admin of tests/support's actors (TOKENS_JSON knows them all)
 UNIT, TOWNSHIP, VILLAGE = "echeng", "凤凰街道", "滨湖社区"
@@ -120,7 +120,7 @@ class ServiceProcess:
 
 def service_env(service: str, *, database: str, amqp_url: str, prefix: str, port: int,
                 data_dir: Path, sequencer: bool, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env = child_env()
     env.update({"LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": amqp_url,
                 "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),
                 "LOOKBACK_TOKENS_JSON": TOKENS_JSON, "LOOKBACK_LOG_JSON": "true",
@@ -134,7 +134,9 @@ def service_env(service: str, *, database: str, amqp_url: str, prefix: str, port
 async def start_system(database: str, prefix: str, data_dir: Path, *, amqp_urls: dict[str, str],
                        services: Sequence[str] = ("registry", "rectification", "inspection"),
                        **settings: str) -> dict[str, ServiceProcess]:
-    """One process per service, started together; the first service leads the sequencing."""
+    """One process per service, started together; the first service leads the sequencing. The
+    bus is declared first, as `lookback provision` does before any service starts."""
+    await declare_system_bus(prefix)
     base = free_port_base()
     processes = {}
     for i, service in enumerate(services):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 
@@ -15,14 +14,15 @@ import pytest
 
 from tests.e2e.system_load import metric
 from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
+from tests.support.broker import declare_system_bus
 from tests.support.polling import eventually
-from tests.support.services import AMQP_URL, TEST_MASTER_KEY, small_pools_env
+from tests.support.services import AMQP_URL, TEST_MASTER_KEY, child_env, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 
 def serve(service: str, port: int, database: str, prefix: str, tmp_path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env = child_env()
     env.update({"LOOKBACK_PII_MASTER_KEY": TEST_MASTER_KEY,
                 "LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
                 "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),
@@ -55,7 +55,7 @@ async def counts(dsn: str) -> tuple[int, int, int]:
 
 async def test_a_consumer_killed_mid_stream_catches_up_exactly_once(database, unique_prefix, tmp_path):
     prefix = unique_prefix + "."
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env = child_env()
     env["LOOKBACK_DATABASE_URL"] = database
     env["LOOKBACK_PII_MASTER_KEY"] = TEST_MASTER_KEY
     seeded = subprocess.run([LOOKBACK, "seed"], env=env, capture_output=True, text=True, timeout=120)
@@ -64,6 +64,7 @@ async def test_a_consumer_killed_mid_stream_catches_up_exactly_once(database, un
     assert entries >= 10  # the sample puts a dozen or more projects on the 台账
 
     base = free_port_base()
+    await declare_system_bus(prefix)  # as `lookback provision` does before any service starts
     registry = serve("registry", base, database, prefix, tmp_path)
     rectification = serve("rectification", base + 1, database, prefix, tmp_path)
     try:

@@ -2,7 +2,6 @@
 the four services."""
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import socket
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.services import AMQP_URL, SMALL_POOLS, TEST_MASTER_KEY, small_pools_env
+from tests.support.services import AMQP_URL, SMALL_POOLS, TEST_MASTER_KEY, child_env, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -30,8 +29,7 @@ def free_port_base() -> int:
 
 
 def start(data_dir: Path, port_base: int, **settings: str) -> tuple[subprocess.Popen, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
-    env["LOOKBACK_LOG_JSON"] = "true"
+    env = child_env(broker="amqp_url" in settings, LOOKBACK_LOG_JSON="true")
     env.update({f"LOOKBACK_{k.upper()}": v for k, v in settings.items()})
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
@@ -120,7 +118,7 @@ def test_lookback_up_with_urls_runs_on_postgresql_and_rabbitmq(tmp_path, databas
 
 def test_lookback_serve_runs_one_service_process_and_stops_gracefully(tmp_path, database, unique_prefix):
     port = free_port_base()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env = child_env()
     env.update({"LOOKBACK_PII_MASTER_KEY": TEST_MASTER_KEY,
                 "LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
                 "LOOKBACK_BUS_PREFIX": unique_prefix + ".", "LOOKBACK_HTTP_PORT": str(port),

@@ -22,10 +22,12 @@ from services.registry.events import CONTRACT as REGISTRY_CONTRACT
 from shared.consuming import ConsumerSpec, HandlerContext
 from shared.envelope import Delivery
 from shared.messages import EventContract, RecordedEvent, new_event
+from shared.provisioning import service_role
 from shared.service import ServiceSpec, create_service_app
 from tests.inspection import support as s
 from tests.inspection.support import INSPECTOR
 from tests.inspection.world import DRAW_ID, FROZEN_AT, VISIT_DAY
+from tests.support.broker import publish_as
 from tests.support.databases import execute, fetch, fetchval, pool_as
 from tests.support.polling import eventually
 from tests.support.services import AMQP_URL, SERVICE_POOL_SIZE, running, service_settings
@@ -119,19 +121,13 @@ async def test_findings_reach_the_rectification_side_once_even_when_delivered_tw
         assert [(r["unit"], r["text"]) for r in rows] == [("echeng", "A 助餐未开展"),
                                                           ("echeng", "B 消防器材过期")]
 
-        # The same FindingRecorded message, as the relay published it, delivered twice more.
+        # The same FindingRecorded message, as the relay published it (as inspection's broker
+        # user), delivered twice more.
         recorded = await _finding_events(database)
         message = Delivery.from_recorded(recorded[0], source="inspection").outgoing()
-        connection = await aio_pika.connect(AMQP_URL)
-        async with connection:
-            channel = await connection.channel()
-            exchange = await channel.get_exchange(f"{unique_prefix}inspection.events")
-            for _ in range(2):
-                await exchange.publish(
-                    aio_pika.Message(message.body, headers=message.headers,
-                                     message_id=message.event_id, delivery_mode=2,
-                                     content_type="application/json"),
-                    routing_key=message.event_type)
+        await publish_as(service_role("inspection"), f"{unique_prefix}inspection.events",
+                         message.body, routing_key=message.event_type, headers=message.headers,
+                         message_id=message.event_id, times=2)
 
         async def duplicates_handled():
             text = (await rectification.get("/metrics")).text

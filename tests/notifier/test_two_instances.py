@@ -4,7 +4,6 @@ reminder, and each reminder reaches the SMTP server exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,14 +23,14 @@ from tests.notifier.campaign import EXPECTED, run_campaign
 from tests.notifier.support import CAMPAIGN_START, SmtpSink, Upstream, smtp_sink
 from tests.support.actors import TOKENS_JSON, auth
 from tests.support.databases import fetch
-from tests.support.services import AMQP_URL, running, service_settings, small_pools_env
+from tests.support.services import AMQP_URL, child_env, running, service_settings, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def serve_notifier(port: int, database: str, prefix: str, sink: SmtpSink, data_dir: Path
                    ) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env = child_env()
     env.update({
         "LOOKBACK_DATABASE_URL": database, "LOOKBACK_AMQP_URL": AMQP_URL,
         "LOOKBACK_BUS_PREFIX": prefix, "LOOKBACK_HTTP_PORT": str(port),

@@ -4,16 +4,14 @@ published twice with aio-pika) and on the local transport."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 
-import aio_pika
 import asyncpg
 import pytest
 
 from services.rectification import domain as d
-from shared.messages import Event
 from tests.rectification.api_support import (
+    REGISTRY_ACTOR,
     close,
     delete_rectification_bus_objects,
     finding,
@@ -25,6 +23,7 @@ from tests.rectification.api_support import (
     start,
 )
 from tests.support.actors import auth
+from tests.support.broker import deliver_as_producer
 from tests.support.clock import Clock, at
 from tests.support.polling import eventually
 from tests.support.services import AMQP_URL
@@ -46,38 +45,22 @@ async def count_items(api, n: int) -> list[dict]:
     return await eventually(enough, what=f"{n} problem items")
 
 
-async def publish_twice(exchange: aio_pika.abc.AbstractExchange, source: str, stream_id: str,
-                        event: Event) -> uuid.UUID:
-    """The same message (same id, headers and body) published twice, as a redelivery would."""
-    event_id = uuid.uuid4()
-    headers = {"ce-specversion": "1.0", "ce-id": str(event_id), "ce-type": event.type_name,
-               "ce-source": source, "ce-subject": stream_id, "ce-schemaversion": 1,
-               "ce-streamversion": 2, "ce-time": "2024-03-12T02:00:00Z"}
-    body = json.dumps(event.model_dump(mode="json"), ensure_ascii=False).encode()
-    for _ in range(2):
-        await exchange.publish(aio_pika.Message(body, headers=headers, message_id=str(event_id),
-                                                delivery_mode=2, content_type="application/json"),
-                               routing_key=event.type_name)
-    return event_id
-
-
 async def test_a_duplicated_ledger_entry_and_finding_open_one_item_each_over_rabbitmq(
         database, tmp_path, unique_prefix):
     clock = Clock(at(2024, 5, 10))
     try:
         async with rectification(database, tmp_path, clock, amqp_url=AMQP_URL,
                                  prefix=unique_prefix) as api:
-            connection = await aio_pika.connect(AMQP_URL)
-            async with connection:
-                channel = await connection.channel()
-                registry = await channel.get_exchange(f"{unique_prefix}registry.events")
-                inspection = await channel.get_exchange(f"{unique_prefix}inspection.events")
-                ledger_event = await publish_twice(
-                    registry, "registry", "project-p-huarong-1",
-                    ledger_entry("p-huarong-1", "huarong", "entry-1", reason="underperforming"))
-                finding_event = await publish_twice(
-                    inspection, "inspection", "visit-visit-f-1",
-                    finding("p-echeng-1", "echeng", "finding-1", deadline=at(2024, 5, 30).date()))
+            # Each event as its producer appended it, published twice as a redelivery would
+            # (with its relay's own, if it ran, a third time: consumers act on the ledger's).
+            ledger_event = await deliver_as_producer(
+                database, unique_prefix, "registry", "project-p-huarong-1",
+                ledger_entry("p-huarong-1", "huarong", "entry-1", reason="underperforming"),
+                actor=REGISTRY_ACTOR, occurred_at=at(2024, 3, 12, 10), times=2)
+            finding_event = await deliver_as_producer(
+                database, unique_prefix, "inspection", "visit-visit-f-1",
+                finding("p-echeng-1", "echeng", "finding-1", deadline=at(2024, 5, 30).date()),
+                actor=REGISTRY_ACTOR, occurred_at=at(2024, 3, 12, 10), times=2)
             found = await count_items(api, 2)
             await asyncio.sleep(0.5)  # a second item, if any, would be there by now
             found = await items(api)

@@ -5,7 +5,6 @@ fresh database; the number of examples is small and fixed so the run stays withi
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 from tests.e2e.test_embedded_up import LOOKBACK, _await_ready, free_port_base, stop
 from tests.support.actors import TOKENS_JSON, auth
-from tests.support.services import TEST_MASTER_KEY, small_pools_env
+from tests.support.services import TEST_MASTER_KEY, child_env, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -42,7 +41,7 @@ def _running_system(template_db: str, data: Path):
     manager = fresh_database(template_db)
     dsn = loop.run_until_complete(manager.__aenter__())
     base = free_port_base()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    env = child_env(broker=False)
     env.update({"LOOKBACK_DATABASE_URL": dsn, "LOOKBACK_TOKENS_JSON": TOKENS_JSON,
                 **small_pools_env(),
                 "LOOKBACK_PII_MASTER_KEY": TEST_MASTER_KEY, "LOOKBACK_DOCS_ACCESS": "public",

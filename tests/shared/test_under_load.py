@@ -57,12 +57,13 @@ def _broker_prefetch(queue: str) -> list[int]:
 
 async def test_each_consumer_has_the_configured_prefetch_on_the_broker(database, unique_prefix):
     await _seen_table(database)
-    # `lookback serve` declares every queue of the system first (hosting.declare_bus), then the
-    # service declares its own: neither may leave the consumer on a channel without a limit.
+    # `lookback provision` declares every queue of the system first (hosting.declare_bus), then
+    # the service declares its own: neither may leave the consumer on a channel without a limit.
     from shared.hosting import declare_bus
 
     settings = settings_for(database, unique_prefix, AMQP_URL, consumer_prefetch=3)
-    await declare_bus(settings, [("exampleconsumer", consumer_spec().consumers[0])])
+    await declare_bus(AMQP_URL, settings.bus_prefix, ["example"],
+                      [("exampleconsumer", consumer_spec().consumers[0])])
     try:
         async with running(_consumer(database, unique_prefix, consumer_prefetch=3)):
             prefetch = await eventually(

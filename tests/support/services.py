@@ -34,6 +34,17 @@ SMALL_POOLS = {"db_pool_size": SERVICE_POOL_SIZE, "consumer_pool_size": 3, "cons
                "background_pool_size": 2}
 
 
+def child_env(*, broker: bool = True, **lookback: str) -> dict[str, str]:
+    """The environment of a `lookback` child process: this one's without its LOOKBACK_* settings
+    (a developer's own must not leak in) but, for a process on the broker, with the folder of
+    the broker users' passwords; then `lookback` (settings by their full names)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKBACK_")}
+    if broker and "LOOKBACK_SECRETS_DIR" in os.environ:
+        env["LOOKBACK_SECRETS_DIR"] = os.environ["LOOKBACK_SECRETS_DIR"]
+    env.update(lookback)
+    return env
+
+
 def small_pools_env() -> dict[str, str]:
     """The same sizes for a service in a child process (`lookback serve`, `lookback up`)."""
     return {f"LOOKBACK_{name.upper()}": str(size) for name, size in SMALL_POOLS.items()}
