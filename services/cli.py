@@ -110,6 +110,18 @@ def up(port_base: int = typer.Option(None, help="first HTTP port (default 8700..
     asyncio.run(run_up(settings, port_base=port_base, seed=seed))
 
 
+@app.command("demo")
+def demo(data_dir: Path = typer.Option(None, help="a fresh folder for the demo's database and "
+                                       "files (default: var/demo-<timestamp>)"),
+         port_base: int = typer.Option(None, help="first of five HTTP ports (default: free ones)"),
+         as_json: bool = typer.Option(False, "--json", help="also print the results as JSON")) -> None:
+    """Play the Ezhou 2024 campaign on a simulated clock through the services' HTTP APIs
+    (embedded default, fresh data folder); print each unit's results and the files written."""
+    from services.demo.cli import demo_command
+
+    demo_command(data_dir=data_dir, port_base=port_base, as_json=as_json)
+
+
 @app.command()
 def serve(service: str = typer.Argument(
         ..., help="console | registry | rectification | inspection | notifier")) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from services.audit_labels import EVENT_LABELS
 from shared.campaign import load_campaign
+from shared.clock import CampaignClock, Clock, clock_from_setting, parse_instant
 from shared.hosting import (
     DemoPrincipal,
     declare_bus,
@@ -195,11 +197,12 @@ async def provision(settings: Settings, admin_dsn: str, *, generate_passwords: b
     return done
 
 
-async def seed_if_empty(settings: Settings) -> Any:
-    """Load the registry's sample data once, into an empty store."""
+async def seed_if_empty(settings: Settings, *, liaisons: bool = True) -> Any:
+    """Load the registry's sample data once, into an empty store (`liaisons=False`: without
+    附件1, which the campaign's play files)."""
     from services.registry.seeding import seed_if_empty as seed_registry
 
-    return await seed_registry(settings)
+    return await seed_registry(settings, liaisons=liaisons)
 
 
 async def prepare_embedded(settings: Settings) -> Settings:
@@ -219,10 +222,74 @@ async def prepare_embedded(settings: Settings) -> Settings:
     return settings
 
 
+# The embedded default's clock (docs/adr/0018): the sample registry is dated 2024, so a newcomer
+# sees the campaign in the middle of its work, running on in real time from that morning.
+EMBEDDED_CLOCK = "campaign:2024-04-15T09:00:00+08:00"
+CAMPAIGN_CLOCK_FILE = "campaign-clock.json"
+
+
+def one_process_apps(settings: Settings, ports: dict[str, int], clock: Clock
+                     ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The console and the four services in one process, on one clock, and their addresses."""
+    urls = {name: f"http://{_loopback(settings.http_host)}:{port}" for name, port in ports.items()}
+    apps = {name: service_app(name, settings.model_copy(
+        update={"run_sequencer": settings.run_sequencer and name == SEQUENCER_HOST}),
+        service_urls=urls, clock=clock) for name in SERVICE_NAMES}
+    return apps, urls
+
+
+def campaign_clock(settings: Settings, *, fresh: bool) -> CampaignClock:
+    """The campaign clock of `settings.clock`, resumed where it left off in the data folder (a
+    restart goes on from the moment it had reached, not back to the configured morning). A fresh
+    store starts it at the play's first day: the weeks before the moment are played first."""
+    from services.demo.scenario import START
+
+    kind, _, moment = settings.clock.partition(":")
+    assert kind == "campaign"
+    target = parse_instant(moment)
+    saved = settings.data_dir / CAMPAIGN_CLOCK_FILE
+    if fresh and target > START:
+        return CampaignClock(START)
+    if saved.exists():
+        record = json.loads(saved.read_text(encoding="utf-8"))
+        if record.get("setting") == settings.clock:
+            return CampaignClock(parse_instant(record["campaign"]), anchor=parse_instant(record["real"]))
+    return CampaignClock(target)
+
+
+def save_campaign_clock(settings: Settings, clock: CampaignClock) -> None:
+    campaign, real = clock.anchor
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / CAMPAIGN_CLOCK_FILE).write_text(json.dumps(
+        {"setting": settings.clock, "campaign": campaign.isoformat(), "real": real.isoformat()}),
+        encoding="utf-8")
+
+
+async def play_until_campaign_day(settings: Settings, urls: dict[str, str],
+                                  clock: CampaignClock) -> None:
+    """A fresh embedded store on a campaign clock: play the campaign (services/demo) from its
+    first day up to the clock's moment, so the console opens on a campaign at work."""
+    from services.demo.scenario import Endpoints, play, read_demo_tokens
+
+    target = parse_instant(settings.clock.partition(":")[2])
+    tokens = read_demo_tokens((settings.tokens_file or settings.data_dir / "tokens.json").parent
+                              / "demo-tokens.txt")
+    log.info("campaign_prelude_started", until=target.isoformat())
+    await play(Endpoints(urls["registry"], urls["rectification"], urls["inspection"],
+                         urls["notifier"], tokens), until=target)
+    save_campaign_clock(settings, clock)
+    log.info("campaign_prelude_finished", now=clock().isoformat())
+
+
 async def up(settings: Settings, *, port_base: int | None = None, seed: bool = True) -> None:
-    """All services in one process: embedded PostgreSQL and the local transport by default."""
+    """All services in one process: embedded PostgreSQL and the local transport by default.
+
+    The embedded default runs on a campaign clock (EMBEDDED_CLOCK unless LOOKBACK_CLOCK is set);
+    on a fresh store the campaign is played up to that moment before READY is printed."""
     configure_logging(json=settings.log_json, level=settings.log_level)
     if settings.embedded:
+        if "clock" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"clock": EMBEDDED_CLOCK})
         settings = await prepare_embedded(settings)
     else:  # all services in one process is for trying things: keys made locally if not given
         settings = ensure_local_secrets(settings, demo_principals())
@@ -232,23 +299,49 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
         log.info("migrations_applied", names=applied)
     if settings.amqp_url is not None:  # trying things: the URL's user is an administrator
         await declare_bus(settings.amqp_url, settings.bus_prefix, BACKEND_SERVICES, all_consumers())
-    if seed:
-        await seed_if_empty(settings)
+    on_campaign_clock = settings.clock.startswith("campaign:")
+    # On a campaign clock the play files 附件1 (one unit late), so the sample leaves it out.
+    fresh = seed and await seed_if_empty(settings, liaisons=not on_campaign_clock) is not None
+    clock: Clock
+    if on_campaign_clock:
+        clock = campaign_clock(settings, fresh=fresh)
+        prelude = fresh and clock() < parse_instant(settings.clock.partition(":")[2])
+        if not prelude:
+            save_campaign_clock(settings, clock)
+    else:
+        clock, prelude = clock_from_setting(settings.clock), False
     from services.console.cli import ensure_demo_accounts, print_sign_in
 
     demo_file = await ensure_demo_accounts(settings, demo_accounts()) if seed else None
     ports = {name: (port_base + i if port_base is not None else DEFAULT_PORTS[name])
              for i, name in enumerate(SERVICE_NAMES)}
-    urls = {name: f"http://{_loopback(settings.http_host)}:{port}" for name, port in ports.items()}
-    apps = {name: service_app(name, settings.model_copy(
-        update={"run_sequencer": settings.run_sequencer and name == SEQUENCER_HOST}),
-        service_urls=urls) for name in SERVICE_NAMES}
+    apps, urls = one_process_apps(settings, ports, clock)
+    stop = asyncio.Event()
+    background: set[asyncio.Task[None]] = set()
 
-    def ready(listening: Any) -> None:
+    def announce(listening: Any) -> None:
         print_sign_in(urls["console"], demo_file)
         print_listening(listening, settings)
 
-    await serve_apps(apps, settings, ports, on_ready=ready)
+    async def prelude_then_announce(listening: Any) -> None:
+        assert isinstance(clock, CampaignClock)
+        try:
+            await play_until_campaign_day(settings, urls, clock)
+        except Exception as exc:
+            log.error("campaign_prelude_failed", error=f"{type(exc).__name__}: {exc}"[:1000])
+            stop.set()
+            return
+        announce(listening)
+
+    def ready(listening: Any) -> None:
+        if not prelude:
+            announce(listening)
+            return
+        task = asyncio.get_running_loop().create_task(prelude_then_announce(listening))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    await serve_apps(apps, settings, ports, on_ready=ready, stop=stop)
 
 
 async def serve(name: str, settings: Settings) -> None:

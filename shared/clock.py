@@ -9,6 +9,12 @@ sleep through a change: `sleep_until(moment, wake=…)` returns at the moment, w
 - `SimulatedClock`: a clock that stands still until told to move (forward only). Moving it wakes
   every sleeper, which re-checks its moment against the new time: tests and demos run a whole
   campaign in seconds with the same code that runs in production.
+- `CampaignClock`: a chosen campaign moment that then runs in real time (the embedded default
+  shows a campaign in the middle of its work, not one that ended years ago); it can be moved
+  forward like a simulated one.
+
+`clock_from_setting` reads the `LOOKBACK_CLOCK` setting: `real`, `simulated:<ISO instant>` or
+`campaign:<ISO instant>` (docs/adr/0018).
 
 Both are callables returning an aware UTC datetime, so either can be passed wherever the kernel
 takes a plain `Callable[[], datetime]` clock (the service shell, the pipeline, the consumers).
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 MAX_NAP_SECONDS = 3600.0
 
@@ -47,6 +53,12 @@ def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("clock moments must be timezone-aware")
     return moment.astimezone(UTC)
+
+
+@runtime_checkable
+class MovableClock(Clock, Protocol):
+    def set(self, moment: datetime) -> datetime:
+        """Move forward to `moment` (never back) and wake every sleeper."""
 
 
 class SystemClock:
@@ -117,3 +129,95 @@ class SimulatedClock:
                 await _first_of([moved, *([wake] if wake is not None else [])], left)
         finally:
             self._sleepers.discard(moved)
+
+
+class CampaignClock:
+    """A campaign moment that runs in real time from `anchor` (a real instant; default: now):
+    at `anchor` it reads `start`. `set` moves it forward and it runs on from there."""
+
+    def __init__(self, start: datetime, *, anchor: datetime | None = None) -> None:
+        self._start = _aware(start)
+        self._anchor = _aware(anchor) if anchor is not None else datetime.now(UTC)
+        self._sleepers: set[asyncio.Event] = set()
+
+    def __call__(self) -> datetime:
+        return self._start + (datetime.now(UTC) - self._anchor)
+
+    @property
+    def anchor(self) -> tuple[datetime, datetime]:
+        """(campaign moment, real instant at which the clock read it): enough to resume it."""
+        return self._start, self._anchor
+
+    def set(self, moment: datetime) -> datetime:
+        moment = _aware(moment)
+        now = self()
+        if moment < now:
+            raise ValueError(f"the campaign clock only moves forward: {moment.isoformat()} is "
+                             f"before {now.isoformat()}")
+        self._start, self._anchor = moment, datetime.now(UTC)
+        for sleeper in list(self._sleepers):
+            sleeper.set()
+        return moment
+
+    async def sleep_until(self, moment: datetime | None, *, wake: asyncio.Event | None = None,
+                          at_most: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = None if at_most is None else loop.time() + at_most
+        moved = asyncio.Event()
+        self._sleepers.add(moved)
+        try:
+            while True:
+                if wake is not None and wake.is_set():
+                    return
+                budget = MAX_NAP_SECONDS
+                if moment is not None:
+                    remaining = (_aware(moment) - self()).total_seconds()
+                    if remaining <= 0:
+                        return
+                    budget = min(budget, remaining)
+                if deadline is not None:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        return
+                    budget = min(budget, left)
+                moved.clear()
+                await _first_of([moved, *([wake] if wake is not None else [])], budget)
+        finally:
+            self._sleepers.discard(moved)
+
+
+CLOCK_SETTING_HELP = ("real | simulated:<ISO instant> (stands still, moved by POST /clock) | "
+                      "campaign:<ISO instant> (runs in real time from there)")
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 instant with its offset (a moment without one is ambiguous: refused)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 instant (e.g. 2024-04-15T09:00:00+08:00)"
+                         ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset (e.g. 2024-04-15T09:00:00+08:00)")
+    return moment.astimezone(UTC)
+
+
+def check_clock_setting(text: str) -> str:
+    """The setting as given, if it is valid; else ValueError naming the valid forms."""
+    kind, _, moment = text.strip().partition(":")
+    if kind == "real" and not moment:
+        return text.strip()
+    if kind in ("simulated", "campaign") and moment:
+        parse_instant(moment)
+        return text.strip()
+    raise ValueError(f"clock setting {text!r}: expected {CLOCK_SETTING_HELP}")
+
+
+def clock_from_setting(text: str, *, anchor: datetime | None = None) -> Clock:
+    """The clock `LOOKBACK_CLOCK` names; `anchor`: when a campaign clock read its moment."""
+    kind, _, moment = check_clock_setting(text).partition(":")
+    if kind == "real":
+        return SystemClock()
+    if kind == "simulated":
+        return SimulatedClock(parse_instant(moment))
+    return CampaignClock(parse_instant(moment), anchor=anchor)

@@ -179,12 +179,14 @@ def _signals_stay_ours() -> Iterator[None]:
 
 
 async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, int],
-                     on_ready: Any = None) -> None:
+                     on_ready: Any = None, stop: asyncio.Event | None = None) -> None:
     """Run several ASGI apps in this event loop until SIGINT/SIGTERM.
 
     The first signal starts a graceful stop: each app stops taking work and finishes or gives
     back what it holds within `graceful_timeout` (the deadline is handed to its lifespan as
     `app.state.shutdown_deadline`); past it, and a little for closing, the process ends anyway.
+    `stop`, when given, ends the serving the same way when set (a program that serves only while
+    it works, `lookback demo`).
     A second signal ends it at once: nothing acknowledged is lost (unacknowledged messages go
     back to their queues, open transactions roll back)."""
     servers = []
@@ -201,7 +203,7 @@ async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, 
         # while it serves and raise them again after its own stop, which here would read as a
         # second signal.
         server.capture_signals = _signals_stay_ours  # type: ignore[method-assign]  # on purpose
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = 0
 

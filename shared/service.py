@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -31,20 +32,31 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from shared import topology
 from shared.api_docs import SWAGGER_ASSETS, install_swagger_ui
 from shared.assertions import verifier_from_settings
 from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
+from shared.campaign import load_campaign
+from shared.clock import MovableClock, clock_from_setting
 from shared.consistency import ConsistencyTokens, ReadFence, remember
-from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec, utc_now
+from shared.consuming import Clock, ConsumerRuntime, ConsumerSpec
 from shared.deadletters import measure_depth as measure_dead_letter_depth
-from shared.errors import MESSAGES_ZH, LookbackError, UnauthenticatedError, ValidationFailed
+from shared.errors import (
+    MESSAGES_ZH,
+    DomainError,
+    ForbiddenError,
+    LookbackError,
+    NotFoundError,
+    UnauthenticatedError,
+    ValidationFailed,
+)
 from shared.health import Sampler, Watched, pool_load
 from shared.http import Edge, EdgePolicy
 from shared.logging import get_logger
-from shared.messages import Actor, Command, EventContract
+from shared.messages import Actor, Command, EventContract, Role
 from shared.metrics import Metrics
 from shared.pipeline import CommandPipeline, CommandResult, CommandTable
 from shared.provisioning import OPERATOR, SEQUENCER, service_role
@@ -237,7 +249,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                        sequencer_factory: Callable[[Settings], Any] | None = None) -> FastAPI:
     """The one composition root of a service process (each service's `create_app` calls it)."""
     settings = settings or Settings()
-    clock = clock or utc_now
+    clock = clock or clock_from_setting(settings.clock)
     tokens = tokens or TokenStore.from_sources(file=settings.tokens_file,
                                                inline_json=settings.tokens_json,
                                                assertions=verifier_from_settings(settings))
@@ -403,6 +415,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             runtime.authenticate(request)
             return describe(runtime.deps).as_dict()
 
+    _add_clock_routes(app, clock, settings)
     app.include_router(audit_router)  # read-only proofs and history for auditors, on every service
     if spec.router is not None:
         app.include_router(spec.router)
@@ -423,6 +436,39 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
     return app
+
+
+class ClockMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    now: AwareDatetime
+
+
+def _add_clock_routes(app: FastAPI, clock: Clock, settings: Settings) -> None:
+    """GET /clock: the service's time; POST /clock: move a simulated or campaign clock forward
+    (city_admin; a service on the real clock answers 404, moving back 409). A demo or a test
+    driving several processes moves each one's clock through this route (docs/adr/0018)."""
+    zone = load_campaign(settings.campaign_file).tz
+
+    def view(now: datetime) -> dict[str, Any]:
+        return {"now": now.astimezone(zone).isoformat(), "simulated": isinstance(clock, MovableClock)}
+
+    @app.get("/clock", tags=["clock"])
+    async def read_clock(request: Request) -> dict[str, Any]:
+        request.app.state.runtime.authenticate(request)
+        return view(clock())
+
+    @app.post("/clock", tags=["clock"])
+    async def move_clock(body: ClockMove, request: Request) -> dict[str, Any]:
+        actor = request.app.state.runtime.authenticate(request)
+        if actor.role is not Role.CITY_ADMIN:
+            raise ForbiddenError(f"{actor.role.value} may not move the clock (only city_admin)")
+        if not isinstance(clock, MovableClock):
+            raise NotFoundError("this service runs on the real clock")
+        try:
+            return view(clock.set(body.now))
+        except ValueError as exc:
+            raise DomainError(str(exc), code="clock_backwards") from None
 
 
 def _sampler(settings: Settings, role: str, password: str | None, metrics: Metrics,

@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.clock import CLOCK_SETTING_HELP, check_clock_setting
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,10 @@ class Settings(BaseSettings):
     witness: str | None = Field(None, description="where signed checkpoints are shipped off the "
                                 "machine: folder:<path>,git:<remote> (shared/witness.py)")
     campaign_file: Path | None = None
+    # What time it is for the service (docs/adr/0018): the wall clock in production; a campaign
+    # moment running in real time for the embedded default (`lookback up`), whose sample is
+    # dated 2024; a simulated one that stands still (tests, `lookback demo`, the fault test).
+    clock: str = Field("real", description=CLOCK_SETTING_HELP)
     log_json: bool | None = Field(None, description="JSON logs; default: JSON unless on a TTY")
     log_level: str = "INFO"
     publish_timeout: float = 10.0
@@ -74,6 +80,11 @@ class Settings(BaseSettings):
     # public for the newcomer; a deployment keeps them behind a token or turns them off.
     docs_access: Literal["public", "authenticated", "off"] = "authenticated"
     metrics_access: Literal["public", "authenticated", "off"] = "authenticated"
+
+    @field_validator("clock")
+    @classmethod
+    def _known_clock(cls, value: str) -> str:
+        return check_clock_setting(value)
 
     def database_password(self, role: str) -> str | None:
         return self._secret(f"{role}.db.password")

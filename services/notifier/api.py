@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from services.notifier import commands as c
 from services.notifier import directory
@@ -27,8 +27,7 @@ from services.notifier.events import Audience, ContactSet
 from services.notifier.handlers import NotifierDeps
 from services.notifier.ics import unit_calendar
 from shared.auth import authorize_read
-from shared.clock import SimulatedClock
-from shared.errors import DomainError, ForbiddenError, NotFoundError
+from shared.errors import ForbiddenError, NotFoundError
 from shared.messages import Actor, Role
 from shared.service import Runtime, runtime_of
 
@@ -214,35 +213,3 @@ async def erase_contact(unit: str, audience: Audience, request: Request,
     if not result.changed:
         raise NotFoundError(f"no contact for {unit}/{audience.value}")
     return Response(status_code=204)
-
-
-# ----- the clock ------------------------------------------------------------------------------------
-
-
-class ClockMove(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    now: AwareDatetime
-
-
-@router.get("/clock", tags=["clock"])
-async def read_clock(request: Request, actor: Reader) -> dict[str, Any]:
-    deps = _deps(request)
-    return {"now": deps.clock().astimezone(deps.campaign.tz).isoformat(),
-            "simulated": isinstance(deps.clock, SimulatedClock)}
-
-
-@router.post("/clock", tags=["clock"])
-async def move_clock(body: ClockMove, request: Request, actor: CityAdmin
-                     ) -> dict[str, Any]:
-    """Move a simulated clock forward (tests and demos: LOOKBACK_NOTIFIER_SIMULATED_CLOCK_START).
-    A process on the real clock answers 404; moving back is refused (409)."""
-    deps = _deps(request)
-    clock = deps.clock
-    if not isinstance(clock, SimulatedClock):
-        raise NotFoundError("this notifier runs on the real clock")
-    try:
-        moved = clock.set(body.now)
-    except ValueError as exc:
-        raise DomainError(str(exc), code="clock_backwards") from None
-    return {"now": moved.astimezone(deps.campaign.tz).isoformat(), "simulated": True}

@@ -246,14 +246,16 @@ def _evidence_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def build_seed(campaign: Campaign) -> SeedPlan:
-    """The sample, deterministic: the same campaign gives the same commands (and ids)."""
+def build_seed(campaign: Campaign, *, liaisons: bool = True) -> SeedPlan:
+    """The sample, deterministic: the same campaign gives the same commands (and ids).
+    `liaisons=False` leaves 附件1 out, for the units to file (`lookback demo`, `lookback up`)."""
     commands: list[c.RegistryCommand] = []
     phone_counter = iter(range(1, 10_000))
     for index, unit in enumerate(campaign.unit_codes):
         if unit not in FACILITIES:
             continue  # another campaign's units get no sample
-        commands.extend(_liaison_commands(unit, index))
+        if liaisons:
+            commands.extend(_liaison_commands(unit, index))
         commands.extend(_facility_commands(unit, campaign))
         commands.extend(_household_commands(unit, campaign, phone_counter))
 

@@ -56,9 +56,10 @@ def pipeline(pool: asyncpg.Pool, deps: RegistryDeps) -> CommandPipeline[Registry
                            store=PostgresEventStore(pool), deps=deps, retries=1)
 
 
-async def seed_with(commands: CommandPipeline[RegistryDeps]) -> SeedReport | None:
+async def seed_with(commands: CommandPipeline[RegistryDeps], *, liaisons: bool = True
+                    ) -> SeedReport | None:
     """Run every sample command as one atomic append; None if another process got there first."""
-    plan = build_seed(commands.deps.campaign)
+    plan = build_seed(commands.deps.campaign, liaisons=liaisons)
     try:
         result = await commands.run(
             c.RegisterSample(commands=tuple(plan.commands)), actor=plan.actor, now=plan.as_of,
@@ -74,7 +75,7 @@ async def seed_with(commands: CommandPipeline[RegistryDeps]) -> SeedReport | Non
     return report
 
 
-async def seed_if_empty(settings: Settings) -> SeedReport | None:
+async def seed_if_empty(settings: Settings, *, liaisons: bool = True) -> SeedReport | None:
     """Load the sample into a registry that has no event yet; None if it had some."""
     if settings.database_url is None:
         raise ValueError("seeding needs settings.database_url")
@@ -87,6 +88,6 @@ async def seed_if_empty(settings: Settings) -> SeedReport | None:
             return None
         deps = RegistryDeps(campaign=load_campaign(settings.campaign_file),
                             vault=PostgresPersonalDataVault(pool, MasterKey.from_settings(settings)))
-        return await seed_with(pipeline(pool, deps))
+        return await seed_with(pipeline(pool, deps), liaisons=liaisons)
     finally:
         await pool.close()
