@@ -100,11 +100,16 @@ def migration_folders() -> list[Path]:
 def service_app(name: str, settings: Settings, **kwargs: Any) -> Any:
     """The service's ASGI app from its one composition root, `services.<name>.app.create_app`."""
     spec(name)
-    if name == "console":  # people's pages: no clock or tokens of a service's to take
+    page_clock = None
+    if name == "console":  # people's pages: no tokens of a service's to take; the campaign's
+        # "today" on its pages is the services' clock (sessions keep the real time)
+        page_clock = kwargs.get("clock") or clock_from_setting(settings.clock)
         kwargs = {k: v for k, v in kwargs.items() if k == "service_urls"}
     else:
         kwargs.pop("service_urls", None)
     app = importlib.import_module(f"services.{name}.app").create_app(settings, **kwargs)
+    if page_clock is not None:
+        app.state.clock = page_clock
     # /audit/history speaks of events by their Chinese names, in the campaign's time zone.
     app.state.history_labels = EVENT_LABELS
     app.state.history_zone = load_campaign(settings.campaign_file).tz

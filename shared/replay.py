@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -111,10 +112,10 @@ class ReplayStore(PostgresEventStore):
 
 
 def scratch_dsn(dsn: str, database: str) -> str:
-    """The same server and credentials, another database."""
-    base, _, rest = dsn.rpartition("/")
-    query = rest.partition("?")[2]
-    return f"{base}/{database}" + (f"?{query}" if query else "")
+    """The same server and credentials, another database (the query may name a socket folder,
+    `?host=/path/to/pgdata`, as the embedded default's does: its slashes are not the path's)."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
 async def replay(live_dsn: str, specs: Sequence[Any], settings: Any, *,

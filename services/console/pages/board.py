@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.console.charts import burndown_chart, overdue_chart, progress_chart
-from services.console.pages.common import Who, now, state_of
+from services.console.pages.common import Who, campaign_now, now, state_of
 from services.console.web import Person, render
 
 router = APIRouter()
@@ -39,7 +39,7 @@ async def chart_svg(request: Request, who: Person, name: str) -> str:
     caller, campaign = who.caller, state_of(request).campaign
     if name == "burndown":
         items = (await caller.get("rectification", "/problems", {"limit": 1000}))["items"]
-        today = now().astimezone(campaign.tz).date()
+        today = campaign_now(request).astimezone(campaign.tz).date()
         return burndown_chart(items, campaign.campaign.starts_on, max(today, campaign.campaign.starts_on))
     units = (await caller.get("rectification", "/progress"))["units"]
     if name == "progress":

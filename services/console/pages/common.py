@@ -19,7 +19,14 @@ def state_of(request: Request) -> ConsoleState:
 
 
 def now() -> datetime:
+    """The real time: sessions, uploads."""
     return datetime.now(UTC)
+
+
+def campaign_now(request: Request) -> datetime:
+    """The campaign's time, on the services' clock (docs/adr/0018): what "today" is on a page."""
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else now()
 
 
 async def person(request: Request) -> Person:

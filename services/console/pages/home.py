@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.console.backend import ServiceRefused
-from services.console.pages.common import Who, checked_form, now, person, state_of, text
+from services.console.pages.common import Who, campaign_now, checked_form, now, person, state_of, text
 from services.console.web import SESSION_COOKIE, Person, render, see_other, to_date
 from shared.logging import get_logger
 from shared.messages import Role
@@ -95,7 +95,7 @@ def awaiting_me(item: dict[str, Any], who: Person) -> bool:
 async def desk(request: Request, who: Who) -> HTMLResponse:
     caller = who.caller
     problems = (await caller.get("rectification", "/problems", {"limit": 1000}))["items"]
-    today = now().astimezone(state_of(request).campaign.tz).date()
+    today = campaign_now(request).astimezone(state_of(request).campaign.tz).date()
     open_items = [i for i in problems if i.get("status") in
                   ("registered", "in_rectification", "close_out_requested")]
     desk_items = {

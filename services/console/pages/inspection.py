@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from services.console.backend import ServiceRefused
 from services.console.evidence import EvidenceRefused
 from services.console.labels import checklist_for
-from services.console.pages.common import Who, checked_form, now, state_of, text
+from services.console.pages.common import Who, campaign_now, checked_form, state_of, text
 from services.console.pages.problems import store_uploads
 from services.console.web import Person, render, see_other
 from shared.messages import Role
@@ -43,7 +43,7 @@ async def draws(request: Request, who: Who) -> HTMLResponse:
 async def draws_page(request: Request, who: Person, *, error: str | None = None,
                      status_code: int = 200) -> HTMLResponse:
     rows = await who.caller.get("inspection", "/draws")
-    local = now().astimezone(state_of(request).campaign.tz)
+    local = campaign_now(request).astimezone(state_of(request).campaign.tz)
     return render(request, "draws.html", person=who, draws=rows, may_act=_may_act(who),
                   suggested_id=f"draw-{local:%Y%m%d-%H%M}", error=error, status_code=status_code)
 
@@ -79,7 +79,7 @@ async def draw_page(request: Request, who: Person, draw_id: str, *, done: str | 
     progress = await who.caller.get("inspection", f"/draws/{draw_id}/progress", {"unit": unit})
     scheduled = {v["target_id"] for v in visits}
     names = _names(picks)
-    today = now().astimezone(state_of(request).campaign.tz).date()
+    today = campaign_now(request).astimezone(state_of(request).campaign.tz).date()
     return render(request, "draw.html", person=who, draw=summary, picks=picks, visits=visits,
                   findings=findings, progress=progress, scheduled=scheduled, names=names,
                   may_act=_may_act(who), done=DONE.get(done or ""), error=error, today=today,
@@ -177,7 +177,7 @@ async def visit_page(request: Request, who: Person, draw_id: str, visit_id: str,
     visit = await _visit(who, draw_id, visit_id)
     state = state_of(request)
     checklist = checklist_for(state.labels, visit.get("project_type") or "")
-    today = now().astimezone(state.campaign.tz).date()
+    today = campaign_now(request).astimezone(state.campaign.tz).date()
     picks = (await who.caller.get("inspection", f"/draws/{draw_id}/picks", {"unit": who.unit}))["units"]
     visit["target_name"] = _names(picks).get(visit["target_id"], visit["target_id"])
     return render(request, "visit.html", person=who, draw_id=draw_id, visit=visit,
