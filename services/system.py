@@ -323,6 +323,7 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
     apps, urls = one_process_apps(settings, ports, clock)
     stop = asyncio.Event()
     background: set[asyncio.Task[None]] = set()
+    failed: list[Exception] = []
 
     def announce(listening: Any) -> None:
         print_sign_in(urls["console"], demo_file)
@@ -334,6 +335,7 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
             await play_until_campaign_day(settings, urls, clock)
         except Exception as exc:
             log.error("campaign_prelude_failed", error=f"{type(exc).__name__}: {exc}"[:1000])
+            failed.append(exc)
             stop.set()
             return
         announce(listening)
@@ -347,6 +349,9 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
         task.add_done_callback(background.discard)
 
     await serve_apps(apps, settings, ports, on_ready=ready, stop=stop)
+    if failed:
+        raise SystemExit(f"playing the campaign up to {settings.clock} failed: {failed[0]}; "
+                         f"start again with an empty data folder ({settings.data_dir})")
 
 
 async def serve(name: str, settings: Settings) -> None:

@@ -225,5 +225,6 @@ def summary_json(result: DemoResult) -> dict[str, Any]:
             "draw_lists": [str(p) for p in played.draw_lists],
             "calendars": [str(p) for p in played.calendars],
             "mails": len(result.mails), "audit_export": str(result.audit_export),
+            "play_seconds": played.seconds,
             "verify_ok": bool(result.verify and result.verify.ok),
             "replay_identical": bool(result.replay and result.replay.identical)}

@@ -125,6 +125,7 @@ class Played:
     reminders_sent: int = 0
     reached: datetime | None = None
     days: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)   # real time spent, by kind of work
 
 
 Action = Callable[[], Awaitable[None]]
@@ -162,6 +163,8 @@ class CampaignPlay:
         self._after: dict[str, str] = {}      # per service: the last write's consistency token
         self._items: dict[str, dict[str, list[str]]] = {u: {} for u in UNITS}
         self._now = START
+        self._changed = True                  # something happened since the calendar was read
+        self._next_reminder: datetime | None = None
 
     # ----- HTTP ----------------------------------------------------------------------------------
 
@@ -207,6 +210,15 @@ class CampaignPlay:
 
     # ----- the clock -------------------------------------------------------------------------------
 
+    async def _timed(self, kind: str, work: Awaitable[None]) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            await work
+        finally:
+            spent = self.played.seconds
+            spent[kind] = round(spent.get(kind, 0.0) + loop.time() - began, 3)
+
     async def move_to(self, moment: datetime) -> None:
         """Every service's clock to `moment` (in one process they share one clock: a second move
         to the same moment of a running campaign clock is a moment late, and refused; fine)."""
@@ -216,16 +228,23 @@ class CampaignPlay:
         for base in self.ep.services:
             response = await self.call("POST", base, "/clock", "admin",
                                        json={"now": moment.isoformat()}, ok=(200, 409))
-            if response.status_code == 409 and response.json().get("code") != "clock_backwards":
+            if response.status_code == 409 and response.json().get("error") != "clock_backwards":
                 raise ScenarioError(f"moving the clock of {base}: {response.text[:300]}")
 
     async def settle_reminders(self) -> None:
-        """Wait until the notifier has sent everything due now (on its own day, or never)."""
+        """Wait until the notifier has sent everything due now (on its own day, or never), and
+        note when the next reminder is planned: until then, and while nobody does anything, the
+        mornings need no look at the calendar (reading it is the play's slowest request)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settle_timeout
         while True:
-            counts = (await self.get(self.ep.notifier, "/calendar"))["reminder_counts"]
+            calendar = await self.get(self.ep.notifier, "/calendar")
+            counts = calendar["reminder_counts"]
             if not counts.get("due") and not counts.get("claimed"):
+                planned = [datetime.fromisoformat(r["at"]) for o in calendar["obligations"]
+                           for r in o["reminders"] if r["status"] == "scheduled"]
+                self._next_reminder = min(planned, default=None)
+                self._changed = False
                 return
             if loop.time() > deadline:
                 raise ScenarioError(f"reminders still unsent at {self._now.isoformat()}: {counts}")
@@ -250,13 +269,16 @@ class CampaignPlay:
                 if morning > end:
                     break
                 if morning > self._now:
-                    await self.move_to(morning)
-                await self.settle_reminders()
+                    await self._timed("clock", self.move_to(morning))
+                if self._changed or (self._next_reminder is not None
+                                     and self._next_reminder <= morning):
+                    await self._timed("reminders", self.settle_reminders())
                 done = []
                 for step in [s for s in steps if s.when.date() == day and s.when <= end]:
                     if step.when > self._now:
-                        await self.move_to(step.when)
-                    await step.action()
+                        await self._timed("clock", self.move_to(step.when))
+                    await self._timed("work", step.action())
+                    self._changed = True
                     done.append(step.title)
                 self.played.days += 1
                 self.progress.day(morning, "；".join(done))

@@ -9,11 +9,14 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
+from services.demo.scenario import CAMPAIGN_TZ, read_demo_tokens
 from tests.support.services import AMQP_URL, SMALL_POOLS, TEST_MASTER_KEY, child_env, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -28,21 +31,22 @@ def free_port_base() -> int:
     return base if base < 60000 else 20000
 
 
-def start(data_dir: Path, port_base: int, **settings: str) -> tuple[subprocess.Popen, str]:
+def start(data_dir: Path, port_base: int, *, ready_within: float = 120,
+          **settings: str) -> tuple[subprocess.Popen, str]:
     env = child_env(broker="amqp_url" in settings, LOOKBACK_LOG_JSON="true")
     env.update({f"LOOKBACK_{k.upper()}": v for k, v in settings.items()})
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    return _await_ready(proc)
+    return _await_ready(proc, ready_within)
 
 
-def _await_ready(proc: subprocess.Popen) -> tuple[subprocess.Popen, str]:
+def _await_ready(proc: subprocess.Popen, within: float = 120) -> tuple[subprocess.Popen, str]:
     # A reader thread, not select(): the text wrapper buffers lines select() cannot see.
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     seen = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
             line = lines.get(timeout=1)
@@ -68,7 +72,8 @@ def stop(proc: subprocess.Popen) -> int:
 
 def test_lookback_up_runs_all_four_services_on_the_embedded_database(tmp_path):
     base = free_port_base()
-    proc, ready_line = start(tmp_path / "var", base)
+    # On the real clock: the campaign clock of the default has a test of its own (below).
+    proc, ready_line = start(tmp_path / "var", base, clock="real")
     try:
         # The console comes first, on the first port, and a demo account signs in to it.
         assert ready_line.split()[1] == f"console=127.0.0.1:{base}"
@@ -96,7 +101,7 @@ def test_lookback_up_runs_all_four_services_on_the_embedded_database(tmp_path):
     assert (tmp_path / "var" / "demo-tokens.txt").stat().st_mode & 0o077 == 0
     assert (tmp_path / "var" / "keys" / "checkpoint.key").stat().st_mode & 0o077 == 0
     # The data folder survives a restart: a second start reuses it.
-    proc, _ = start(tmp_path / "var", base)
+    proc, _ = start(tmp_path / "var", base, clock="real")
     assert stop(proc) == 0
 
 
@@ -133,5 +138,51 @@ def test_lookback_serve_runs_one_service_process_and_stops_gracefully(tmp_path, 
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert ready.status_code == 200, ready.text
         assert httpx.get(f"http://127.0.0.1:{port}/problems", timeout=5).status_code == 401
+    finally:
+        assert stop(proc) == 0
+
+
+@pytest.mark.timeout(600)
+def test_lookback_up_opens_on_a_campaign_in_the_middle_of_its_work(tmp_path):
+    """The embedded default runs on a campaign clock (2024-04-15 09:00 in Ezhou, then real time):
+    a fresh store is played up to that morning, so the board is not all docked and the calendar
+    still has reminders to send; a restart goes on from where the clock was."""
+    base = free_port_base()
+    proc, _ = start(tmp_path / "var", base, ready_within=480)
+    tokens = read_demo_tokens(tmp_path / "var" / "demo-tokens.txt")
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    try:
+        clocks = [httpx.get(f"http://127.0.0.1:{base + i}/clock", headers=admin, timeout=10).json()
+                  for i in range(1, 5)]
+        first = datetime.fromisoformat(clocks[0]["now"])
+        assert all(c["simulated"] for c in clocks)
+        assert datetime(2024, 4, 15, 9, tzinfo=CAMPAIGN_TZ) <= first < datetime(
+            2024, 4, 15, 10, tzinfo=CAMPAIGN_TZ), clocks
+        board = httpx.get(f"http://127.0.0.1:{base + 2}/scores/board", headers=admin, timeout=30).json()
+        assert board["as_of"].startswith("2024-04-15T09:")
+        deducted = {row["unit"]: Decimal(row["deducted"]) for row in board["board"]}
+        assert deducted["linkong"] == 1 and deducted["huarong"] == 1   # 附件1 / March list late
+        assert deducted["echeng"] == 0 and deducted["liangzihu"] == 0
+        problems = httpx.get(f"http://127.0.0.1:{base + 2}/problems", params={"limit": 1000},
+                             headers=admin, timeout=30).json()["items"]
+        statuses = {item["status"] for item in problems}
+        assert {"closed", "in_rectification"} <= statuses, statuses   # work done, work to do
+        calendar = httpx.get(f"http://127.0.0.1:{base + 4}/calendar", headers=admin, timeout=30).json()
+        assert calendar["now"].startswith("2024-04-15T09:")
+        counts = calendar["reminder_counts"]
+        assert counts.get("scheduled", 0) > 0 and counts.get("sent", 0) > 0, counts
+        pending = {o["title"] for o in calendar["obligations"] if o["status"] == "open"}
+        assert any("4月问题整改清单" in title for title in pending), pending
+        assert list((tmp_path / "var" / "mail").glob("*.eml"))
+    finally:
+        assert stop(proc) == 0
+    # A restart neither plays again nor goes back to the morning: the clock resumes.
+    proc, _ = start(tmp_path / "var", base, ready_within=120)
+    try:
+        again = httpx.get(f"http://127.0.0.1:{base + 1}/clock", headers=admin, timeout=10).json()
+        assert datetime.fromisoformat(again["now"]) >= first
+        board_again = httpx.get(f"http://127.0.0.1:{base + 2}/scores/board", headers=admin,
+                                timeout=30).json()
+        assert {r["unit"]: Decimal(r["deducted"]) for r in board_again["board"]} == deducted
     finally:
         assert stop(proc) == 0
