@@ -170,9 +170,11 @@ class CampaignPlay:
 
     async def call(self, method: str, base: str, path: str, who: str, *,
                    json: Any = None, params: Mapping[str, Any] | None = None,
-                   ok: Iterable[int] = (200, 201)) -> httpx.Response:
+                   ok: Iterable[int] = (200, 201), after: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.ep.tokens[who]}"}
-        if method == "GET" and base in self._after:
+        if after is not None:
+            headers["X-Lookback-After"] = after
+        elif method == "GET" and base in self._after:
             headers["X-Lookback-After"] = self._after[base]
         for attempt in range(20):
             try:
@@ -231,6 +233,16 @@ class CampaignPlay:
             if response.status_code == 409 and response.json().get("error") != "clock_backwards":
                 raise ScenarioError(f"moving the clock of {base}: {response.text[:300]}")
 
+    async def notifier_caught_up(self) -> None:
+        """Wait until the notifier has taken in what the day's work recorded (read-your-writes
+        across services, ADR 0013), before the clock moves on: an obligation it learnt of only
+        after its first reminder's moment would skip that reminder, and the play would depend on
+        how busy the machine was."""
+        for base, token in list(self._after.items()):
+            if base != self.ep.notifier:
+                await self.call("GET", self.ep.notifier, "/calendar", "admin",
+                                params={"unit": UNITS[0]}, after=token)
+
     async def settle_reminders(self) -> None:
         """Wait until the notifier has sent everything due now (on its own day, or never), and
         note when the next reminder is planned: until then, and while nobody does anything, the
@@ -280,6 +292,8 @@ class CampaignPlay:
                     await self._timed("work", step.action())
                     self._changed = True
                     done.append(step.title)
+                if done:
+                    await self._timed("sync", self.notifier_caught_up())
                 self.played.days += 1
                 self.progress.day(morning, "；".join(done))
                 day += timedelta(days=1)

@@ -27,11 +27,14 @@ from services.notifier.events import Audience, ContactSet
 from services.notifier.handlers import NotifierDeps
 from services.notifier.ics import unit_calendar
 from shared.auth import authorize_read
+from shared.consistency import ReadYourWrites
 from shared.errors import ForbiddenError, NotFoundError
 from shared.messages import Actor, Role
 from shared.service import Runtime, runtime_of
 
-router = APIRouter()
+# A read may wait for the caller's own write in another service (X-Lookback-After, ADR 0013): the
+# calendar right after an item was registered, a list filed, a visit scheduled.
+router = APIRouter(dependencies=[ReadYourWrites])
 ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"
 
 
