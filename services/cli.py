@@ -146,7 +146,9 @@ def migrate_command() -> None:
 
 
 @app.command("seed")
-def seed_command(data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)")) -> None:
+def seed_command(data_dir: Path = typer.Option(None, help="embedded data folder (default ./var)"),
+                 liaisons: bool = typer.Option(True, help="include each unit's 附件1 (leave it out "
+                                               "for the campaign's play to file)")) -> None:
     """Load the sample registry data (all five units) into an empty registry; else do nothing."""
     from services.system import migrate, prepare_embedded, seed_if_empty
     from shared.settings import Settings
@@ -158,7 +160,7 @@ def seed_command(data_dir: Path = typer.Option(None, help="embedded data folder 
     async def run() -> Any:
         prepared = await prepare_embedded(settings) if settings.embedded else settings
         await migrate(prepared)
-        return await seed_if_empty(prepared)
+        return await seed_if_empty(prepared, liaisons=liaisons)
 
     report = asyncio.run(run())
     if report is None:

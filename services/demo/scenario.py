@@ -22,6 +22,13 @@ Every morning at 09:00 the notifier sends what is due that day (reminders, 催�
 notices); the player waits until nothing is due before the day's work, so each reminder goes out
 on its own day. Nothing here reaches into a database: the same play drives one process
 (`lookback demo`) or one process per service under faults (tests/e2e).
+
+Against separate processes: start each service with `LOOKBACK_CLOCK=simulated:<START>` (the
+play moves each one's clock), load the sample with `lookback seed --no-liaisons` (the play files
+附件1), and give `Endpoints` the four URLs and tokens for the ids above
+(tests/support/actors.campaign_play_tokens() maps them to the test actors). The outcome is fixed
+by the plot: on 06-01 the board reads echeng 100, huarong 99, liangzihu 99, gedian 97.5,
+linkong 99 (tests/e2e/test_demo.py says which rule took what).
 """
 from __future__ import annotations
 

@@ -75,3 +75,11 @@ TOKENS_JSON = json.dumps({hash_token(token(actor_id)): actor.model_dump(mode="js
 # One actor of each role (the first of PRINCIPALS), for tests that go through the roles.
 ONE_OF_EACH_ROLE: dict[Role, Actor] = {role: next(a for a in PRINCIPALS.values() if a.role is role)
                                        for role in Role}
+
+
+def campaign_play_tokens() -> dict[str, str]:
+    """The people of the campaign's play (services/demo/scenario.py) as the actors above: pass
+    it as `Endpoints.tokens` to play the campaign against services a test started."""
+    return {"admin": token("admin-1"), "inspector": token("insp-1"),
+            **{f"reporter-{unit}": token(f"rep-{unit}-1") for unit in UNITS},
+            **{f"reviewer-{unit}": token(f"rev-{unit}-1") for unit in UNITS}}
