@@ -280,6 +280,9 @@ async def play_until_campaign_day(settings: Settings, urls: dict[str, str],
     tokens = read_demo_tokens((settings.tokens_file or settings.data_dir / "tokens.json").parent
                               / "demo-tokens.txt")
     log.info("campaign_prelude_started", until=target.isoformat())
+    print(f"首次启动：正在演练活动前期的工作，直到活动时钟的 "
+          f"{target.astimezone(load_campaign(settings.campaign_file).tz):%Y-%m-%d %H:%M}"
+          f"（约一两分钟）……", flush=True)
     await play(Endpoints(urls["registry"], urls["rectification"], urls["inspection"],
                          urls["notifier"], tokens), until=target)
     save_campaign_clock(settings, clock)
