@@ -4,8 +4,11 @@ results and the files people would get (services/demo)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import icalendar
@@ -19,7 +22,21 @@ from tests.support.services import child_env
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
-def test_the_demo_plays_the_campaign_and_prints_each_units_results_and_its_files(tmp_path):
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    """A folder the embedded PostgreSQL can reach by its absolute path: run as root, pgserver runs
+    the server as its own user, which pytest's private (0700) temporary folders shut out (the
+    replay's DROP DATABASE checkpoints by absolute path, and the server would stop there)."""
+    folder = Path(tempfile.mkdtemp(prefix="lookback-demo-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_demo_plays_the_campaign_and_prints_each_units_results_and_its_files(data_root):
+    tmp_path = data_root
     began = time.monotonic()
     run = subprocess.run([LOOKBACK, "demo", "--data-dir", str(tmp_path / "demo"), "--json"],
                          env=child_env(broker=False, LOOKBACK_LOG_JSON="false"),
