@@ -33,6 +33,14 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
+from shared.api_contract import (
+    AsyncApiDocument,
+    Liveness,
+    Readiness,
+    VocabularyAnswer,
+    include,
+    install_openapi,
+)
 from shared.api_docs import SWAGGER_ASSETS, install_swagger_ui
 from shared.assertions import verifier_from_settings
 from shared.audit_http import router as audit_router
@@ -342,8 +350,11 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     docs = settings.docs_access != "off"
     app = FastAPI(title=f"Lookback {spec.name}", description=spec.description,
                   version=spec.version, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url="/openapi.json" if docs else None)
+                  openapi_url="/openapi.json" if docs else None,
+                  # operation ids are the routes' names: a generated client's functions read well
+                  generate_unique_id_function=lambda route: route.name)
     install_error_handlers(app)
+    install_openapi(app)
     public = {"/healthz", "/readyz", *spec.public_paths}
     if settings.docs_access == "public":
         public |= {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi", "/asyncapi.json"}
@@ -356,17 +367,27 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     app.state.spec = spec
     app.state.settings = settings
 
-    @app.get("/healthz", tags=["operations"])
+    def is_public(path: str) -> bool:
+        return path in public or path.startswith(SWAGGER_ASSETS)
+
+    # The routes every service serves; those not public require the bearer token (api_contract).
+    kernel = APIRouter()
+
+    @kernel.get("/healthz", tags=["operations"], response_model=Liveness,
+                summary="存活检查 · Liveness")
     async def healthz() -> dict[str, str]:
-        """The process is alive (nothing more)."""
+        """The process is alive (nothing more). 进程存活（仅此而已）。"""
         return {"status": "alive", "service": spec.name}
 
-    @app.get("/readyz", tags=["operations"])
+    @kernel.get("/readyz", tags=["operations"], response_model=Readiness,
+                summary="就绪检查 · Readiness",
+                responses={503: {"model": Readiness, "description": "Not ready. 未就绪。"}})
     async def readyz(request: Request) -> JSONResponse:
         """Ready when the database answers, the broker is connected and consumers attached.
 
         Busy is not down: the database is probed on the metrics sampler's own connection, never
-        through a pool that consumers may have filled; `busy` and `pools` say how loaded it is."""
+        through a pool that consumers may have filled; `busy` and `pools` say how loaded it is.
+        数据库可用、消息总线已连接且消费者已就位时为就绪。"""
         runtime: Runtime[Any] = request.app.state.runtime
         checks: dict[str, str] = {}
         if runtime.shutting_down:
@@ -386,8 +407,10 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                             status_code=200 if ready else 503)
 
     if settings.metrics_access != "off":
-        @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+        @kernel.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
+                    summary="运行指标 · Prometheus metrics")
         async def metrics_endpoint() -> PlainTextResponse:
+            """Prometheus text exposition of what this process measures. 本进程的运行指标。"""
             # Only what the loops and the sampler already measured: a scrape queries nothing.
             return PlainTextResponse(generate_latest(metrics.registry).decode(),
                                      media_type=CONTENT_TYPE_LATEST)
@@ -395,34 +418,41 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     if spec.vocabulary is not None:
         describe = spec.vocabulary
 
-        @app.get("/vocabulary", tags=["vocabulary"])
+        @kernel.get("/vocabulary", tags=["vocabulary"], response_model=VocabularyAnswer,
+                    response_model_exclude_unset=True, summary="代码与中文名称 · Vocabulary")
         async def vocabulary(request: Request) -> dict[str, Any]:
             """Every code this service speaks with its Chinese label (and the other words the
-            bulk import accepts for it): statuses, units, types, services, checklist items, …."""
+            bulk import accepts for it): statuses, units, types, services, checklist items, ….
+            本服务使用的全部代码及其中文名称。"""
             runtime: Runtime[Any] = request.app.state.runtime
             runtime.authenticate(request)
             return describe(runtime.deps).as_dict()
 
-    app.include_router(audit_router)  # read-only proofs and history for auditors, on every service
+    if docs:
+        asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}",
+                            version=spec.version, description=spec.description)
+
+        @kernel.get("/asyncapi.json", tags=["operations"], response_model=AsyncApiDocument,
+                    summary="AsyncAPI 文档 · AsyncAPI document")
+        async def asyncapi_json() -> JSONResponse:
+            """This service's channels and messages on the bus. 本服务在消息总线上的通道与消息。"""
+            return JSONResponse(asyncapi.to_specification().to_jsonable())
+
+        @kernel.get("/asyncapi", include_in_schema=False, response_class=HTMLResponse)
+        async def asyncapi_html() -> HTMLResponse:
+            # try_it_out_path=None: the default route would let anyone publish onto the real broker.
+            return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(),
+                                                  try_it_out_path=None))
+
+    include(app, kernel, public=is_public)
+    # read-only proofs and history for auditors, on every service
+    include(app, audit_router, public=is_public)
     if spec.router is not None:
-        app.include_router(spec.router)
-    if not docs:
-        return app
-    install_swagger_ui(app)
-
-    asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}", version=spec.version,
-                        description=spec.description)
-
-    @app.get("/asyncapi.json", tags=["operations"])
-    async def asyncapi_json() -> JSONResponse:
-        return JSONResponse(asyncapi.to_specification().to_jsonable())
-
-    @app.get("/asyncapi", tags=["operations"], response_class=HTMLResponse)
-    async def asyncapi_html() -> HTMLResponse:
-        # try_it_out_path=None: the default route would let anyone publish onto the real broker.
-        return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
-
+        include(app, spec.router, public=is_public)
+    if docs:
+        install_swagger_ui(app)
     return app
+
 
 
 def _sampler(settings: Settings, role: str, password: str | None, metrics: Metrics,
