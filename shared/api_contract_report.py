@@ -1,25 +1,17 @@
-"""How far each service's OpenAPI document is from one a client generator can use.
-
-    python -m shared.api_contract_report            # a table per service and the total
-    python -m shared.api_contract_report --json     # the same counts as JSON
+"""How far an OpenAPI document is from one a client generator can use (`python -m
+bench.openapi_report` prints them for every service; the tests hold them at zero).
 
 The counts are the list of issue 14 (docs/adr/0015): operations; without a structured response
 model (a JSON answer that is neither a named schema nor an object with properties, nor a file
 with its media type); requiring a token yet not documenting 401 and 403; documenting FastAPI's
-`HTTPValidationError` (a body the API never sends); without a summary and a description. The
-documents are built from the app objects: nothing is started, nothing connects.
+`HTTPValidationError` (a body the API never sends); without a summary and a description.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
-
-from fastapi import FastAPI
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -107,52 +99,3 @@ def gaps(doc: Mapping[str, Any]) -> Gaps:
         http_validation_error=sum(names_http_validation_error(op) for op in ops),
         without_description=sum(not has_description(op) for op in ops),
         security_schemes=len(doc.get("components", {}).get("securitySchemes", {})))
-
-
-def service_apps(data_dir: Path) -> dict[str, Callable[[], FastAPI]]:
-    """The four services' apps, as their `create_app` builds them (nothing is started)."""
-    from services.inspection.app import create_app as inspection
-    from services.notifier.app import create_app as notifier
-    from services.rectification.app import create_app as rectification
-    from services.registry.app import create_app as registry
-    from shared.settings import Settings
-
-    def settings() -> Settings:
-        return Settings(database_url="postgresql://127.0.0.1/unused", data_dir=data_dir,
-                        docs_access="authenticated")
-
-    return {"registry": lambda: registry(settings()),
-            "rectification": lambda: rectification(settings()),
-            "inspection": lambda: inspection(settings()),
-            "notifier": lambda: notifier(settings())}
-
-
-def documents(data_dir: Path) -> dict[str, dict[str, Any]]:
-    return {name: build().openapi() for name, build in service_apps(data_dir).items()}
-
-
-def main(argv: list[str] | None = None) -> int:
-    import tempfile
-
-    parser = argparse.ArgumentParser(prog="python -m shared.api_contract_report",
-                                     description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--json", action="store_true", help="print the counts as JSON")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="lookback-openapi-") as folder:
-        counts = {name: gaps(doc) for name, doc in documents(Path(folder)).items()}
-    total = sum(counts.values(), Gaps(0, 0, 0, 0, 0, 0, 0, 0))
-    if args.json:
-        print(json.dumps({**{k: asdict(v) for k, v in counts.items()}, "total": asdict(total)},
-                         indent=2))
-        return 0
-    columns = list(asdict(total))
-    names = [*counts, "total"]
-    print(f"{'':<24}" + "".join(f"{name:>14}" for name in names))
-    for column in columns:
-        print(f"{column:<24}" + "".join(f"{asdict(counts.get(n, total))[column]:>14}"
-                                        for n in names))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

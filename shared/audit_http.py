@@ -18,8 +18,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from shared.audit_db import export_database
 from shared.api_contract import errors, text_content
+from shared.audit_db import export_database
 from shared.audit_proofs import consistency_document, inclusion_document, latest_checkpoint
 from shared.errors import ForbiddenError
 from shared.history import history
@@ -35,7 +35,7 @@ class Checkpoint(BaseModel):
     note: str = Field(description="the signed note (docs/audit-format.md §5); 签名的检查点")
 
 
-class LedgerEntry(BaseModel):
+class AuditLedgerEntry(BaseModel):
     event_id: uuid.UUID
     event_type: str
     global_position: int
@@ -49,7 +49,7 @@ class InclusionProof(BaseModel):
     kind: str = Field(examples=["inclusion"])
     position: int
     tree_size: int
-    ledger_entry: LedgerEntry
+    ledger_entry: AuditLedgerEntry
     leaf_hash: str
     proof: list[str] = Field(description="hex hashes, RFC 9162 §2.1.3")
     checkpoint: str
