@@ -65,6 +65,12 @@ class ErrorBody(BaseModel):
 class ImportRefusedBody(ErrorBody):
     """A refused import: every refused row, nothing written. 导入被拒：逐行列出错误，未写入任何数据。"""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"error": "import_refused",
+         "message": "导入未完成：以下行有误，请修改后重新上传（本次未导入任何数据）。",
+         "detail": [{"field": "projects[3].unit", "reason": "unknown unit 'x'"}],
+         "rows": [{"sheet": "projects", "row": 3, "column": "unit", "reason": "unknown unit 'x'"}]}]})
+
     rows: list[dict[str, Any]] = Field(
         description="each refused row: sheet, row number, column, reason; 每个出错的行")
 
