@@ -23,7 +23,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.routing import BaseRoute
 
 from shared.errors import MESSAGES_ZH
 
@@ -101,18 +100,14 @@ def include(app: FastAPI, router: APIRouter, *, public: Callable[[str], bool]) -
     """Include `router`'s routes in `app`: those whose path is not public require the token."""
     open_routes, token_routes = APIRouter(), APIRouter()
     for route in router.routes:
-        target = open_routes if _path(route) is not None and public(_path(route) or "") else \
-            token_routes
-        target.routes.append(route)
+        is_open = isinstance(route, APIRoute) and public(route.path)
+        (open_routes if is_open else token_routes).routes.append(route)
     app.include_router(open_routes)
     app.include_router(token_routes, dependencies=[REQUIRES_TOKEN])
 
 
-def _path(route: BaseRoute) -> str | None:
-    return route.path if isinstance(route, APIRoute) else None
-
-
-def install_openapi(app: FastAPI, *, store_free_tags: Iterable[str] = ("operations",)) -> None:
+def install_openapi(app: FastAPI, *,
+                    store_free_tags: Iterable[str] = ("operations", "vocabulary")) -> None:
     """`app.openapi()` builds FastAPI's document once, then completes it (see the module)."""
     store_free = frozenset(store_free_tags)
 
