@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -144,7 +143,7 @@ def instrument(app: FastAPI, *, service: str, registry: CollectorRegistry | None
     app.build_middleware_stack = outermost  # type: ignore[method-assign]  # the one wrapping hook
 
 
-def forward_correlation(headers: dict[str, str]) -> dict[str, Any]:
+def forward_correlation(headers: dict[str, str]) -> dict[str, str]:
     """`headers` plus the current request's correlation id, for a call to another service."""
     correlation = current_correlation_id()
     if correlation is not None:
