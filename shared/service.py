@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import re
 import traceback
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from shared.sequencer import Sequencer
 from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool, login_dsn
+from shared.telemetry import correlation_of, instrument
 from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
 from shared.vocabulary import Vocabulary
 from shared.witness import WitnessShipper, targets_from_text
@@ -150,7 +150,7 @@ class Runtime(Generic[D]):
         answer carries the command's consistency token (X-Lookback-Token)."""
         result = await self.commands.run(
             command, actor=actor, now=self.clock(),
-            correlation_id=new_correlation_id(request) if request is not None else None)
+            correlation_id=correlation_of(request) if request is not None else None)
         if request is not None:
             remember(request, result)
         return result
@@ -364,6 +364,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     app.add_middleware(Edge, policy=lambda: EdgePolicy(
         authenticate=tokens.authenticate, public_paths=frozenset(public),
         public_prefixes=(SWAGGER_ASSETS,), body_limits=spec.body_limits))
+    instrument(app, service=spec.name, registry=metrics.registry)
     app.state.spec = spec
     app.state.settings = settings
 
@@ -550,12 +551,3 @@ def _report_task_end(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()
         log.error("background_task_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}")
-
-
-def new_correlation_id(request: Request) -> uuid.UUID:
-    """The caller's X-Correlation-Id if it is a UUID, else a new one."""
-    raw = request.headers.get("x-correlation-id")
-    try:
-        return uuid.UUID(raw) if raw else uuid.uuid4()
-    except ValueError:
-        return uuid.uuid4()

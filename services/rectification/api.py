@@ -42,7 +42,8 @@ from shared.auth import authorize_read
 from shared.consistency import ReadYourWrites
 from shared.errors import NotFoundError, ValidationFailed
 from shared.messages import Actor
-from shared.service import Runtime, new_correlation_id, runtime_of
+from shared.service import Runtime, runtime_of
+from shared.telemetry import correlation_of
 from shared.times import iso_local, local
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -558,7 +559,7 @@ async def check(request: Request) -> dict[str, Any]:
     """Apply the campaign's deduction rules now (the service also does this periodically)."""
     runtime, actor = _caller(request)
     decided = await h.apply_deductions(runtime.commands, actor=actor, now=runtime.clock(),
-                                       correlation_id=new_correlation_id(request))
+                                       correlation_id=correlation_of(request))
     return {"deducted": [deduction_view(x, runtime.deps) for x in decided
                          if isinstance(x, e.PointsDeducted)],
             "refunded": [deduction_view(x, runtime.deps) for x in decided

@@ -64,7 +64,8 @@ from shared.logging import get_logger
 from shared.messages import Actor, Role
 from shared.personal_data import ERASED, mask_name, mask_phone
 from shared.pipeline import CommandResult
-from shared.service import Runtime, new_correlation_id, runtime_of
+from shared.service import Runtime, runtime_of
+from shared.telemetry import correlation_of
 from shared.times import iso_local, json_value, parse_instant, written_date
 from shared.vocabulary import Terms, Vocabulary
 
@@ -565,7 +566,7 @@ async def _liaison_items(request: Request, actor: Actor, unit: str | None,
         subjects = [row["subject_id"] for row in rows]
         fields = ["mobile", "office_phone"]
         # Recorded first: if the record cannot be written, nothing is revealed.
-        correlation = new_correlation_id(request)
+        correlation = correlation_of(request)
         await q.record_reveal(runtime.pool, actor=actor, what="liaison_phones", unit=unit,
                               subjects=subjects, fields=fields, correlation_id=correlation)
         log.info("personal_data_revealed", service="registry", what="liaison_phones",

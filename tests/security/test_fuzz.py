@@ -48,9 +48,8 @@ def _running_system(template_db: str, data: Path):
                 "LOOKBACK_LOG_JSON": "true", "LOOKBACK_DATA_DIR": str(data / "var")})
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(base), "--no-seed"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    proc, ready = _await_ready(proc)
     # Where each process listens, as `lookback up` says it (the console comes first).
-    listening = dict(part.split("=", 1) for part in ready.split()[1:])
+    proc, listening = _await_ready(proc)
     try:
         yield {service: f"http://{listening[service]}" for service in SERVICES}
     finally:
