@@ -15,6 +15,7 @@ operational routes that report on those parts are one story, read together.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import traceback
 import uuid
@@ -28,13 +29,12 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
 from shared.api_docs import SWAGGER_ASSETS, install_swagger_ui
 from shared.assertions import verifier_from_settings
+from shared.asyncapi import asyncapi_page, document
 from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consistency import ConsistencyTokens, ReadFence, remember
@@ -231,6 +231,14 @@ def _field_problem(error: Mapping[str, Any]) -> dict[str, Any]:
     return problem
 
 
+def asyncapi_of(spec: ServiceSpec[Any], settings: Settings) -> dict[str, Any]:
+    """The service's AsyncAPI document, for the deployment `settings` describe."""
+    return document(service=spec.name, version=spec.version, description=spec.description,
+                    contract=spec.contract, consumers=spec.consumers,
+                    names=topology.Names(settings.bus_prefix),
+                    deployment=settings.deployment_name, amqp_url=settings.amqp_url)
+
+
 def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None, *,
                        pool: asyncpg.Pool | None = None, clock: Clock | None = None,
                        tokens: TokenStore | None = None,
@@ -243,12 +251,6 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                                                assertions=verifier_from_settings(settings))
     metrics = Metrics(spec.name)
     names = topology.Names(settings.bus_prefix)
-    docs_transport = RabbitTransport(  # never started: it only describes the channels for AsyncAPI
-        service=spec.name, amqp_url=settings.amqp_url or "amqp://localhost", names=names,
-        pool=None, runtime=None, metrics=metrics,  # type: ignore[arg-type]  # never consumes
-        own_events=spec.contract.events)
-    for consumer in spec.consumers:
-        docs_transport.add_consumer(consumer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -296,15 +298,15 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                 # The producer's user; or the operator's, putting a dead letter back (`lookback
                 # dlq replay`): either way the event must match the producer's ledger.
                 publishers=lambda producer: frozenset({service_role(producer), OPERATOR}),
-                runtime=consumer_runtime, metrics=metrics, own_events=spec.contract.events,
-                clock=clock, publish_timeout=settings.publish_timeout,
+                runtime=consumer_runtime, metrics=metrics, clock=clock,
+                publish_timeout=settings.publish_timeout,
                 graceful_timeout=settings.graceful_timeout, retry_delays=settings.retry_delays,
                 prefetch=settings.consumer_prefetch, concurrency=settings.consumer_concurrency)
             if spec.contract.categories:
                 runtime.relay = Relay(service=spec.name, categories=spec.contract.categories,
                                       pool=background_pool, publish=runtime.transport.publish,
                                       metrics=metrics, poll_interval=settings.poll_interval,
-                                      waker=runtime.waker)
+                                      waker=runtime.waker, deployment=settings.deployment_name)
         for consumer in spec.consumers:
             runtime.transport.add_consumer(consumer)
         runtime.projections = LocalTransport(service=spec.name, pool=background_pool,
@@ -410,17 +412,18 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         return app
     install_swagger_ui(app)
 
-    asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}", version=spec.version,
-                        description=spec.description)
+    asyncapi_document = functools.cache(lambda: asyncapi_of(spec, settings))
 
     @app.get("/asyncapi.json", tags=["operations"])
     async def asyncapi_json() -> JSONResponse:
-        return JSONResponse(asyncapi.to_specification().to_jsonable())
+        """This service's AsyncAPI 3.0 document: what it publishes and consumes on RabbitMQ, with
+        the CloudEvents headers, queue bindings and arguments, dead-letter path and archive."""
+        return JSONResponse(asyncapi_document())
 
     @app.get("/asyncapi", tags=["operations"], response_class=HTMLResponse)
     async def asyncapi_html() -> HTMLResponse:
         # try_it_out_path=None: the default route would let anyone publish onto the real broker.
-        return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
+        return HTMLResponse(asyncapi_page(asyncapi_document()))
 
     return app
 
