@@ -15,6 +15,7 @@ written as binding extensions, `x-lookback-queue-arguments` and `x-lookback-bind
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -134,11 +135,11 @@ class _Builder:
         if _key(name) in self.messages:
             return
         self.schemas[_key(name)] = self._payload_schema(event)
-        doc = (event.__doc__ or "").strip()
+        doc = inspect.cleandoc(event.__doc__ or "")
         self.messages[_key(name)] = {
             "name": name,
             "title": event.__name__,
-            "summary": doc.splitlines()[0] if doc else name,
+            "summary": _first_sentence(doc) or name,
             **({"description": doc} if doc else {}),
             "contentType": "application/json",
             "headers": {"allOf": [
@@ -358,6 +359,12 @@ def _dead_letter_headers() -> dict[str, Any]:
         },
         "additionalProperties": True,
     }
+
+
+def _first_sentence(text: str) -> str:
+    paragraph = " ".join(text.split("\n\n", 1)[0].split())
+    sentence, stop, _ = paragraph.partition(". ")
+    return sentence + "." if stop else paragraph
 
 
 def _message_ref(event_type: str) -> dict[str, str]:
