@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 0
     bus_prefix: str = Field("", description="prefix for exchange and queue names (tests)")
-    deployment: str | None = Field(None, description=(
+    deployment: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description=(
         "names this installation in each event's ce-source, urn:lookback:<deployment>:<service>; "
         "default: the bus prefix without its dot, else `default`"))
     tokens_file: Path | None = None
