@@ -15,6 +15,7 @@ operational routes that report on those parts are one story, read together.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -27,8 +28,6 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
@@ -42,6 +41,7 @@ from shared.api_contract import (
 )
 from shared.api_docs import SWAGGER_ASSETS, install_swagger_ui
 from shared.assertions import verifier_from_settings
+from shared.asyncapi import asyncapi_page, document
 from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consistency import ConsistencyTokens, ReadFence, remember
@@ -239,6 +239,14 @@ def _field_problem(error: Mapping[str, Any]) -> dict[str, Any]:
     return problem
 
 
+def asyncapi_of(spec: ServiceSpec[Any], settings: Settings) -> dict[str, Any]:
+    """The service's AsyncAPI document, for the deployment `settings` describe."""
+    return document(service=spec.name, version=spec.version, description=spec.description,
+                    contract=spec.contract, consumers=spec.consumers,
+                    names=topology.Names(settings.bus_prefix),
+                    deployment=settings.deployment_name, amqp_url=settings.amqp_url)
+
+
 def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None, *,
                        pool: asyncpg.Pool | None = None, clock: Clock | None = None,
                        tokens: TokenStore | None = None,
@@ -251,12 +259,6 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                                                assertions=verifier_from_settings(settings))
     metrics = Metrics(spec.name)
     names = topology.Names(settings.bus_prefix)
-    docs_transport = RabbitTransport(  # never started: it only describes the channels for AsyncAPI
-        service=spec.name, amqp_url=settings.amqp_url or "amqp://localhost", names=names,
-        pool=None, runtime=None, metrics=metrics,  # type: ignore[arg-type]  # never consumes
-        own_events=spec.contract.events)
-    for consumer in spec.consumers:
-        docs_transport.add_consumer(consumer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -304,15 +306,15 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                 # The producer's user; or the operator's, putting a dead letter back (`lookback
                 # dlq replay`): either way the event must match the producer's ledger.
                 publishers=lambda producer: frozenset({service_role(producer), OPERATOR}),
-                runtime=consumer_runtime, metrics=metrics, own_events=spec.contract.events,
-                clock=clock, publish_timeout=settings.publish_timeout,
+                runtime=consumer_runtime, metrics=metrics, clock=clock,
+                publish_timeout=settings.publish_timeout,
                 graceful_timeout=settings.graceful_timeout, retry_delays=settings.retry_delays,
                 prefetch=settings.consumer_prefetch, concurrency=settings.consumer_concurrency)
             if spec.contract.categories:
                 runtime.relay = Relay(service=spec.name, categories=spec.contract.categories,
                                       pool=background_pool, publish=runtime.transport.publish,
                                       metrics=metrics, poll_interval=settings.poll_interval,
-                                      waker=runtime.waker)
+                                      waker=runtime.waker, deployment=settings.deployment_name)
         for consumer in spec.consumers:
             runtime.transport.add_consumer(consumer)
         runtime.projections = LocalTransport(service=spec.name, pool=background_pool,
@@ -430,20 +432,19 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
             return describe(runtime.deps).as_dict()
 
     if docs:
-        asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}",
-                            version=spec.version, description=spec.description)
+        asyncapi_document = functools.cache(lambda: asyncapi_of(spec, settings))
 
         @kernel.get("/asyncapi.json", tags=["operations"], response_model=AsyncApiDocument,
                     summary="AsyncAPI 文档 · AsyncAPI document")
         async def asyncapi_json() -> JSONResponse:
-            """This service's channels and messages on the bus. 本服务在消息总线上的通道与消息。"""
-            return JSONResponse(asyncapi.to_specification().to_jsonable())
+            """This service's AsyncAPI 3.0 document: what it publishes and consumes on RabbitMQ,
+            with the CloudEvents headers, queue bindings and arguments, dead-letter path and
+            archive. 本服务在消息总线上发布与消费的消息、队列绑定、死信路径与归档。"""
+            return JSONResponse(asyncapi_document())
 
         @kernel.get("/asyncapi", include_in_schema=False, response_class=HTMLResponse)
         async def asyncapi_html() -> HTMLResponse:
-            # try_it_out_path=None: the default route would let anyone publish onto the real broker.
-            return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(),
-                                                  try_it_out_path=None))
+            return HTMLResponse(asyncapi_page(asyncapi_document()))
 
     include(app, kernel, public=is_public)
     # read-only proofs and history for auditors, on every service
@@ -453,7 +454,6 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     if docs:
         install_swagger_ui(app)
     return app
-
 
 
 def _sampler(settings: Settings, role: str, password: str | None, metrics: Metrics,
