@@ -27,7 +27,7 @@ from shared.hosting import (
     serve_apps,
     start_embedded_database,
 )
-from shared.logging import configure_logging, get_logger
+from shared.logging import configure_logging, get_logger, is_json
 from shared.messages import EventContract, Role
 from shared.provisioning import (
     AUDITOR,
@@ -280,9 +280,10 @@ async def play_until_campaign_day(settings: Settings, urls: dict[str, str],
     tokens = read_demo_tokens((settings.tokens_file or settings.data_dir / "tokens.json").parent
                               / "demo-tokens.txt")
     log.info("campaign_prelude_started", until=target.isoformat())
-    print(f"首次启动：正在演练活动前期的工作，直到活动时钟的 "
-          f"{target.astimezone(load_campaign(settings.campaign_file).tz):%Y-%m-%d %H:%M}"
-          f"（约一两分钟）……", flush=True)
+    if not is_json(settings.log_json):
+        print(f"首次启动：正在演练活动前期的工作，直到活动时钟的 "
+              f"{target.astimezone(load_campaign(settings.campaign_file).tz):%Y-%m-%d %H:%M}"
+              f"（约一两分钟）……", flush=True)
     await play(Endpoints(urls["registry"], urls["rectification"], urls["inspection"],
                          urls["notifier"], tokens), until=target)
     save_campaign_clock(settings, clock)
@@ -329,7 +330,7 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
     failed: list[Exception] = []
 
     def announce(listening: Any) -> None:
-        print_sign_in(urls["console"], demo_file)
+        print_sign_in(urls["console"], demo_file, json=is_json(settings.log_json))
         print_listening(listening, settings)
 
     async def prelude_then_announce(listening: Any) -> None:
