@@ -554,9 +554,26 @@ class CampaignPlay:
 
     # ----- the results ---------------------------------------------------------------------------
 
+    async def _settled_board(self, quiet: float = 1.0) -> dict[str, Any]:
+        """The board once the scores read model has stopped changing. The service's own
+        scorekeeper may have recorded a deduction a moment before our check did (then our check
+        records nothing and its answer carries no token to wait for), so the read model is
+        awaited by watching it settle: two reads `quiet` seconds apart that agree."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.propagation_timeout
+        board = await self.get(self.ep.rectification, "/scores/board")
+        while True:
+            await asyncio.sleep(quiet)
+            again = await self.get(self.ep.rectification, "/scores/board")
+            if again["board"] == board["board"]:
+                return dict(again)
+            if loop.time() > deadline:
+                raise ScenarioError("the score board never settled")
+            board = again
+
     async def _read_results(self) -> None:
         await self.post(self.ep.rectification, "/scores/check", "admin", {})
-        self.played.board = await self.get(self.ep.rectification, "/scores/board")
+        self.played.board = await self._settled_board()
         self.played.calendar = await self.get(self.ep.notifier, "/calendar")
         self.played.reminders_sent = (await self.get(self.ep.notifier, "/reminders",
                                                      status="sent", limit=1))["total"]
