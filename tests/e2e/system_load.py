@@ -23,6 +23,7 @@ import httpx
 from tests.e2e.test_embedded_up import LOOKBACK, free_port_base
 from tests.support.actors import TOKENS_JSON, auth
 from tests.support.broker import declare_system_bus
+from tests.support.databases import ADMIN_DSN
 from tests.support.services import TEST_MASTER_KEY, child_env
 
 AUTH = auth("admin-1")   # the city admin of tests/support's actors (TOKENS_JSON knows them all)
@@ -133,15 +134,18 @@ def service_env(service: str, *, database: str, amqp_url: str, prefix: str, port
 
 async def start_system(database: str, prefix: str, data_dir: Path, *, amqp_urls: dict[str, str],
                        services: Sequence[str] = ("registry", "rectification", "inspection"),
+                       own: dict[str, dict[str, str]] | None = None,
                        **settings: str) -> dict[str, ServiceProcess]:
     """One process per service, started together; the first service leads the sequencing. The
-    bus is declared first, as `lookback provision` does before any service starts."""
+    bus is declared first, as `lookback provision` does before any service starts. `settings`
+    go to every process, `own[service]` to that one only."""
     await declare_system_bus(prefix)
     base = free_port_base()
     processes = {}
     for i, service in enumerate(services):
         env = service_env(service, database=database, amqp_url=amqp_urls[service], prefix=prefix,
-                          port=base + i, data_dir=data_dir, sequencer=i == 0, **settings)
+                          port=base + i, data_dir=data_dir, sequencer=i == 0,
+                          **{**settings, **(own or {}).get(service, {})})
         processes[service] = ServiceProcess(service, base + i, env)
         processes[service].start()
     for process in processes.values():
@@ -250,6 +254,18 @@ async def effects(dsn: str) -> dict[str, int]:
               (SELECT count(*) FROM es.events) AS events,
               (SELECT count(*) FROM es.ledger) AS sequenced""")
         return dict(row)
+    finally:
+        await conn.close()
+
+
+async def hold_a_transaction(seconds: float) -> None:
+    """A transaction open elsewhere in the cluster holds back the sequencing horizon: events
+    committed meanwhile wait to be sequenced, and so does every read model."""
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        async with conn.transaction():
+            await conn.fetchval("SELECT pg_current_xact_id()")
+            await asyncio.sleep(seconds)
     finally:
         await conn.close()
 
