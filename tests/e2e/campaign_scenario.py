@@ -149,7 +149,7 @@ class Scenario:
         self.took: dict[str, float] = {}
 
     async def settle(self, what: str) -> None:
-        await eventually(lambda: settled(self.dsn), timeout=SETTLE, interval=0.2,
+        await eventually(lambda: settled(self.dsn), timeout=SETTLE, interval=0.5,
                          what=f"every service settled ({what})")
 
     async def run(self) -> None:
@@ -305,7 +305,8 @@ class Scenario:
         async def idle() -> bool:
             counts = (await self.http.get("notifier", "/calendar"))["reminder_counts"]
             return not counts.get("due") and not counts.get("claimed")
-        await eventually(idle, timeout=SETTLE, interval=0.1, what=f"the reminders of {to}")
+        # Polled gently: the calendar plans every obligation's reminders on each read.
+        await eventually(idle, timeout=SETTLE, interval=0.5, what=f"the reminders of {to}")
         await self.settle(f"the reminders of {to}")
 
 

@@ -32,7 +32,7 @@ from tests.support.databases import fresh_database
 from tests.support.faults import TcpProxy
 from tests.support.services import AMQP_URL, SMALL_POOLS, TEST_MASTER_KEY, child_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 HELD_SECONDS = 30.0
 CUT = ("inspection", "notifier")      # their broker connections go through a proxy we cut
