@@ -223,6 +223,7 @@ async def item_life(commands: Commands, unit: str, problem_id: str, returned: bo
 @dataclass
 class Observed:
     wall: float
+    commands_done: float     # the last command answered, seconds after the first was sent
     events: int
     counts: dict[str, int]
     event_latency: dict[str, float]
@@ -331,6 +332,7 @@ async def run_city(plan: CityPlan, dsn: str, prefix: str, data_dir: Path, *, con
 
     sampling = asyncio.create_task(sample_memory())
     clock: asyncio.Task[None] | None = None
+    reporting: asyncio.Task[None] | None = None
     try:
         began = time.monotonic()
         for unit in plan.units:   # 附件1 of every unit, the first thing the campaign asks for
@@ -399,9 +401,24 @@ async def run_city(plan: CityPlan, dsn: str, prefix: str, data_dir: Path, *, con
                 await item_life(commands, unit, problem_id, n % RETURNED_EVERY == 0)
             return job
 
+        async def progress() -> None:
+            """A line every 30 s: a run cut short still shows how far it got, and how fast."""
+            while True:
+                await asyncio.sleep(30)
+                counts = await final_counts(dsn)
+                lags = await consumer_lags(processes, consumers)
+                print(f"[{time.monotonic() - began:6.0f} s] events {counts['events']:,} · items "
+                      f"{counts['items']:,}, closed {counts['closed']:,} · notifier obligations met "
+                      f"{counts['obligations_met']:,} · households in inspection "
+                      f"{counts['inspection_households']:,} · lags "
+                      f"{ {k: v for k, v in lags.items() if v} }", flush=True)
+
+        reporting = asyncio.create_task(progress())
         await asyncio.gather(households(), ledger_items(),
                              in_parallel(concurrency, (self_item(n)
                                                        for n in range(len(plan.self_items)))))
+        commands_done = time.monotonic() - began
+        print(f"every command answered after {commands_done:.0f} s", flush=True)
         done.set()
         await clock
 
@@ -418,7 +435,8 @@ async def run_city(plan: CityPlan, dsn: str, prefix: str, data_dir: Path, *, con
         wall = time.monotonic() - began
         counts = await final_counts(dsn)
         mails = len(list((data_dir / "notifier" / "mail").rglob("*.eml")))
-        return (Observed(wall, counts["events"], counts, await event_latencies(dsn), rss, mails),
+        latencies = await event_latencies(dsn)
+        return (Observed(wall, commands_done, counts["events"], counts, latencies, rss, mails),
                 commands, processes)
     except BaseException:
         for name, process in processes.items():
@@ -426,7 +444,7 @@ async def run_city(plan: CityPlan, dsn: str, prefix: str, data_dir: Path, *, con
         raise
     finally:
         done.set()
-        for task in (sampling, clock):
+        for task in (sampling, clock, reporting):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -519,6 +537,7 @@ def report(plan: CityPlan, observed: Observed, commands: Commands, raw_insert: t
     print(f"| events (total in the store) | {observed.events:,} | | |")
     print(f"| HTTP commands | {len(every):,} | | |")
     print(f"| wall time, first command → every consumer caught up | {observed.wall:,.1f} s | | |")
+    print(f"| of which: first command → last command answered | {observed.commands_done:,.1f} s | | |")
     print(f"| **events/s end to end** | **{rate:,.1f}/s** | {raw_insert[0]:,.0f}/s raw INSERT, 8 conns "
           f"({raw_insert[2]:,} rows) | **{rate / raw_insert[0]:.3f}x** |")
     print(f"| the same | | {raw_bus:,.0f} msgs/s raw aio-pika publish + consume, quorum "
@@ -554,6 +573,7 @@ async def main() -> None:
     await broker_users()
     name, dsn = await make_database()
     prefix = f"t{uuid.uuid4().hex[:10]}."   # within the provisioned users' permissions
+    print(f"database {name}, bus prefix {prefix}", flush=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             observed, commands, _ = await run_city(plan, dsn, prefix, Path(tmp),

@@ -144,8 +144,14 @@ async def start_system(database: str, prefix: str, data_dir: Path, *, amqp_urls:
                           port=base + i, data_dir=data_dir, sequencer=i == 0, **settings)
         processes[service] = ServiceProcess(service, base + i, env)
         processes[service].start()
-    for process in processes.values():
-        await process.ready()
+    try:
+        for process in processes.values():
+            await process.ready()
+    except BaseException:   # none left running behind a failed start (a port taken meanwhile)
+        for process in processes.values():
+            if process.proc is not None and process.proc.poll() is None:
+                process.kill()
+        raise
     return processes
 
 
