@@ -478,7 +478,7 @@ async def raw_publish_consume(count: int, window: int = 100) -> float:
             if received >= count:
                 all_in.set()
 
-        await queue.consume(on_message)
+        tag = await queue.consume(on_message)
         body = ('{"specversion":"1.0","type":"rectification.CloseOutVerified","data":{"note":"'
                 + "经核验已整改到位" * 30 + '"}}').encode()
         gate = asyncio.Semaphore(window)
@@ -492,6 +492,7 @@ async def raw_publish_consume(count: int, window: int = 100) -> float:
         await asyncio.gather(*(one(i) for i in range(count)))
         await asyncio.wait_for(all_in.wait(), 600)
         rate = count / (time.monotonic() - began)
+        await queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)
     return rate
 
