@@ -396,8 +396,8 @@ class LedgerWaker:
             try:
                 await self._conn.remove_listener(self.CHANNEL, self._notified)
                 await self.pool.release(self._conn)
-            except Exception:
-                pass
+            except Exception as exc:  # stopping: the connection may already be gone with its server
+                log.info("ledger_waker_release_failed", reason=str(exc)[:200])
             self._conn = None
 
 
