@@ -114,7 +114,7 @@ async def relay_throughput(dsn: str, names: Names, n: int) -> tuple[float, float
     metrics = Metrics("example")
     transport = RabbitTransport(service="example", amqp_url=AMQP, names=names, pool=pool,
                                 runtime=ConsumerRuntime("example", store, None),
-                                metrics=metrics, own_events=[ThingRegistered])
+                                metrics=metrics)
     await transport.start()
     # the same payloads, for the raw baseline, through the same exchange and queues
     from shared.envelope import Delivery
@@ -143,8 +143,7 @@ async def end_to_end(dsn: str, names: Names, n: int, rate: float) -> list[float]
     store = PostgresEventStore(producer_pool)
     metrics = Metrics("example")
     producer = RabbitTransport(service="example", amqp_url=AMQP, names=names, pool=producer_pool,
-                               runtime=ConsumerRuntime("example", store, None), metrics=metrics,
-                               own_events=[ThingRegistered])
+                               runtime=ConsumerRuntime("example", store, None), metrics=metrics)
 
     async def record(ctx: HandlerContext, event: ThingRegistered) -> None:
         await ctx.conn.execute(

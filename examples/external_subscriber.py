@@ -58,7 +58,7 @@ class Subscriber:
             else:
                 self.applied.append({"id": event_id, "type": event_type,
                                      "subject": str(headers.get("ce-subject", "")),
-                                     "position": headers.get("ce-globalposition")})
+                                     "position": _number(headers.get("ce-globalposition"))})
                 self._seen.add(event_id)
         self.offset = offset
         self._save()
@@ -87,6 +87,11 @@ async def _main(amqp_url: str, stream: str, state_file: str) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(2, stop.set)
     await Subscriber(amqp_url, stream, Path(state_file)).run(stop)
+
+
+def _number(value: Any) -> int | None:
+    """An extension as a number: a string now, an AMQP integer in older archived messages."""
+    return None if value is None else int(str(value.decode() if isinstance(value, bytes) else value))
 
 
 if __name__ == "__main__":

@@ -207,6 +207,29 @@ def check_events() -> None:
     typer.echo("every event matches its published schema")
 
 
+@events.command("asyncapi")
+def asyncapi_command(
+        service: str = typer.Argument(..., help="registry, rectification, inspection or notifier"),
+        output: Path = typer.Option(None, "--output", "-o", help="file to write (default: stdout)"),
+) -> None:
+    """Write a service's AsyncAPI 3 document, as the service serves it at /asyncapi.json, for the
+    deployment the LOOKBACK_* settings describe (broker URL, bus prefix, deployment name)."""
+    from services.system import BACKEND_SERVICES, spec
+    from shared.asyncapi import render
+    from shared.service import asyncapi_of
+    from shared.settings import Settings
+
+    if service not in BACKEND_SERVICES:
+        typer.echo(f"unknown service {service!r}; one of {', '.join(BACKEND_SERVICES)}", err=True)
+        raise typer.Exit(2)
+    text = render(asyncapi_of(spec(service), Settings()))
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{service}'s AsyncAPI document written to {output}")
+
+
 @app.command("token")
 def token_command(id: str = typer.Option(...), name: str = typer.Option(...),
                   role: str = typer.Option(...), unit: str = typer.Option(None)) -> None:

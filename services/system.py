@@ -25,7 +25,7 @@ from shared.hosting import (
     serve_apps,
     start_embedded_database,
 )
-from shared.logging import configure_logging, get_logger
+from shared.logging import configure_logging, get_logger, is_json
 from shared.messages import EventContract, Role
 from shared.provisioning import (
     AUDITOR,
@@ -245,7 +245,7 @@ async def up(settings: Settings, *, port_base: int | None = None, seed: bool = T
         service_urls=urls) for name in SERVICE_NAMES}
 
     def ready(listening: Any) -> None:
-        print_sign_in(urls["console"], demo_file)
+        print_sign_in(urls["console"], demo_file, json=is_json(settings.log_json))
         print_listening(listening, settings)
 
     await serve_apps(apps, settings, ports, on_ready=ready)

@@ -4,10 +4,17 @@ The body is the event payload (JSON); the `ce-` headers carry id, source, type, 
 stream id), time, spec version, and our extensions (schema version, stream version, global
 position, correlation and causation ids). The AMQP `message_id` is the event id, so a redelivery is
 recognisable (FastStream would otherwise invent a fresh id per delivery).
+
+The binding is the RabbitMQ one (`ce-` headers, AMQP 0-9-1; docs/events.md says why): every
+attribute travels as a string, extensions included, and `ce-source` is an absolute URI naming the
+deployment and the producer, `urn:lookback:<deployment>:<service>`. Messages published before
+(kept for years in the archive streams, or put back from a dead-letter queue) carry the producer's
+bare name as source and integer extensions; they are still read (docs/adr/0016).
 """
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +26,33 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from shared.messages import RecordedEvent
 
 CE = "ce-"
+SOURCE_SCHEME = "urn:lookback:"
+# A deployment or service name inside a URN: no colon (the separator), nothing to escape.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def source_uri(deployment: str, service: str) -> str:
+    """The `ce-source` of what `service` publishes in `deployment`: an absolute URI that names the
+    producer wherever the message ends up (the CloudEvents spec asks `source` + `id` to be
+    globally unique)."""
+    for part in (deployment, service):
+        if not NAME.fullmatch(part):
+            raise ValueError(f"{part!r} cannot name a deployment or service in a URN "
+                             "(letters, digits, '.', '_', '-'; a letter or digit first)")
+    return f"{SOURCE_SCHEME}{deployment}:{service}"
+
+
+def producer_of(source: str) -> str:
+    """The producing service a `ce-source` names: `urn:lookback:<deployment>:<service>`, or the
+    bare service name that messages published before carry."""
+    if source.startswith(SOURCE_SCHEME):
+        deployment, _, service = source.removeprefix(SOURCE_SCHEME).partition(":")
+        if NAME.fullmatch(deployment) and NAME.fullmatch(service):
+            return service
+    elif NAME.fullmatch(source):
+        return source
+    raise ValueError(f"ce-source {source!r} is neither urn:lookback:<deployment>:<service> nor a "
+                     "service's name")
 
 
 class Delivery(BaseModel):
@@ -37,6 +71,11 @@ class Delivery(BaseModel):
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
     payload: dict[str, Any]
+
+    @property
+    def producer(self) -> str:
+        """The service that published it, as its source names it."""
+        return producer_of(self.source)
 
     @classmethod
     def from_recorded(cls, event: RecordedEvent, source: str) -> Delivery:
@@ -83,7 +122,8 @@ class Delivery(BaseModel):
             raise ValueError(f"body is not JSON: {exc}") from exc
         if not isinstance(payload, dict):
             raise ValueError("body must be a JSON object")
-        try:  # header text is parsed into the fields' types (ids, positions) by validation
+        producer_of(str(h[f"{CE}source"]))  # raises with the reason if it names no producer
+        try:  # header text (or, from older messages, integers) is parsed into the fields' types
             return cls.model_validate(dict(
                 event_id=event_id, event_type=h[f"{CE}type"],
                 schema_version=int(h.get(f"{CE}schemaversion", 1)), source=h[f"{CE}source"],
@@ -110,20 +150,23 @@ class Outgoing:
 def cloud_event_headers(*, event_id: str, source: str, event_type: str, stream_id: str,
                         schema_version: int, stream_version: int, global_position: int | None,
                         time: str | None, correlation_id: str | None,
-                        causation_id: str | None) -> dict[str, Any]:
-    headers: dict[str, Any] = {
+                        causation_id: str | None) -> dict[str, str]:
+    """Every attribute as a string: the RabbitMQ binding maps attributes to string headers, and a
+    reader in any language (or the CloudEvents SDK) should not meet AMQP integers of a size it
+    must guess."""
+    headers = {
         f"{CE}specversion": "1.0",
         f"{CE}id": event_id,
         f"{CE}source": source,
         f"{CE}type": event_type,
         f"{CE}subject": stream_id,
-        f"{CE}schemaversion": schema_version,
-        f"{CE}streamversion": stream_version,
+        f"{CE}schemaversion": str(schema_version),
+        f"{CE}streamversion": str(stream_version),
     }
     if time:
         headers[f"{CE}time"] = time.replace("+00:00", "Z")
     if global_position is not None:
-        headers[f"{CE}globalposition"] = global_position
+        headers[f"{CE}globalposition"] = str(global_position)
     if correlation_id:
         headers[f"{CE}correlationid"] = correlation_id
     if causation_id:

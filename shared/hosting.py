@@ -11,6 +11,7 @@ import secrets
 import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import uvicorn
 
 from shared.auth import hash_token, new_token
 from shared.consuming import ConsumerSpec
-from shared.logging import get_logger
+from shared.logging import get_logger, is_json
 from shared.messages import Role
 from shared.migrations import migrate
 from shared.personal_data import MasterKey
@@ -250,6 +251,20 @@ async def serve_apps(apps: dict[str, Any], settings: Settings, ports: dict[str, 
 
 
 def print_listening(listening: list[Listening], settings: Settings) -> None:
+    """Where each app listens: a table for a person's terminal, or with JSON logs one
+    `listening` line; then the READY line scripts wait for (JSON too when JSON is on)."""
+    addresses = {i.service: f"{i.host}:{i.port}" for i in listening}
+    demo = settings.tokens_file.parent / "demo-tokens.txt" if settings.tokens_file else None
+    demo = demo if demo is not None and demo.exists() else None
+    if is_json(settings.log_json):
+        log.info("listening", services={n: f"http://{a}" for n, a in addresses.items()},
+                 api_docs={n: f"http://{a}/docs" for n, a in addresses.items()},
+                 demo_tokens=str(demo) if demo else None,
+                 checkpoints=str(settings.resolved_checkpoint_dir()))
+        print(json.dumps({"event": "ready", "level": "info", "listening": addresses,
+                          "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}),
+              flush=True)
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -262,10 +277,22 @@ def print_listening(listening: list[Listening], settings: Settings) -> None:
         table.add_row(item.service, base, f"{base}/docs")
     console = Console(stderr=True, soft_wrap=True)
     console.print(table)
-    if settings.tokens_file is not None:
-        demo = settings.tokens_file.parent / "demo-tokens.txt"
-        if demo.exists():
-            console.print(f"Demo bearer tokens: {demo}")
+    if demo is not None:
+        console.print(f"Demo bearer tokens: {demo}")
     console.print(f"Checkpoints are written to {settings.resolved_checkpoint_dir()}")
     # One plain line that scripts (and the end-to-end test) can wait for.
-    print(f"READY {' '.join(f'{i.service}={i.host}:{i.port}' for i in listening)}", flush=True)
+    print(f"READY {' '.join(f'{n}={a}' for n, a in addresses.items())}", flush=True)
+
+
+def ready_addresses(line: str) -> dict[str, str] | None:
+    """The addresses a READY line announces (plain or JSON), or None for any other line."""
+    if line.startswith("READY "):
+        return dict(part.split("=", 1) for part in line.split()[1:])
+    if line.startswith("{") and '"ready"' in line:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return None
+        if isinstance(data, dict) and data.get("event") == "ready":
+            return {str(k): str(v) for k, v in data.get("listening", {}).items()}
+    return None

@@ -15,9 +15,9 @@ operational routes that report on those parts are one story, read together.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import traceback
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,13 +28,20 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import topology
+from shared.api_contract import (
+    AsyncApiDocument,
+    Liveness,
+    Readiness,
+    VocabularyAnswer,
+    include,
+    install_openapi,
+)
 from shared.api_docs import SWAGGER_ASSETS, install_swagger_ui
 from shared.assertions import verifier_from_settings
+from shared.asyncapi import asyncapi_page, document
 from shared.audit_http import router as audit_router
 from shared.auth import TokenStore
 from shared.consistency import ConsistencyTokens, ReadFence, remember
@@ -52,6 +59,7 @@ from shared.sequencer import Sequencer
 from shared.settings import Settings
 from shared.signing import CheckpointSigner, load_private_key
 from shared.store import PostgresEventStore, create_pool, login_dsn
+from shared.telemetry import correlation_of, instrument
 from shared.transport import LedgerWaker, LocalTransport, RabbitTransport, Relay
 from shared.vocabulary import Vocabulary
 from shared.witness import WitnessShipper, targets_from_text
@@ -142,7 +150,7 @@ class Runtime(Generic[D]):
         answer carries the command's consistency token (X-Lookback-Token)."""
         result = await self.commands.run(
             command, actor=actor, now=self.clock(),
-            correlation_id=new_correlation_id(request) if request is not None else None)
+            correlation_id=correlation_of(request) if request is not None else None)
         if request is not None:
             remember(request, result)
         return result
@@ -231,6 +239,14 @@ def _field_problem(error: Mapping[str, Any]) -> dict[str, Any]:
     return problem
 
 
+def asyncapi_of(spec: ServiceSpec[Any], settings: Settings) -> dict[str, Any]:
+    """The service's AsyncAPI document, for the deployment `settings` describe."""
+    return document(service=spec.name, version=spec.version, description=spec.description,
+                    contract=spec.contract, consumers=spec.consumers,
+                    names=topology.Names(settings.bus_prefix),
+                    deployment=settings.deployment_name, amqp_url=settings.amqp_url)
+
+
 def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None, *,
                        pool: asyncpg.Pool | None = None, clock: Clock | None = None,
                        tokens: TokenStore | None = None,
@@ -243,12 +259,6 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                                                assertions=verifier_from_settings(settings))
     metrics = Metrics(spec.name)
     names = topology.Names(settings.bus_prefix)
-    docs_transport = RabbitTransport(  # never started: it only describes the channels for AsyncAPI
-        service=spec.name, amqp_url=settings.amqp_url or "amqp://localhost", names=names,
-        pool=None, runtime=None, metrics=metrics,  # type: ignore[arg-type]  # never consumes
-        own_events=spec.contract.events)
-    for consumer in spec.consumers:
-        docs_transport.add_consumer(consumer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -296,15 +306,15 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                 # The producer's user; or the operator's, putting a dead letter back (`lookback
                 # dlq replay`): either way the event must match the producer's ledger.
                 publishers=lambda producer: frozenset({service_role(producer), OPERATOR}),
-                runtime=consumer_runtime, metrics=metrics, own_events=spec.contract.events,
-                clock=clock, publish_timeout=settings.publish_timeout,
+                runtime=consumer_runtime, metrics=metrics, clock=clock,
+                publish_timeout=settings.publish_timeout,
                 graceful_timeout=settings.graceful_timeout, retry_delays=settings.retry_delays,
                 prefetch=settings.consumer_prefetch, concurrency=settings.consumer_concurrency)
             if spec.contract.categories:
                 runtime.relay = Relay(service=spec.name, categories=spec.contract.categories,
                                       pool=background_pool, publish=runtime.transport.publish,
                                       metrics=metrics, poll_interval=settings.poll_interval,
-                                      waker=runtime.waker)
+                                      waker=runtime.waker, deployment=settings.deployment_name)
         for consumer in spec.consumers:
             runtime.transport.add_consumer(consumer)
         runtime.projections = LocalTransport(service=spec.name, pool=background_pool,
@@ -342,8 +352,11 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     docs = settings.docs_access != "off"
     app = FastAPI(title=f"Lookback {spec.name}", description=spec.description,
                   version=spec.version, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url="/openapi.json" if docs else None)
+                  openapi_url="/openapi.json" if docs else None,
+                  # operation ids are the routes' names: a generated client's functions read well
+                  generate_unique_id_function=lambda route: route.name)
     install_error_handlers(app)
+    install_openapi(app)
     public = {"/healthz", "/readyz", *spec.public_paths}
     if settings.docs_access == "public":
         public |= {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/asyncapi", "/asyncapi.json"}
@@ -353,20 +366,31 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     app.add_middleware(Edge, policy=lambda: EdgePolicy(
         authenticate=tokens.authenticate, public_paths=frozenset(public),
         public_prefixes=(SWAGGER_ASSETS,), body_limits=spec.body_limits))
+    instrument(app, service=spec.name, registry=metrics.registry)
     app.state.spec = spec
     app.state.settings = settings
 
-    @app.get("/healthz", tags=["operations"])
+    def is_public(path: str) -> bool:
+        return path in public or path.startswith(SWAGGER_ASSETS)
+
+    # The routes every service serves; those not public require the bearer token (api_contract).
+    kernel = APIRouter()
+
+    @kernel.get("/healthz", tags=["operations"], response_model=Liveness,
+                summary="存活检查 · Liveness")
     async def healthz() -> dict[str, str]:
-        """The process is alive (nothing more)."""
+        """The process is alive (nothing more). 进程存活（仅此而已）。"""
         return {"status": "alive", "service": spec.name}
 
-    @app.get("/readyz", tags=["operations"])
+    @kernel.get("/readyz", tags=["operations"], response_model=Readiness,
+                summary="就绪检查 · Readiness",
+                responses={503: {"model": Readiness, "description": "Not ready. 未就绪。"}})
     async def readyz(request: Request) -> JSONResponse:
         """Ready when the database answers, the broker is connected and consumers attached.
 
         Busy is not down: the database is probed on the metrics sampler's own connection, never
-        through a pool that consumers may have filled; `busy` and `pools` say how loaded it is."""
+        through a pool that consumers may have filled; `busy` and `pools` say how loaded it is.
+        数据库可用、消息总线已连接且消费者已就位时为就绪。"""
         runtime: Runtime[Any] = request.app.state.runtime
         checks: dict[str, str] = {}
         if runtime.shutting_down:
@@ -386,8 +410,10 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
                             status_code=200 if ready else 503)
 
     if settings.metrics_access != "off":
-        @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+        @kernel.get("/metrics", tags=["operations"], response_class=PlainTextResponse,
+                    summary="运行指标 · Prometheus metrics")
         async def metrics_endpoint() -> PlainTextResponse:
+            """Prometheus text exposition of what this process measures. 本进程的运行指标。"""
             # Only what the loops and the sampler already measured: a scrape queries nothing.
             return PlainTextResponse(generate_latest(metrics.registry).decode(),
                                      media_type=CONTENT_TYPE_LATEST)
@@ -395,33 +421,38 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
     if spec.vocabulary is not None:
         describe = spec.vocabulary
 
-        @app.get("/vocabulary", tags=["vocabulary"])
+        @kernel.get("/vocabulary", tags=["vocabulary"], response_model=VocabularyAnswer,
+                    response_model_exclude_unset=True, summary="代码与中文名称 · Vocabulary")
         async def vocabulary(request: Request) -> dict[str, Any]:
             """Every code this service speaks with its Chinese label (and the other words the
-            bulk import accepts for it): statuses, units, types, services, checklist items, …."""
+            bulk import accepts for it): statuses, units, types, services, checklist items, ….
+            本服务使用的全部代码及其中文名称。"""
             runtime: Runtime[Any] = request.app.state.runtime
             runtime.authenticate(request)
             return describe(runtime.deps).as_dict()
 
-    app.include_router(audit_router)  # read-only proofs and history for auditors, on every service
+    if docs:
+        asyncapi_document = functools.cache(lambda: asyncapi_of(spec, settings))
+
+        @kernel.get("/asyncapi.json", tags=["operations"], response_model=AsyncApiDocument,
+                    summary="AsyncAPI 文档 · AsyncAPI document")
+        async def asyncapi_json() -> JSONResponse:
+            """This service's AsyncAPI 3.0 document: what it publishes and consumes on RabbitMQ,
+            with the CloudEvents headers, queue bindings and arguments, dead-letter path and
+            archive. 本服务在消息总线上发布与消费的消息、队列绑定、死信路径与归档。"""
+            return JSONResponse(asyncapi_document())
+
+        @kernel.get("/asyncapi", include_in_schema=False, response_class=HTMLResponse)
+        async def asyncapi_html() -> HTMLResponse:
+            return HTMLResponse(asyncapi_page(asyncapi_document()))
+
+    include(app, kernel, public=is_public)
+    # read-only proofs and history for auditors, on every service
+    include(app, audit_router, public=is_public)
     if spec.router is not None:
-        app.include_router(spec.router)
-    if not docs:
-        return app
-    install_swagger_ui(app)
-
-    asyncapi = AsyncAPI(docs_transport.broker, title=f"Lookback {spec.name}", version=spec.version,
-                        description=spec.description)
-
-    @app.get("/asyncapi.json", tags=["operations"])
-    async def asyncapi_json() -> JSONResponse:
-        return JSONResponse(asyncapi.to_specification().to_jsonable())
-
-    @app.get("/asyncapi", tags=["operations"], response_class=HTMLResponse)
-    async def asyncapi_html() -> HTMLResponse:
-        # try_it_out_path=None: the default route would let anyone publish onto the real broker.
-        return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
-
+        include(app, spec.router, public=is_public)
+    if docs:
+        install_swagger_ui(app)
     return app
 
 
@@ -520,12 +551,3 @@ def _report_task_end(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()
         log.error("background_task_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}")
-
-
-def new_correlation_id(request: Request) -> uuid.UUID:
-    """The caller's X-Correlation-Id if it is a UUID, else a new one."""
-    raw = request.headers.get("x-correlation-id")
-    try:
-        return uuid.UUID(raw) if raw else uuid.uuid4()
-    except ValueError:
-        return uuid.uuid4()

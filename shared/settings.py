@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 0
     bus_prefix: str = Field("", description="prefix for exchange and queue names (tests)")
+    deployment: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description=(
+        "names this installation in each event's ce-source, urn:lookback:<deployment>:<service>; "
+        "default: the bus prefix without its dot, else `default`"))
     tokens_file: Path | None = None
     tokens_json: str | None = Field(None, description="tokens inline: {sha256hex: principal}")
     signing_key: str | None = Field(None, description="Ed25519 private key (PEM or base64 raw)")
@@ -106,6 +109,12 @@ class Settings(BaseSettings):
         if self.assertion_signing_key_file is not None:
             return self.assertion_signing_key_file.read_text(encoding="utf-8").strip()
         return None
+
+    @property
+    def deployment_name(self) -> str:
+        """Two installations that share a broker differ by their bus prefix, so the prefix names a
+        deployment well enough unless one is given (docs/adr/0016)."""
+        return self.deployment or self.bus_prefix.strip(".") or "default"
 
     @property
     def embedded(self) -> bool:

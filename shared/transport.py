@@ -38,10 +38,9 @@ from shared.consuming import (
     log_outcome,
     utc_now,
 )
-from shared.envelope import Delivery, Outgoing, cloud_event_headers
+from shared.envelope import Delivery, Outgoing, cloud_event_headers, source_uri
 from shared.errors import TransientError
 from shared.logging import get_logger
-from shared.messages import Event
 from shared.metrics import Metrics
 from shared.positions import advance_position, get_position
 from shared.store import PostgresEventStore
@@ -85,7 +84,7 @@ class RabbitTransport:
 
     def __init__(self, *, service: str, amqp_url: str, names: topology.Names, pool: asyncpg.Pool,
                  runtime: ConsumerRuntime[Any], metrics: Metrics,
-                 own_events: Sequence[type[Event]] = (), clock: Clock = utc_now,
+                 clock: Clock = utc_now,
                  publish_timeout: float = 10.0, graceful_timeout: float = 30.0, prefetch: int = 8,
                  concurrency: int = 4, retry_delays: Sequence[float] = RETRY_DELAYS,
                  publishers: Callable[[str], frozenset[str]] | None = None) -> None:
@@ -106,12 +105,6 @@ class RabbitTransport:
             graceful_timeout=graceful_timeout, app_id=service, logger=None,
         )
         self._exchange = topology.events_exchange(names, service)
-        self._publishers = {
-            cls.type_name: self.broker.publisher(
-                exchange=self._exchange, routing_key=cls.type_name, persist=True, mandatory=True,
-                timeout=publish_timeout, schema=cls, title=f"{service}.events:{cls.type_name}",
-                description=(cls.__doc__ or "").strip())
-            for cls in own_events}
         self._consumers: list[tuple[ConsumerSpec, Any]] = []
         self._channels: dict[str, Channel] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
@@ -138,9 +131,7 @@ class RabbitTransport:
         on_message.__name__ = f"on_{spec.name.replace('.', '_').replace('-', '_')}"
         subscriber = self.broker.subscriber(
             queue, exchange, channel=channel, ack_policy=AckPolicy.MANUAL, no_reply=True,
-            decoder=_undecoded,
-            title=f"{spec.name}", description=f"{spec.producer} events: {', '.join(spec.event_types)}",
-        )
+            decoder=_undecoded)
         subscriber(on_message)
         self._consumers.append((spec, subscriber))
 
@@ -162,7 +153,8 @@ class RabbitTransport:
     async def accept(self, spec: ConsumerSpec, msg: Any) -> Delivery:
         """The one place a delivery is checked before any handling (docs/adr/0009):
 
-        1. the envelope parses (CloudEvents attributes, a JSON object body);
+        1. the envelope parses (CloudEvents attributes, a JSON object body), and its `ce-source`
+           names the producer whose queue it came in on (in either form, docs/adr/0016);
         2. the broker user who published it is its producer's (RabbitMQ guarantees a message's
            `user_id` is its publisher's login): a message another user published is forged;
         3. the store is the truth, the message only a notification: the event is in the
@@ -176,6 +168,9 @@ class RabbitTransport:
             delivery = Delivery.from_amqp(raw.body, raw.headers, raw.message_id)
         except ValueError as exc:
             raise Poison(str(exc)) from exc
+        if delivery.producer != spec.producer:
+            raise Poison(f"ce-source {delivery.source!r} names {delivery.producer}, not "
+                         f"{spec.producer}: refused as forged")
         publisher = raw.user_id or "(nobody)"
         if publisher not in self.publishers(spec.producer):
             raise Poison(f"published by broker user {publisher!r}, not by {spec.producer}'s: "
@@ -280,8 +275,8 @@ class RabbitTransport:
 
         The relay's hot path goes straight to the aio-pika exchange on FastStream's default
         channel (publisher confirms, `on_return_raises`): FastStream's own publish path costs
-        ~25 % of throughput (reference/perf-baselines.md, rows c and d). The publisher objects
-        above still document every event type in AsyncAPI.
+        ~25 % of throughput (reference/perf-baselines.md, rows c and d). What it publishes is
+        described by the service's AsyncAPI document (shared/asyncapi.py).
         """
         if self._exchange_obj is None:
             raise TransientError("transport not started")
@@ -542,8 +537,9 @@ class Relay:
     def __init__(self, *, service: str, categories: Sequence[str], pool: asyncpg.Pool,
                  publish: Callable[[Outgoing], Awaitable[None]], metrics: Metrics,
                  batch: int = 200, poll_interval: float = 0.05,
-                 waker: LedgerWaker | None = None) -> None:
+                 waker: LedgerWaker | None = None, deployment: str = "default") -> None:
         self.service, self.pool, self.publish = service, pool, publish
+        self.source = source_uri(deployment, service)
         self.categories = list(categories)
         self.waker = waker
         self.metrics, self.batch, self.poll_interval = metrics, batch, poll_interval
@@ -567,7 +563,7 @@ class Relay:
         if not rows:
             return 0
         messages = [Outgoing(r["event_id"], r["event_type"], cloud_event_headers(
-            event_id=r["event_id"], source=self.service, event_type=r["event_type"],
+            event_id=r["event_id"], source=self.source, event_type=r["event_type"],
             stream_id=r["stream_id"], schema_version=r["schema_version"],
             stream_version=r["stream_version"], global_position=r["global_position"],
             time=r["time"], correlation_id=r["corr"], causation_id=r["cause"]),

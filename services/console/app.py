@@ -27,16 +27,17 @@ from services.console.config import ConsoleSettings
 from services.console.evidence import EvidenceStore, FolderEvidenceStore
 from services.console.labels import Labels
 from services.console.state import ConsoleState
-from services.console.web import CsrfRefused, NotSignedIn, make_environment, render
+from services.console.web import CsrfRefused, NotSignedIn, Person, make_environment, render
 from shared.assertions import signer_from_settings
 from shared.campaign import load_campaign
-from shared.http import Edge, EdgePolicy
+from shared.http import Edge, EdgePolicy, Scope
 from shared.logging import get_logger
 from shared.messages import EventContract
 from shared.provisioning import service_role
 from shared.service import ServiceSpec
 from shared.settings import Settings
 from shared.store import create_pool
+from shared.telemetry import instrument
 
 log = get_logger()
 
@@ -77,6 +78,12 @@ def same_origin(request: Request) -> bool:
 
 def _refuse_anyone(_: str | None) -> Any:  # every console path is reached with a session instead
     raise AssertionError("the console's edge authenticates no bearer token")
+
+
+def _signed_in(scope: Scope) -> str | None:
+    """The signed-in person's account id for the access line (the session cookie, never)."""
+    person = scope.get("state", {}).get("person")
+    return person.account.account_id if isinstance(person, Person) else None
 
 
 def create_app(settings: Settings | None = None, *, console: ConsoleSettings | None = None,
@@ -127,6 +134,10 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         authenticate=_refuse_anyone, public_prefixes=("/",), default_body_limit=64 * 1024,
         body_limits={p: MAX_FILES * console.evidence_max_bytes + 64 * 1024
                      for p in UPLOAD_PATHS}))
+
+    # Outermost: the correlation id of every answer (passed on to the services the console calls,
+    # so a person's click and the events it causes share it) and one access line per request.
+    instrument(app, service="console", registry=None, actor_of=_signed_in)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:

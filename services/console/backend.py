@@ -18,6 +18,7 @@ import httpx
 
 from shared.assertions import AssertionSigner
 from shared.messages import Actor
+from shared.telemetry import forward_correlation
 
 TOKEN_HEADER = "X-Lookback-Token"
 AFTER_HEADER = "X-Lookback-After"
@@ -82,7 +83,7 @@ class Caller:
         fence = self.backend.fence(self.session_key, service) if read else None
         if fence:
             headers[AFTER_HEADER] = fence
-        return headers
+        return forward_correlation(headers)
 
     async def _send(self, service: str, method: str, path: str, *, read: bool,
                     **kwargs: Any) -> httpx.Response:

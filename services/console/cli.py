@@ -19,10 +19,12 @@ from services.console.accounts import AccountError, Accounts, check_account
 from services.console.config import ConsoleSettings
 from shared.campaign import load_campaign
 from shared.hosting import DemoPrincipal
+from shared.logging import get_logger
 from shared.provisioning import service_role
 from shared.settings import Settings
 from shared.store import create_pool
 
+log = get_logger()
 cli = typer.Typer(no_args_is_help=True, help="People who sign in to the console (控制台).")
 ROLE = service_role("console")
 
@@ -98,7 +100,13 @@ async def ensure_demo_accounts(settings: Settings, people: Sequence[DemoPrincipa
     return demo
 
 
-def print_sign_in(console_url: str, demo_file: Path | None) -> None:
+def print_sign_in(console_url: str, demo_file: Path | None, *, json: bool = False) -> None:
+    """Where to sign in: the first demo account on a person's terminal; with JSON logs the
+    console's address and the accounts' file only (a password does not belong in a log)."""
+    if json:
+        log.info("console_sign_in", console=console_url,
+                 demo_accounts=str(demo_file) if demo_file is not None else None)
+        return
     from rich.console import Console
 
     out = Console(stderr=True, soft_wrap=True)

@@ -19,6 +19,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from services.inspection import answers as a
 from services.inspection import commands as c
 from services.inspection import domain as d
 from services.inspection import queries as q
@@ -26,6 +27,7 @@ from services.inspection.config import InspectionDeps
 from services.inspection.draw_export import document_json, draw_document, write_draw_xlsx
 from services.inspection.events import FindingRecorded, HouseholdReplaced
 from services.inspection.vocabulary import inspection_vocabulary
+from shared.api_contract import text_content
 from shared.auth import authorize_command, authorize_read
 from shared.consistency import ReadYourWrites
 from shared.errors import FieldProblem, ValidationFailed
@@ -166,7 +168,8 @@ router = APIRouter(tags=["inspection"], dependencies=[ReadYourWrites])
 # ----- commands -----------------------------------------------------------------------------------
 
 
-@router.post("/draws", status_code=201)
+@router.post("/draws", status_code=201, response_model=a.Draw,
+             summary="冻结抽样框 · Freeze the sampling frames")
 async def freeze_frame(cmd: c.FreezeFrame, request: Request, actor: Commander) -> dict[str, Any]:
     """Freeze every stratum's sampling frame from the service's view of the registry."""
     _check_ids(draw_id=(cmd.draw_id, None))
@@ -174,7 +177,8 @@ async def freeze_frame(cmd: c.FreezeFrame, request: Request, actor: Commander) -
     return draw_summary(state, version, _tz(request))
 
 
-@router.post("/draws/{draw_id}/entropy-commitment")
+@router.post("/draws/{draw_id}/entropy-commitment", response_model=a.Draw,
+             summary="承诺随机源 · Commit the entropy source")
 async def commit_entropy(draw_id: str, cmd: c.CommitEntropy, request: Request,
                          actor: Commander) -> dict[str, Any]:
     """State the entropy source before it exists (e.g. the 福彩3D numbers of a future date)."""
@@ -183,7 +187,8 @@ async def commit_entropy(draw_id: str, cmd: c.CommitEntropy, request: Request,
     return draw_summary(state, version, _tz(request))
 
 
-@router.post("/draws/{draw_id}/entropy-reveal")
+@router.post("/draws/{draw_id}/entropy-reveal", response_model=a.Draw,
+             summary="公布随机数并抽签 · Reveal the entropy and draw")
 async def reveal_and_draw(draw_id: str, cmd: c.RevealEntropy, request: Request,
                           actor: Commander) -> dict[str, Any]:
     """Reveal the committed entropy and draw every stratum with it."""
@@ -192,7 +197,8 @@ async def reveal_and_draw(draw_id: str, cmd: c.RevealEntropy, request: Request,
     return draw_summary(state, version, _tz(request))
 
 
-@router.post("/draws/{draw_id}/discretionary-picks", status_code=201)
+@router.post("/draws/{draw_id}/discretionary-picks", status_code=201,
+             response_model=a.DiscretionaryPick, summary="增加指定抽查项目 · Add a discretionary pick")
 async def add_discretionary_pick(draw_id: str, cmd: c.AddDiscretionaryPick, request: Request,
                                  actor: Commander) -> dict[str, Any]:
     """Add a project the rules did not select, with the reason (a recorded choice)."""
@@ -202,7 +208,8 @@ async def add_discretionary_pick(draw_id: str, cmd: c.AddDiscretionaryPick, requ
             "reason": cmd.reason, "version": version}
 
 
-@router.post("/draws/{draw_id}/household-replacements", status_code=201)
+@router.post("/draws/{draw_id}/household-replacements", status_code=201,
+             response_model=a.HouseholdReplacement, summary="替换无法入户的农户 · Replace a household")
 async def replace_household(draw_id: str, cmd: c.ReplaceHousehold, request: Request,
                             actor: Commander) -> dict[str, Any]:
     """无法入户: the next household of the same pick sequence takes the place."""
@@ -213,15 +220,18 @@ async def replace_household(draw_id: str, cmd: c.ReplaceHousehold, request: Requ
             "active_households": list(state.active_households[event.unit]), "version": version}
 
 
-@router.post("/draws/{draw_id}/visits", status_code=201)
+@router.post("/draws/{draw_id}/visits", status_code=201, response_model=a.ScheduledVisit,
+             summary="安排实地检查 · Schedule a visit")
 async def schedule_visit(draw_id: str, cmd: c.ScheduleVisit, request: Request,
                          actor: Commander) -> dict[str, Any]:
+    """Schedule a visit to a picked project or household, with its inspectors. 安排检查。"""
     _check_ids(draw_id=(cmd.draw_id, draw_id), visit_id=(cmd.visit_id, None))
     state, version, _ = await _run(request, cmd, actor)
     return {**visit_shape(state.visits[cmd.visit_id]), "version": version}
 
 
-@router.post("/draws/{draw_id}/visits/{visit_id}/record")
+@router.post("/draws/{draw_id}/visits/{visit_id}/record", response_model=a.RecordedVisit,
+             summary="记录检查结果 · Record a visit's outcome")
 async def record_visit(draw_id: str, visit_id: str, cmd: c.RecordVisit, request: Request,
                        actor: Commander) -> dict[str, Any]:
     """The visit's outcome (合格 / 发现问题 / 无法入户) and its findings."""
@@ -232,7 +242,8 @@ async def record_visit(draw_id: str, visit_id: str, cmd: c.RecordVisit, request:
             "version": version}
 
 
-@router.post("/draws/{draw_id}/visits/{visit_id}/findings", status_code=201)
+@router.post("/draws/{draw_id}/visits/{visit_id}/findings", status_code=201,
+             response_model=a.RecordedFinding, summary="补记发现的问题 · Record a further finding")
 async def record_finding(draw_id: str, visit_id: str, cmd: c.RecordFinding, request: Request,
                          actor: Commander) -> dict[str, Any]:
     """A further finding on a visit recorded as problems_found."""
@@ -245,12 +256,14 @@ async def record_finding(draw_id: str, visit_id: str, cmd: c.RecordFinding, requ
 # ----- queries: read models -----------------------------------------------------------------------
 
 
-@router.get("/draws")
+@router.get("/draws", response_model=list[a.DrawRow], summary="抽签列表 · List draws")
 async def list_draws(request: Request, actor: Reader) -> list[dict[str, Any]]:
+    """Every draw, newest first. 全部抽签，最新的在前。"""
     return _rows(await q.draws(_runtime(request).pool), _tz(request))
 
 
-@router.get("/draws/{draw_id}")
+@router.get("/draws/{draw_id}", response_model=a.DrawWithStrata,
+            summary="抽签详情 · A draw and its strata")
 async def get_draw(draw_id: str, request: Request, actor: Reader,
                    unit: str | None = None) -> dict[str, Any]:
     """The draw and its strata (a district role: its own unit's strata)."""
@@ -261,7 +274,8 @@ async def get_draw(draw_id: str, request: Request, actor: Reader,
     return {**_rows([row], tz)[0], "strata": _rows(await q.strata(pool, draw_id, unit=scope), tz)}
 
 
-@router.get("/draws/{draw_id}/picks")
+@router.get("/draws/{draw_id}/picks", response_model=a.Picks,
+            summary="抽中名单 · The sample per unit")
 async def picks(draw_id: str, request: Request, actor: Reader,
                 unit: str | None = None) -> dict[str, Any]:
     """The sample per unit: rule picks, discretionary picks, replacements (and whom they replaced)."""
@@ -273,22 +287,27 @@ async def picks(draw_id: str, request: Request, actor: Reader,
     return {"draw_id": draw_id, "units": [{"unit": u, "picks": p} for u, p in by_unit.items()]}
 
 
-@router.get("/draws/{draw_id}/progress")
+@router.get("/draws/{draw_id}/progress", response_model=list[a.UnitVisitProgress],
+            summary="检查进度 · Visit progress per unit")
 async def progress(draw_id: str, request: Request, actor: Reader,
                    unit: str | None = None) -> list[dict[str, Any]]:
     """Visit progress per unit: sampled, scheduled, inspected, outcomes, findings."""
     return await _per_unit(request, draw_id, _scope(request, actor, unit), q.progress)
 
 
-@router.get("/draws/{draw_id}/visits")
+@router.get("/draws/{draw_id}/visits", response_model=list[a.Visit],
+            summary="检查安排 · A draw's visits")
 async def visits(draw_id: str, request: Request, actor: Reader,
                  unit: str | None = None) -> list[dict[str, Any]]:
+    """The draw's visits with their outcomes (a district role: its own unit's). 检查安排及结果。"""
     return await _per_unit(request, draw_id, _scope(request, actor, unit), q.visits)
 
 
-@router.get("/draws/{draw_id}/findings")
+@router.get("/draws/{draw_id}/findings", response_model=list[a.Finding],
+            summary="发现的问题 · A draw's findings")
 async def findings(draw_id: str, request: Request, actor: Reader,
                    unit: str | None = None) -> list[dict[str, Any]]:
+    """The findings recorded on the draw's visits. 检查中发现的问题。"""
     return await _per_unit(request, draw_id, _scope(request, actor, unit), q.findings)
 
 
@@ -312,7 +331,8 @@ async def _document(request: Request, draw_id: str, scope: str | None) -> dict[s
     return draw_document(state, unit=scope)
 
 
-@router.get("/draws/{draw_id}/list")
+@router.get("/draws/{draw_id}/list", response_model=a.DrawList,
+            summary="抽查名单（可核验） · The draw list (verifiable JSON)")
 async def draw_list(draw_id: str, request: Request, actor: Reader,
                     unit: str | None = None) -> Response:
     """The draw list as the JSON `lookback inspection verify-draw` recomputes offline."""
@@ -321,7 +341,8 @@ async def draw_list(draw_id: str, request: Request, actor: Reader,
 
 
 @router.get("/draws/{draw_id}/list.xlsx", response_class=Response,
-            responses={200: {"content": {XLSX_MEDIA_TYPE: {}}}})
+            summary="抽查名单表格 · The printable draw list (.xlsx)",
+            responses=text_content(XLSX_MEDIA_TYPE, binary=True))
 async def draw_list_xlsx(draw_id: str, request: Request, actor: Reader,
                          unit: str | None = None) -> Response:
     """The printable 抽查名单: one sheet per unit, with digests, entropy and algorithm version."""
@@ -337,7 +358,8 @@ async def draw_list_xlsx(draw_id: str, request: Request, actor: Reader,
 # ----- queries: the view of the registry ----------------------------------------------------------
 
 
-@router.get("/registry-view/projects")
+@router.get("/registry-view/projects", response_model=list[a.RegistryProject],
+            summary="项目（本服务视图） · Projects as this service knows them")
 async def registry_projects(request: Request, actor: Reader,
                             unit: str | None = None) -> list[dict[str, Any]]:
     """Projects and programmes as this service knows them from registry events."""
@@ -345,7 +367,8 @@ async def registry_projects(request: Request, actor: Reader,
                  _tz(request))
 
 
-@router.get("/registry-view/townships")
+@router.get("/registry-view/townships", response_model=list[a.TownshipHouseholds],
+            summary="各乡镇改造户 · Adapted households per township")
 async def registry_townships(request: Request, actor: Reader,
                              unit: str | None = None) -> list[dict[str, Any]]:
     """Adapted households per township (codes only)."""

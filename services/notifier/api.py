@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, SecretStr
 
+from services.notifier import answers as a
 from services.notifier import commands as c
 from services.notifier import directory
 from services.notifier import queries as q
@@ -26,6 +27,7 @@ from services.notifier.domain.obligations import ObligationState, due_at
 from services.notifier.events import Audience, ContactSet
 from services.notifier.handlers import NotifierDeps
 from services.notifier.ics import unit_calendar
+from shared.api_contract import text_content
 from shared.auth import authorize_read
 from shared.clock import SimulatedClock
 from shared.errors import DomainError, ForbiddenError, NotFoundError
@@ -108,7 +110,8 @@ def obligation_view(state: ObligationState, records: Mapping[Any, q.ReminderReco
         "details": state.details, "reminders": reminders}
 
 
-@router.get("/calendar", tags=["calendar"])
+@router.get("/calendar", tags=["calendar"], response_model=a.Calendar,
+            summary="提醒日历 · The reminder calendar")
 async def calendar(request: Request, actor: Reader, unit: str | None = None,
                    kind: str | None = None) -> dict[str, Any]:
     """What will be sent when, and why; and where every reminder already stands."""
@@ -127,7 +130,9 @@ async def calendar(request: Request, actor: Reader, unit: str | None = None,
             "reminder_counts": dict(sorted(counts.items())), "obligations": items}
 
 
-@router.get("/calendar/{unit}.ics", tags=["calendar"], response_class=Response)
+@router.get("/calendar/{unit}.ics", tags=["calendar"], response_class=Response,
+            summary="单位日历（ICS） · A unit's due dates (iCalendar)",
+            responses=text_content("text/calendar"))
 async def calendar_ics(unit: str, request: Request, actor: Reader) -> Response:
     """The unit's due dates for a calendar application (RFC 5545; stable UIDs)."""
     runtime, deps = _runtime(request), _deps(request)
@@ -144,7 +149,8 @@ async def calendar_ics(unit: str, request: Request, actor: Reader) -> Response:
 # ----- what was sent ------------------------------------------------------------------------------
 
 
-@router.get("/reminders", tags=["reminders"])
+@router.get("/reminders", tags=["reminders"], response_model=a.SentReminderPage,
+            summary="已发送的提醒 · Reminders sent")
 async def reminders(request: Request, actor: Reader, unit: str | None = None,
                     status: str | None = Query(None, pattern="^(claimed|pending|sent|failed)$"),
                     limit: int = Query(100, ge=1, le=1000),
@@ -180,7 +186,8 @@ def _contact_view(contact: directory.Contact, source: str, updated_at: Any) -> d
             "source": source, "updated_at": _plain(updated_at)}
 
 
-@router.get("/contacts", tags=["contacts"])
+@router.get("/contacts", tags=["contacts"], response_model=a.ContactList,
+            summary="联系方式 · Contacts (masked)")
 async def contacts(request: Request, actor: Reader, unit: str | None = None
                    ) -> dict[str, Any]:
     """Where each unit's liaison and leader are reached, masked."""
@@ -191,7 +198,8 @@ async def contacts(request: Request, actor: Reader, unit: str | None = None
     return {"items": [_contact_view(*row) for row in rows]}
 
 
-@router.put("/contacts/{unit}/{audience}", tags=["contacts"])
+@router.put("/contacts/{unit}/{audience}", tags=["contacts"], response_model=a.ContactSet,
+            summary="设置联系方式 · Set a contact")
 async def set_contact(unit: str, audience: Audience, body: ContactBody, request: Request,
                       actor: CityAdmin) -> dict[str, Any]:
     """Set the e-mail address and/or webhook of a unit's liaison or leader (city_admin)."""
@@ -205,7 +213,7 @@ async def set_contact(unit: str, audience: Audience, body: ContactBody, request:
 
 
 @router.delete("/contacts/{unit}/{audience}", tags=["contacts"], status_code=204,
-               response_class=Response)
+               response_class=Response, summary="删除联系方式 · Erase a contact")
 async def erase_contact(unit: str, audience: Audience, request: Request,
                         actor: CityAdmin) -> Response:
     """Erase a contact from the directory (the log keeps only that it was erased)."""
@@ -225,14 +233,17 @@ class ClockMove(BaseModel):
     now: AwareDatetime
 
 
-@router.get("/clock", tags=["clock"])
+@router.get("/clock", tags=["clock"], response_model=a.ClockReading,
+            summary="当前时间 · The service's clock")
 async def read_clock(request: Request, actor: Reader) -> dict[str, Any]:
+    """The notifier's now, and whether its clock is simulated. 提醒服务的当前时间。"""
     deps = _deps(request)
     return {"now": deps.clock().astimezone(deps.campaign.tz).isoformat(),
             "simulated": isinstance(deps.clock, SimulatedClock)}
 
 
-@router.post("/clock", tags=["clock"])
+@router.post("/clock", tags=["clock"], response_model=a.ClockReading,
+             summary="拨动模拟时钟 · Move the simulated clock")
 async def move_clock(body: ClockMove, request: Request, actor: CityAdmin
                      ) -> dict[str, Any]:
     """Move a simulated clock forward (tests and demos: LOOKBACK_NOTIFIER_SIMULATED_CLOCK_START).

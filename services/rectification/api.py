@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from services.rectification import answers as a
 from services.rectification import commands as c
 from services.rectification import domain as d
 from services.rectification import events as e
@@ -36,11 +37,13 @@ from services.rectification.xlsx_export import (
     export_monthly_list,
     export_problem_list,
 )
+from shared.api_contract import errors, text_content
 from shared.auth import authorize_read
 from shared.consistency import ReadYourWrites
 from shared.errors import NotFoundError, ValidationFailed
 from shared.messages import Actor
-from shared.service import Runtime, new_correlation_id, runtime_of
+from shared.service import Runtime, runtime_of
+from shared.telemetry import correlation_of
 from shared.times import iso_local, local
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -233,7 +236,8 @@ router = APIRouter(dependencies=[ReadYourWrites])
 # ----- problem items: commands ----------------------------------------------------------------------
 
 
-@router.post("/problems/register", status_code=201, tags=["problems"])
+@router.post("/problems/register", status_code=201, tags=["problems"], response_model=a.Problem,
+             summary="登记问题 · Register a problem item", responses=errors(404))
 async def register(cmd: c.RegisterProblem, request: Request) -> JSONResponse:
     """登记 a problem item of a known project (its unit's next 序号)."""
     runtime, actor = _caller(request)
@@ -242,45 +246,58 @@ async def register(cmd: c.RegisterProblem, request: Request) -> JSONResponse:
     return JSONResponse(view, status_code=201 if result.changed else 200)
 
 
-@router.post("/problems/start", tags=["problems"])
+@router.post("/problems/start", tags=["problems"], response_model=a.Problem,
+             summary="开始整改 · Start rectification", responses=errors(404))
 async def start(cmd: c.StartRectification, request: Request) -> dict[str, Any]:
+    """The unit starts rectifying an item, with its plan. 单位开始整改并填写整改措施。"""
     return await _item_command(cmd, cmd.problem_id, request)
 
 
-@router.post("/problems/request-close-out", tags=["problems"])
+@router.post("/problems/request-close-out", tags=["problems"], response_model=a.Problem,
+             summary="申请销号 · Request close-out", responses=errors(404))
 async def request_close_out(cmd: c.RequestCloseOut, request: Request) -> dict[str, Any]:
     """申请销号 with evidence; an attachment already filed for another item is flagged."""
     return await _item_command(cmd, cmd.problem_id, request)
 
 
-@router.post("/problems/verify", tags=["problems"])
+@router.post("/problems/verify", tags=["problems"], response_model=a.Problem,
+             summary="销号核验 · Verify a close-out", responses=errors(404))
 async def verify(cmd: c.VerifyCloseOut, request: Request) -> dict[str, Any]:
     """销号: the unit's reviewer (self-found, ledger) or an inspector (city-found), never the
     requester; when the requester is the unit's own reviewer, city_admin decides too."""
     return await _item_command(cmd, cmd.problem_id, request)
 
 
-@router.post("/problems/return", tags=["problems"])
+@router.post("/problems/return", tags=["problems"], response_model=a.Problem,
+             summary="退回销号申请 · Return a close-out request", responses=errors(404))
 async def return_close_out(cmd: c.ReturnCloseOut, request: Request) -> dict[str, Any]:
+    """The verifier sends a close-out request back with its reasons. 核验人退回销号申请。"""
     return await _item_command(cmd, cmd.problem_id, request)
 
 
-@router.post("/problems/request-extension", tags=["problems"])
+@router.post("/problems/request-extension", tags=["problems"], response_model=a.Problem,
+             summary="申请延期 · Request an extension", responses=errors(404))
 async def request_extension(cmd: c.RequestExtension, request: Request) -> dict[str, Any]:
+    """The unit asks for a later 整改限期, with its reason. 单位申请延长整改期限。"""
     return await _item_command(cmd, cmd.problem_id, request)
 
 
-@router.post("/problems/decide-extension", tags=["problems"])
+@router.post("/problems/decide-extension", tags=["problems"], response_model=a.Problem,
+             summary="审批延期 · Decide an extension", responses=errors(404))
 async def decide_extension(cmd: c.DecideExtension, request: Request) -> dict[str, Any]:
+    """Grant or refuse a requested extension. 批准或驳回延期申请。"""
     return await _item_command(cmd, cmd.problem_id, request)
 
 
-@router.post("/problems/withdraw", tags=["problems"])
+@router.post("/problems/withdraw", tags=["problems"], response_model=a.Problem,
+             summary="撤销问题 · Withdraw a problem item", responses=errors(404))
 async def withdraw(cmd: c.WithdrawProblem, request: Request) -> dict[str, Any]:
+    """Withdraw an item registered in error, with the reason. 撤销误登记的问题。"""
     return await _item_command(cmd, cmd.problem_id, request)
 
 
-@router.post("/problems/reopen", status_code=201, tags=["problems"])
+@router.post("/problems/reopen", status_code=201, tags=["problems"], response_model=a.Reopened,
+             summary="问题反弹 · Reopen a closed item", responses=errors(404))
 async def reopen(cmd: c.ReopenProblem, request: Request) -> dict[str, Any]:
     """反弹: the closed item is marked reopened and a new item (next 序号) registered."""
     runtime, actor = _caller(request)
@@ -293,7 +310,8 @@ async def reopen(cmd: c.ReopenProblem, request: Request) -> dict[str, Any]:
 # ----- problem items: queries -----------------------------------------------------------------------
 
 
-@router.get("/problems", tags=["problems"])
+@router.get("/problems", tags=["problems"], response_model=a.ProblemPage,
+            summary="问题列表 · List problem items")
 async def list_problems(request: Request, unit: str | None = None,
                         status: d.ProblemStatus | None = None, overdue: bool | None = None,
                         source: ProblemSource | None = None,
@@ -319,7 +337,8 @@ async def list_problems(request: Request, unit: str | None = None,
             "as_of": _json(now, config)}
 
 
-@router.get("/problems/{problem_id}", tags=["problems"])
+@router.get("/problems/{problem_id}", tags=["problems"], response_model=a.ProblemWithHistory,
+            summary="问题详情及历史 · A problem item and its history")
 async def get_problem(problem_id: uuid.UUID, request: Request) -> dict[str, Any]:
     """One item with its history (every event, who did it, when)."""
     runtime, actor = _caller(request)
@@ -333,7 +352,8 @@ async def get_problem(problem_id: uuid.UUID, request: Request) -> dict[str, Any]
     return view
 
 
-@router.get("/evidence/{content_hash}", tags=["problems"])
+@router.get("/evidence/{content_hash}", tags=["problems"], response_model=a.EvidenceUse,
+            summary="附件用于哪些问题 · Where an attachment was filed")
 async def evidence(content_hash: str, request: Request) -> dict[str, Any]:
     """The items an attachment (by its SHA-256) was filed for."""
     runtime, actor = _caller(request)
@@ -342,7 +362,8 @@ async def evidence(content_hash: str, request: Request) -> dict[str, Any]:
     return {"content_hash": content_hash, "filed_for": _json(rows, runtime.deps)}
 
 
-@router.get("/projects", tags=["problems"])
+@router.get("/projects", tags=["problems"], response_model=a.ProjectList,
+            summary="项目（本服务视图） · Projects as this service sees them")
 async def projects(request: Request, unit: str | None = None) -> dict[str, Any]:
     """This service's view of the registry's projects (unit, place, name, year, ledger)."""
     runtime, actor = _caller(request)
@@ -350,7 +371,9 @@ async def projects(request: Request, unit: str | None = None) -> dict[str, Any]:
     return {"projects": jsonable_encoder(rows)}
 
 
-@router.get("/problem-list.xlsx", tags=["problems"], response_class=Response)
+@router.get("/problem-list.xlsx", tags=["problems"], response_class=Response,
+            summary="问题清单表格 · The live problem list (附件2, .xlsx)",
+            responses=text_content(XLSX, binary=True))
 async def live_list(request: Request, unit: str | None = None) -> Response:
     """The live problem list as .xlsx in the 附件2 layout: a unit's (a district role: its own),
     or, without `unit`, the city-wide list of every unit for the bureau (by unit, then 序号)."""
@@ -380,51 +403,64 @@ async def live_list(request: Request, unit: str | None = None) -> Response:
 # ----- reports ------------------------------------------------------------------------------------
 
 
-@router.post("/reports/monthly-list/submit", tags=["reports"])
+@router.post("/reports/monthly-list/submit", tags=["reports"], response_model=a.Report,
+             summary="报送月度问题清单 · Submit the monthly list")
 async def submit_monthly_list(cmd: c.SubmitMonthlyList, request: Request) -> dict[str, Any]:
     """The unit's 填报人 files this month's list: a frozen snapshot of its items."""
     return await _report_command(cmd, d.monthly_list_report_id(cmd.unit, cmd.month), request, unit=cmd.unit)
 
 
-@router.post("/reports/monthly-list/return", tags=["reports"])
+@router.post("/reports/monthly-list/return", tags=["reports"], response_model=a.Report,
+             summary="退回月度问题清单 · Return a monthly list", responses=errors(404))
 async def return_monthly_list(cmd: c.ReturnMonthlyList, request: Request) -> dict[str, Any]:
+    """Send a submitted monthly list back to its unit. 退回已报送的月度清单。"""
     return await _report_command(cmd, d.monthly_list_report_id(cmd.unit, cmd.month), request, unit=cmd.unit)
 
 
-@router.post("/reports/self-inspection/submit", tags=["reports"])
+@router.post("/reports/self-inspection/submit", tags=["reports"], response_model=a.Report,
+             summary="报送自查报告 · Submit the self-inspection report")
 async def submit_self_inspection(cmd: c.SubmitSelfInspectionReport,
                                  request: Request) -> dict[str, Any]:
+    """The unit's 填报人 files its self-inspection report. 单位报送自查报告。"""
     return await _report_command(cmd, d.self_inspection_report_id(cmd.unit), request, unit=cmd.unit)
 
 
-@router.post("/reports/work-plan/submit", tags=["reports"])
+@router.post("/reports/work-plan/submit", tags=["reports"], response_model=a.Report,
+             summary="报送工作计划 · Submit the work plan")
 async def submit_work_plan(cmd: c.SubmitWorkPlan, request: Request) -> dict[str, Any]:
     """工作计划 (phase 1, due with the liaisons): the unit's 填报人 files it; late is recorded."""
     return await _report_command(cmd, d.work_plan_report_id(cmd.unit), request, unit=cmd.unit)
 
 
-@router.post("/reports/typical-case/submit", tags=["reports"])
+@router.post("/reports/typical-case/submit", tags=["reports"], response_model=a.Report,
+             summary="报送典型案例 · Submit a typical case")
 async def submit_typical_case(cmd: c.SubmitTypicalCase, request: Request) -> dict[str, Any]:
+    """The unit files a typical case (典型案例). 单位报送典型案例。"""
     return await _report_command(cmd, d.typical_case_report_id(cmd.unit, cmd.case_id), request, unit=cmd.unit)
 
 
-@router.post("/reports/review", tags=["reports"])
+@router.post("/reports/review", tags=["reports"], response_model=a.Report,
+             summary="审核报告 · Review a report", responses=errors(404))
 async def review(cmd: c.ReviewReport, request: Request) -> dict[str, Any]:
     """The unit's 审核人 approves a submitted report or sends it back (never its submitter)."""
     return await _report_command(cmd, cmd.report_id, request)
 
 
-@router.get("/reports", tags=["reports"])
+@router.get("/reports", tags=["reports"], response_model=a.ReportList,
+            summary="报告列表 · List reports")
 async def list_reports(request: Request, unit: str | None = None,
                        kind: ReportKind | None = None) -> dict[str, Any]:
+    """Reports by unit and kind, each with its state. 按单位和类型列出报告。"""
     runtime, actor = _caller(request)
     reports = await q.reports(runtime.pool, _units_readable(actor, runtime.deps, unit))
     return {"reports": [report_view(r, runtime.deps) for r in reports
                         if kind is None or r.kind is kind]}
 
 
-@router.get("/reports/{report_id}", tags=["reports"])
+@router.get("/reports/{report_id}", tags=["reports"], response_model=a.Report,
+            summary="报告详情 · A report")
 async def get_report(report_id: str, request: Request) -> dict[str, Any]:
+    """One report as it stands. 单份报告。"""
     runtime, actor = _caller(request)
     report = await q.report(runtime.pool, report_id)
     if report is None:
@@ -433,7 +469,9 @@ async def get_report(report_id: str, request: Request) -> dict[str, Any]:
     return report_view(report, runtime.deps)
 
 
-@router.get("/reports/{report_id}/xlsx", tags=["reports"], response_class=Response)
+@router.get("/reports/{report_id}/xlsx", tags=["reports"], response_class=Response,
+            summary="月度清单表格 · A filed monthly list (.xlsx)",
+            responses=text_content(XLSX, binary=True))
 async def monthly_list_xlsx(report_id: str, request: Request) -> Response:
     """A submitted monthly list as filed (its frozen rows), .xlsx in the 附件2 layout. Read
     from the report's own stream: the document is never a second copy that could drift."""
@@ -455,7 +493,8 @@ async def monthly_list_xlsx(report_id: str, request: Request) -> Response:
 # ----- progress and scores ------------------------------------------------------------------------
 
 
-@router.get("/progress", tags=["scores"])
+@router.get("/progress", tags=["scores"], response_model=a.Progress,
+            summary="各单位进度 · Progress per unit")
 async def progress(request: Request, unit: str | None = None) -> dict[str, Any]:
     """Per unit: items open / closed / overdue / reopened, 销号率, late and missing reports,
     traffic light."""
@@ -469,7 +508,8 @@ async def progress(request: Request, unit: str | None = None) -> dict[str, Any]:
                       for u in units]}
 
 
-@router.get("/scores/board", tags=["scores"])
+@router.get("/scores/board", tags=["scores"], response_model=a.ScoreBoard,
+            summary="积分排名 · The score board")
 async def score_board(request: Request) -> dict[str, Any]:
     """The units ranked (`order` says how, in Chinese), each with its score, its 销号率 as counts
     and a percentage, its progress, and every deduction with its rule (the campaign file's
@@ -492,8 +532,10 @@ async def score_board(request: Request) -> dict[str, Any]:
         for row in board]}
 
 
-@router.get("/scores/{unit}", tags=["scores"])
+@router.get("/scores/{unit}", tags=["scores"], response_model=a.UnitScore,
+            summary="单位扣分明细 · A unit's deductions")
 async def unit_score(unit: str, request: Request) -> dict[str, Any]:
+    """A unit's deductions with their rules and refunds. 单位的扣分及退还明细。"""
     runtime, actor = _caller(request)
     [unit] = _units_readable(actor, runtime.deps, unit)
     _known_unit(runtime.deps, unit)
@@ -501,7 +543,8 @@ async def unit_score(unit: str, request: Request) -> dict[str, Any]:
                       await q.deduction_times(runtime.pool, [unit]))
 
 
-@router.post("/scores/deduct", tags=["scores"])
+@router.post("/scores/deduct", tags=["scores"], response_model=a.UnitScore,
+             summary="酌情扣分 · Deduct points")
 async def deduct(cmd: c.DeductPoints, request: Request) -> dict[str, Any]:
     """酌情扣分 by city_admin, with a reason (the deduction id makes a retry harmless)."""
     runtime, actor = _caller(request)
@@ -510,12 +553,13 @@ async def deduct(cmd: c.DeductPoints, request: Request) -> dict[str, Any]:
     return score_view(result.state(d.score_stream_id(cmd.unit)), runtime.deps)
 
 
-@router.post("/scores/check", tags=["scores"])
+@router.post("/scores/check", tags=["scores"], response_model=a.CheckResult,
+             summary="按规则扣分 · Apply the deduction rules now")
 async def check(request: Request) -> dict[str, Any]:
     """Apply the campaign's deduction rules now (the service also does this periodically)."""
     runtime, actor = _caller(request)
     decided = await h.apply_deductions(runtime.commands, actor=actor, now=runtime.clock(),
-                                       correlation_id=new_correlation_id(request))
+                                       correlation_id=correlation_of(request))
     return {"deducted": [deduction_view(x, runtime.deps) for x in decided
                          if isinstance(x, e.PointsDeducted)],
             "refunded": [deduction_view(x, runtime.deps) for x in decided
@@ -525,7 +569,8 @@ async def check(request: Request) -> dict[str, Any]:
 PUBLIC_RESULTS = "/public/results"
 
 
-@router.get(PUBLIC_RESULTS, tags=["public"])
+@router.get(PUBLIC_RESULTS, tags=["public"], response_model=a.PublicResults,
+            summary="公开结果 · Public results")
 async def public_results(request: Request) -> dict[str, Any]:
     """一公开: each unit's results for anyone, no token needed: counts, 销号率 and score, and
     nothing else: no item, no project, no person, no reason text (which could name one)."""
@@ -547,7 +592,8 @@ async def public_results(request: Request) -> dict[str, Any]:
     return {"as_of": _json(now, config), "order": s.BOARD_ORDER_ZH, "units": rows}
 
 
-@router.get("/rules", tags=["scores"])
+@router.get("/rules", tags=["scores"], response_model=a.Rules,
+            summary="适用规则 · The campaign rules applied")
 async def rules(request: Request) -> dict[str, Any]:
     """The campaign rules this service applies, and the campaign rules it does not."""
     runtime, _ = _caller(request)

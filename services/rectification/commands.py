@@ -29,6 +29,11 @@ class RegisterProblem(_Command):
     """登记: a new row of the problem list. `deadline` is required for kind "date" and must be
     omitted for 立行立改 ("immediate"), whose date the domain computes from the registration day."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{  # for the API document only
+        "problem_id": "0b9f3c1e-5d2a-4f7b-9c1d-2e3f4a5b6c7d", "project_id": "p-echeng-1",
+        "description": "未开展助餐服务(示例)", "deadline": "2024-05-07",
+        "responsible_person": "张某(示例)", "source": "self_inspection"}]})
+
     problem_id: uuid.UUID
     project_id: str = Field(min_length=1)
     description: FreeText = Field(min_length=1)

@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
+from services.registry import answers as a
 from services.registry import commands as c
 from services.registry import domain as d
 from services.registry import events as e
@@ -54,6 +55,7 @@ from services.registry.importing import (
 )
 from services.registry.liaison_export import liaison_workbook
 from services.registry.vocabulary import registry_vocabulary
+from shared.api_contract import ImportRefusedBody, errors, text_content
 from shared.auth import authorize_read
 from shared.consistency import ReadYourWrites
 from shared.errors import FieldProblem, ForbiddenError, NotFoundError, ValidationFailed
@@ -62,7 +64,8 @@ from shared.logging import get_logger
 from shared.messages import Actor, Role
 from shared.personal_data import ERASED, mask_name, mask_phone
 from shared.pipeline import CommandResult
-from shared.service import Runtime, new_correlation_id, runtime_of
+from shared.service import Runtime, runtime_of
+from shared.telemetry import correlation_of
 from shared.times import iso_local, json_value, parse_instant, written_date
 from shared.vocabulary import Terms, Vocabulary
 
@@ -348,7 +351,8 @@ router = APIRouter(tags=["registry"], dependencies=[ReadYourWrites])
 # ----- commands ---------------------------------------------------------------------------------
 
 
-@router.post("/projects", status_code=201)
+@router.post("/projects", status_code=201, response_model=a.Project,
+             summary="登记设施项目 · Register a facility project")
 async def register_project(cmd: c.RegisterProject, request: Request, response: Response,
                            actor: Actor = Depends(commander)) -> dict[str, Any]:
     """Register a facility project (complex, community/rural centre, canteen)."""
@@ -356,7 +360,8 @@ async def register_project(cmd: c.RegisterProject, request: Request, response: R
     return project_view(state, version, _deps(request))
 
 
-@router.post("/projects/{project_id}/operator")
+@router.post("/projects/{project_id}/operator", response_model=a.Project,
+             summary="变更运营主体 · Change the operator")
 async def change_operator(project_id: str, cmd: c.ChangeOperator, request: Request,
                           response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
     """Change the operator (运营主体)."""
@@ -365,7 +370,8 @@ async def change_operator(project_id: str, cmd: c.ChangeOperator, request: Reque
     return project_view(state, version, _deps(request))
 
 
-@router.post("/projects/{project_id}/services")
+@router.post("/projects/{project_id}/services", response_model=a.Project,
+             summary="变更服务内容 · Change the services")
 async def change_services(project_id: str, cmd: c.ChangeServices, request: Request,
                           response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
     """Change the elderly services provided (fewer than 3 or no 助餐: underperforming)."""
@@ -374,7 +380,8 @@ async def change_services(project_id: str, cmd: c.ChangeServices, request: Reque
     return project_view(state, version, _deps(request))
 
 
-@router.post("/projects/{project_id}/assessments", status_code=201)
+@router.post("/projects/{project_id}/assessments", status_code=201, response_model=a.Project,
+             summary="记录运营状态评估 · Assess a project")
 async def assess_project(project_id: str, cmd: c.AssessProject, request: Request,
                          response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
     """Record an operating-status assessment (status, assessor, date, evidence, attachments)."""
@@ -383,7 +390,8 @@ async def assess_project(project_id: str, cmd: c.AssessProject, request: Request
     return project_view(state, version, _deps(request))
 
 
-@router.post("/projects/{project_id}/retirement", status_code=201)
+@router.post("/projects/{project_id}/retirement", status_code=201, response_model=a.Project,
+             summary="项目退出 · Retire a project")
 async def retire_project(project_id: str, cmd: c.RetireProject, request: Request,
                          response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
     """Retire a project (改作他用 / 撤并 / 拆除) with its reason."""
@@ -392,7 +400,8 @@ async def retire_project(project_id: str, cmd: c.RetireProject, request: Request
     return project_view(state, version, _deps(request))
 
 
-@router.post("/programmes", status_code=201)
+@router.post("/programmes", status_code=201, response_model=a.Programme,
+             summary="登记适老化改造计划 · Register an adaptation programme")
 async def register_programme(cmd: c.RegisterAdaptationProgramme, request: Request,
                              response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
     """Register a home-adaptation programme (one per unit, township and year)."""
@@ -400,7 +409,8 @@ async def register_programme(cmd: c.RegisterAdaptationProgramme, request: Reques
     return programme_view(state, version)
 
 
-@router.post("/programmes/{programme_id}/households", status_code=201)
+@router.post("/programmes/{programme_id}/households", status_code=201,
+             response_model=a.ProgrammeWithHouseholds, summary="登记改造户 · Register households")
 async def register_households(programme_id: str, cmd: c.RegisterHouseholds, request: Request,
                               response: Response, actor: Actor = Depends(commander)) -> dict[str, Any]:
     """Register adapted households; names, addresses and phones are sealed, never stored clear."""
@@ -412,7 +422,8 @@ async def register_households(programme_id: str, cmd: c.RegisterHouseholds, requ
             "household_codes": registered}
 
 
-@router.post("/liaisons", status_code=201)
+@router.post("/liaisons", status_code=201, response_model=a.Liaison,
+             summary="登记责任领导和联络员 · Register a leader or liaison (附件1)")
 async def register_liaison(cmd: c.RegisterLiaison, request: Request, response: Response,
                            actor: Actor = Depends(commander)) -> dict[str, Any]:
     """附件1: register a unit's responsible leader or liaison (a new version each change)."""
@@ -421,7 +432,9 @@ async def register_liaison(cmd: c.RegisterLiaison, request: Request, response: R
     return liaison_view(state.current[cmd.role.value])
 
 
-@router.post("/imports", status_code=201, openapi_extra=_UPLOAD_OPENAPI)
+@router.post("/imports", status_code=201, openapi_extra=_UPLOAD_OPENAPI,
+             response_model=a.ImportSummary, summary="批量导入 · Bulk import (.xlsx or CSV)",
+             responses={**errors(415), **errors(422, model=ImportRefusedBody)})
 async def import_file(request: Request, response: Response,
                       sheet: str | None = Query(None, description="projects | households, "
                                                 "for a single CSV"),
@@ -449,7 +462,8 @@ async def import_file(request: Request, response: Response,
     return import_summary(result)
 
 
-@router.get("/imports/template")
+@router.get("/imports/template", response_class=Response,
+            summary="导入模板 · The import workbook", responses=text_content(XLSX_MEDIA_TYPE, binary=True))
 async def import_template(request: Request, actor: Actor = Depends(reader)) -> Response:
     """The import workbook: both sheets with bilingual headers, choices and a guide sheet."""
     return Response(build_template(_deps(request).campaign), media_type=XLSX_MEDIA_TYPE,
@@ -460,7 +474,7 @@ async def import_template(request: Request, actor: Actor = Depends(reader)) -> R
 # ----- queries ----------------------------------------------------------------------------------
 
 
-@router.get("/projects")
+@router.get("/projects", response_model=a.ProjectPage, summary="项目列表 · List projects")
 async def list_projects(request: Request, actor: Actor = Depends(reader),
                         unit: str | None = None, project_type: str | None = None,
                         status: OperatingStatus | None = None,
@@ -477,7 +491,8 @@ async def list_projects(request: Request, actor: Actor = Depends(reader),
     return _page([project_row_view(r, deps) for r in page.rows], page.total, limit, offset)
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", response_model=a.ProjectWithHistory,
+            summary="项目详情及历史 · A project and its history")
 async def get_project(project_id: str, request: Request,
                       actor: Actor = Depends(reader)) -> dict[str, Any]:
     """One project as its stream says now, with its full history: every event, who and when."""
@@ -495,7 +510,7 @@ async def get_project(project_id: str, request: Request,
             "history": [_history_entry(item, runtime.deps) for item in recorded]}
 
 
-@router.get("/ledger")
+@router.get("/ledger", response_model=a.LedgerPage, summary="问题台账 · The ledger (台账)")
 async def ledger(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
                  include_cleared: bool = False, limit: int = Query(100, ge=1, le=1000),
                  offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
@@ -551,7 +566,7 @@ async def _liaison_items(request: Request, actor: Actor, unit: str | None,
         subjects = [row["subject_id"] for row in rows]
         fields = ["mobile", "office_phone"]
         # Recorded first: if the record cannot be written, nothing is revealed.
-        correlation = new_correlation_id(request)
+        correlation = correlation_of(request)
         await q.record_reveal(runtime.pool, actor=actor, what="liaison_phones", unit=unit,
                               subjects=subjects, fields=fields, correlation_id=correlation)
         log.info("personal_data_revealed", service="registry", what="liaison_phones",
@@ -571,7 +586,8 @@ _REVEAL = Query(False, description="show phones in clear (city_admin and the uni
                                    "roles; recorded)")
 
 
-@router.get("/liaisons")
+@router.get("/liaisons", response_model=a.LiaisonList,
+            summary="责任领导和联络员 · Leaders and liaisons (附件1)")
 async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
                    reveal: bool = _REVEAL) -> dict[str, Any]:
     """附件1: each unit's responsible leader and liaison; phones masked unless revealed."""
@@ -580,7 +596,8 @@ async def liaisons(request: Request, actor: Actor = Depends(reader), unit: str |
 
 
 @router.get("/liaisons.xlsx", response_class=Response,
-            responses={200: {"content": {XLSX_MEDIA_TYPE: {}}}})
+            summary="附件1 登记表 · Leaders and liaisons workbook (附件1)",
+            responses=text_content(XLSX_MEDIA_TYPE, binary=True))
 async def liaisons_xlsx(request: Request, actor: Actor = Depends(reader), unit: str | None = None,
                         reveal: bool = _REVEAL) -> Response:
     """附件1 责任领导和联络员登记表 as the notice lays it out, one printed page per unit; phones
@@ -595,7 +612,8 @@ async def liaisons_xlsx(request: Request, actor: Actor = Depends(reader), unit: 
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@router.get("/programmes")
+@router.get("/programmes", response_model=a.ProgrammePage,
+            summary="适老化改造计划列表 · List adaptation programmes")
 async def list_programmes(request: Request, actor: Actor = Depends(reader),
                           unit: str | None = None, limit: int = Query(100, ge=1, le=1000),
                           offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
@@ -607,7 +625,8 @@ async def list_programmes(request: Request, actor: Actor = Depends(reader),
     return _page([_row(r, deps) for r in page.rows], page.total, limit, offset)
 
 
-@router.get("/programmes/{programme_id}/households")
+@router.get("/programmes/{programme_id}/households", response_model=a.HouseholdPage,
+            summary="改造户列表 · A programme's households (masked)")
 async def list_households(programme_id: str, request: Request, actor: Actor = Depends(reader),
                           limit: int = Query(100, ge=1, le=1000),
                           offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:

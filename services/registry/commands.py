@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import AwareDatetime, SecretStr
+from pydantic import AwareDatetime, ConfigDict, SecretStr
 
 from services.registry.events import Gender, LiaisonRole, OperatingStatus, Operator, RetirementReason
 from shared.messages import Command, Record
@@ -23,6 +23,15 @@ class OnDuplicate(StrEnum):
 
 
 class RegisterProject(Command):
+    model_config = ConfigDict(json_schema_extra={"examples": [{  # for the API document only
+        "project_type": "community_center", "name": "凤凰街道(示例)社区居家养老服务中心",
+        "unit": "echeng", "township": "凤凰街道", "village": "滨湖社区", "project_year": 2022,
+        "provincial_key": False,
+        "operator": {"kind": "professional", "name": "(示例)颐康养老服务有限公司",
+                     "contract_start": "2023-01-01", "contract_end": "2025-12-31"},
+        "services": ["meal_assistance", "day_care", "cleaning_assistance"],
+        "claimed_status": "operating"}]})
+
     project_type: str
     name: str
     unit: str
@@ -94,6 +103,10 @@ class RegisterHouseholds(Command):
 
 class RegisterLiaison(Command):
     """附件1 row: a unit's responsible leader (责任领导) or liaison (联络员)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{  # for the API document only
+        "unit": "echeng", "role": "liaison", "name": "陈某某(示例)", "gender": "female",
+        "position": "养老服务科科长", "mobile": "13800009876", "office_phone": "0711-0000123"}]})
 
     unit: str
     role: LiaisonRole

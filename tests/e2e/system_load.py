@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from shared.hosting import ready_addresses
 from tests.e2e.test_embedded_up import LOOKBACK, free_port_base
 from tests.support.actors import TOKENS_JSON, auth
 from tests.support.broker import declare_system_bus
@@ -66,7 +67,7 @@ class ServiceProcess:
         assert proc.stdout is not None
         for line in proc.stdout:
             self.lines.append(line)
-            if line.startswith("READY "):
+            if ready_addresses(line) is not None:
                 ready.set()
             elif not line.startswith('{"service"') or '"message_handled"' not in line:
                 self.notable.append(line)  # everything but the one line per handled message

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.hosting import ready_addresses
 from tests.support.services import AMQP_URL, SMALL_POOLS, TEST_MASTER_KEY, child_env, small_pools_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -28,7 +29,7 @@ def free_port_base() -> int:
     return base if base < 60000 else 20000
 
 
-def start(data_dir: Path, port_base: int, **settings: str) -> tuple[subprocess.Popen, str]:
+def start(data_dir: Path, port_base: int, **settings: str) -> tuple[subprocess.Popen, dict[str, str]]:
     env = child_env(broker="amqp_url" in settings, LOOKBACK_LOG_JSON="true")
     env.update({f"LOOKBACK_{k.upper()}": v for k, v in settings.items()})
     proc = subprocess.Popen([LOOKBACK, "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
@@ -36,7 +37,8 @@ def start(data_dir: Path, port_base: int, **settings: str) -> tuple[subprocess.P
     return _await_ready(proc)
 
 
-def _await_ready(proc: subprocess.Popen) -> tuple[subprocess.Popen, str]:
+def _await_ready(proc: subprocess.Popen) -> tuple[subprocess.Popen, dict[str, str]]:
+    """Wait for the READY line (JSON when JSON logs are on); the addresses it announces."""
     # A reader thread, not select(): the text wrapper buffers lines select() cannot see.
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
@@ -51,8 +53,8 @@ def _await_ready(proc: subprocess.Popen) -> tuple[subprocess.Popen, str]:
                 break
             continue
         seen.append(line)
-        if line.startswith("READY "):
-            return proc, line
+        if (addresses := ready_addresses(line)) is not None:
+            return proc, addresses
     proc.kill()
     raise AssertionError("lookback up never said READY:\n" + "".join(seen[-40:]))
 
@@ -68,10 +70,10 @@ def stop(proc: subprocess.Popen) -> int:
 
 def test_lookback_up_runs_all_four_services_on_the_embedded_database(tmp_path):
     base = free_port_base()
-    proc, ready_line = start(tmp_path / "var", base)
+    proc, listening = start(tmp_path / "var", base)
     try:
         # The console comes first, on the first port, and a demo account signs in to it.
-        assert ready_line.split()[1] == f"console=127.0.0.1:{base}"
+        assert list(listening.items())[0] == ("console", f"127.0.0.1:{base}")
         console = f"http://127.0.0.1:{base}"
         demo = tmp_path / "var" / "demo-accounts.txt"
         assert demo.stat().st_mode & 0o077 == 0
@@ -83,7 +85,7 @@ def test_lookback_up_runs_all_four_services_on_the_embedded_database(tmp_path):
             assert signed_in.status_code == 303, signed_in.text
             assert "工作台" in browser.get("/").text
         for i, service in enumerate(("registry", "rectification", "inspection", "notifier"), 1):
-            assert f"{service}=127.0.0.1:{base + i}" in ready_line
+            assert listening[service] == f"127.0.0.1:{base + i}"
             url = f"http://127.0.0.1:{base + i}"
             assert httpx.get(f"{url}/healthz", timeout=5).json()["service"] == service
             ready = httpx.get(f"{url}/readyz", timeout=5)
@@ -127,9 +129,9 @@ def test_lookback_serve_runs_one_service_process_and_stops_gracefully(tmp_path, 
                 **small_pools_env()})
     proc = subprocess.Popen([LOOKBACK, "serve", "rectification"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env, text=True)
-    proc, ready_line = _await_ready(proc)
+    proc, listening = _await_ready(proc)
     try:
-        assert f"rectification=127.0.0.1:{port}" in ready_line
+        assert listening == {"rectification": f"127.0.0.1:{port}"}
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert ready.status_code == 200, ready.text
         assert httpx.get(f"http://127.0.0.1:{port}/problems", timeout=5).status_code == 401

@@ -174,15 +174,17 @@ async def test_the_asyncapi_document_lists_what_the_notifier_consumes_and_publis
                                  base_url="http://test") as client:
         document = (await client.get("/asyncapi.json")).json()
     channels = document["channels"]
-    for consumer in CONSUMERS:
-        described = channels[consumer.name]["description"]
-        assert described == f"{consumer.producer} events: {', '.join(consumer.event_types)}"
-    assert "registry.LiaisonRegistered" in channels["notifier.on-registry"]["description"]
-    assert "inspection.VisitScheduled" in channels["notifier.on-inspection"]["description"]
-    published = {channel["address"] for name, channel in channels.items()
-                 if name.startswith("notifier.events:")}
-    assert published == {cls.type_name for cls in CONTRACT.events}
+    for consumer in CONSUMERS:  # every routing key its queue is bound with
+        bindings = channels[consumer.name]["bindings"]["amqp"]["x-lookback-bindings"]
+        assert [b["routingKey"] for b in bindings] == consumer.event_types
+        assert {b["exchange"] for b in bindings} == {f"{consumer.producer}.events"}
+    on_registry = channels["notifier.on-registry"]["messages"]
+    on_inspection = channels["notifier.on-inspection"]["messages"]
+    assert "registry.LiaisonRegistered" in on_registry
+    assert "inspection.VisitScheduled" in on_inspection
     operations = document["operations"]
-    assert {op["action"] for name, op in operations.items()
-            if name.startswith("notifier.events:")} == {"send"}
-    assert {operations[c.name]["action"] for c in CONSUMERS} == {"receive"}
+    sent = [op for op in operations.values() if op["action"] == "send"
+            and op["channel"]["$ref"].startswith("#/channels/notifier.events.")]
+    published = {channels[op["channel"]["$ref"].removeprefix("#/channels/")]["address"] for op in sent}
+    assert published == {cls.type_name for cls in CONTRACT.events}
+    assert {operations[f"receive.{c.name}"]["action"] for c in CONSUMERS} == {"receive"}

@@ -1,5 +1,6 @@
 """Registry events reach RabbitMQ in the shape the service's AsyncAPI document promises: CloudEvents
-`ce-` headers, and a JSON body valid against the message's payload schema."""
+`ce-` headers valid against the message's headers schema, and a JSON body valid against its payload
+schema; and the official CloudEvents SDK reads every captured message with its RabbitMQ binding."""
 from __future__ import annotations
 
 import json
@@ -8,10 +9,16 @@ from typing import Any
 
 import aio_pika
 import pytest
+from cloudevents.core.bindings.rabbitmq import RabbitMQMessage, from_binary
+from cloudevents.core.formats.json import JSONFormat
+from jsonschema import Draft7Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
 
 from shared.store import PostgresEventStore, create_pool
 from tests.registry.support import project_body, registry_client
 from tests.support.actors import auth
+from tests.support.broker import deployment_of
 from tests.support.polling import eventually
 from tests.support.services import AMQP_URL, delete_bus_objects
 
@@ -71,6 +78,15 @@ def payload_schema(document: dict[str, Any], event_type: str) -> dict[str, Any]:
     return message["payload"]
 
 
+def headers_problems(headers: dict[str, Any], document: dict[str, Any], event_type: str) -> list[str]:
+    """The message's AMQP headers against the headers schema the document gives its type."""
+    registry = Registry().with_resource("urn:doc", Resource.from_contents(
+        document, default_specification=DRAFT7))
+    validator = Draft7Validator({"$ref": f"urn:doc#/components/messages/{event_type}/headers"},
+                                registry=registry)
+    return [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(headers)]
+
+
 TAP = "test.registry-tap"  # a queue of the test, bound to every registry event
 
 
@@ -105,17 +121,24 @@ async def test_registry_events_on_rabbitmq_match_the_asyncapi_document(database,
         await delete_bus_objects(unique_prefix, services=["registry"], consumers=[TAP])
 
     assert [m.routing_key for m in received] == ["registry.ProjectRegistered", "registry.LedgerEntryAdded"]
+    source = f"urn:lookback:{deployment_of(unique_prefix)}:registry"
     for message in received:
         headers = message.headers
         event_type = message.routing_key
+        assert headers_problems(headers, document, event_type) == []
         assert headers["ce-specversion"] == "1.0"
         assert headers["ce-id"] == message.message_id and message.message_id in stored
         recorded = stored[message.message_id]
         assert (headers["ce-type"], headers["ce-source"], headers["ce-subject"]) == (
-            event_type, "registry", f"project-{project_id}")
-        assert headers["ce-schemaversion"] == 1
-        assert headers["ce-streamversion"] == recorded.stream_version
+            event_type, source, f"project-{project_id}")
+        assert headers["ce-schemaversion"] == "1"
+        assert headers["ce-streamversion"] == str(recorded.stream_version)
         assert headers["ce-correlationid"] == recorded.metadata["correlation_id"]
+        event = from_binary(RabbitMQMessage(headers, message.content_type, message.body), JSONFormat())
+        assert (event.get_id(), event.get_source(), event.get_type(), event.get_subject()) == (
+            message.message_id, source, event_type, f"project-{project_id}")
+        assert event.get_data() == recorded.payload
+        assert event.get_extension("streamversion") == str(recorded.stream_version)
         assert datetime.fromisoformat(headers["ce-time"]) == datetime.fromisoformat(
             recorded.metadata["occurred_at"])
         assert message.content_type == "application/json"

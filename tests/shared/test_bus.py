@@ -114,6 +114,10 @@ async def test_unparseable_messages_go_to_the_dead_letter_queue_with_the_reason(
             "not json": (b"{not json", {**good_headers, "ce-id": str(uuid.uuid4())}),
             "no type": (b"{}", {k: v for k, v in good_headers.items() if k != "ce-type"}
                         | {"ce-id": str(uuid.uuid4())}),
+            "no producer's source": (b"{}", {**good_headers, "ce-id": str(uuid.uuid4()),
+                                             "ce-source": "https://example.invalid/things"}),
+            "another producer's source": (b"{}", {**good_headers, "ce-id": str(uuid.uuid4()),
+                                                  "ce-source": "urn:lookback:elsewhere:registry"}),
         }
         for body, headers in cases.values():
             await publish_as(service_role("example"), f"{unique_prefix}example.events", body,
@@ -131,7 +135,9 @@ async def test_unparseable_messages_go_to_the_dead_letter_queue_with_the_reason(
             reasons = []
 
             expected = ("not JSON", "invalid example.ThingRegistered payload",
-                        "missing CloudEvents headers: ce-type")
+                        "missing CloudEvents headers: ce-type",
+                        "is neither urn:lookback:<deployment>:<service> nor a service's name",
+                        "names registry, not example: refused as forged")
 
             async def collect() -> bool:  # the relay publishes the unreadable one a second time
                 message = await dlq.get(fail=False, no_ack=True)
@@ -139,8 +145,23 @@ async def test_unparseable_messages_go_to_the_dead_letter_queue_with_the_reason(
                     reasons.append(message.headers.get("x-lookback-reason"))
                 return all(any(e in str(r) for r in reasons) for e in expected)
 
-            await eventually(collect, what="the three dead letters")
+            await eventually(collect, what="the five dead letters")
         assert await seen(c) == []
+
+
+async def test_a_consumer_reads_the_current_header_form_and_the_one_archives_still_hold(
+        database, unique_prefix):
+    """Archive streams and dead-letter queues keep messages published before ce-source became a
+    URN and the extensions strings (docs/adr/0016): they are read as before, and checked as
+    strictly (broker user, the producer's ledger)."""
+    async with system(database, unique_prefix, producer_amqp=AMQP_URL, consumer_amqp=AMQP_URL) as (p, c):
+        for name, legacy in (("current form", False), ("older form", True)):
+            await deliver_as_producer(
+                database, unique_prefix, "example", f"example-{uuid.uuid4()}",
+                ThingRegistered(thing_id=name, name=name, unit="echeng"), actor=city_admin(),
+                occurred_at=datetime.now(UTC), legacy=legacy)
+        rows = await eventually(lambda: _count_at_least(c, 2), what="both forms handled")
+    assert sorted(r["name"] for r in rows) == ["current form", "older form"]
 
 
 async def test_a_domain_rejection_is_acknowledged_and_logged_not_dead_lettered(database, unique_prefix):
@@ -235,7 +256,7 @@ async def test_operations_endpoints_tell_the_truth(database, unique_prefix):
                 'outcome="handled"} 1.0') in metrics
         assert "lookback_relay_lag_events" in (await p.get("/metrics")).text
         spec = (await p.get("/asyncapi.json")).json()
-        assert any("example.ThingRegistered" in key for key in spec["channels"])
+        assert any(c["address"] == "example.ThingRegistered" for c in spec["channels"].values())
         html = (await p.get("/asyncapi")).text
         assert "asyncapi/try" not in html
         assert (await p.get("/openapi.json")).json()["paths"]["/things"]

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 import aio_pika
 
-from shared.envelope import Delivery
+from shared.envelope import Delivery, producer_of, source_uri
 from shared.messages import Actor, Event, NewEvent, new_event
 from shared.provisioning import OPERATOR, BrokerPlan, provision_broker, service_role
+from shared.settings import Settings
 from shared.store import login_dsn
 from shared.topology import Names
 from tests.support.databases import fetchval, store_as
@@ -90,16 +91,34 @@ async def publish_as(user: str, exchange: str, body: bytes, *, routing_key: str,
 
 
 async def deliver_as_producer(dsn: str, prefix: str, producer: str, stream_id: str, event: Event, *,
-                              actor: Actor, occurred_at: datetime, times: int = 1) -> uuid.UUID:
+                              actor: Actor, occurred_at: datetime, times: int = 1,
+                              legacy: bool = False) -> uuid.UUID:
     """An event `producer` really appended, delivered `times` times as its relay publishes it
     (a redelivery repeats the very message). Consumers act only on what the producer's ledger
-    holds (docs/adr/0009), so that is how a test puts a real event on the bus by hand."""
+    holds (docs/adr/0009), so that is how a test puts a real event on the bus by hand.
+    `legacy`: in the header form relays used before (docs/adr/0016), as archives still hold it."""
     return await deliver_appended(dsn, prefix, producer, new_event(
-        stream_id, event, actor=actor, occurred_at=occurred_at), times=times)
+        stream_id, event, actor=actor, occurred_at=occurred_at), times=times, legacy=legacy)
+
+
+def deployment_of(prefix: str) -> str:
+    """The deployment a service under test names in its ce-source (Settings.deployment_name)."""
+    return Settings(bus_prefix=prefix).deployment_name
+
+
+def legacy_headers(headers: dict[str, object]) -> dict[str, object]:
+    """The headers as relays wrote them before: the producer's bare name as source, the schema
+    version, stream version and global position as AMQP integers."""
+    legacy = dict(headers)
+    legacy["ce-source"] = producer_of(str(headers["ce-source"]))
+    for name in ("ce-schemaversion", "ce-streamversion", "ce-globalposition"):
+        if name in legacy:
+            legacy[name] = int(str(legacy[name]))
+    return legacy
 
 
 async def deliver_appended(dsn: str, prefix: str, producer: str, new: NewEvent, *,
-                           times: int = 1) -> uuid.UUID:
+                           times: int = 1, legacy: bool = False) -> uuid.UUID:
     """`new` appended as the producer's database role, awaited in the ledger (a service under
     test runs the sequencer), then published `times` times as the producer's broker user."""
     async with store_as(dsn, producer) as store:
@@ -108,9 +127,11 @@ async def deliver_appended(dsn: str, prefix: str, producer: str, new: NewEvent, 
                                           appended.event_id), what="the event in the ledger")
         [recorded] = [e for e in await store.read_stream(new.stream_id)
                       if e.event_id == appended.event_id]
-    message = Delivery.from_recorded(recorded, producer).outgoing()
+    message = Delivery.from_recorded(
+        recorded, source_uri(deployment_of(prefix), producer)).outgoing()
+    headers = legacy_headers(message.headers) if legacy else message.headers
     await publish_as(service_role(producer), Names(prefix).events_exchange(producer), message.body,
-                     routing_key=message.event_type, headers=message.headers,
+                     routing_key=message.event_type, headers=headers,
                      message_id=message.event_id, times=times)
     return appended.event_id
 
