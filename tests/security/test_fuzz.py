@@ -66,7 +66,10 @@ def test_no_operation_of_the_api_answers_with_a_server_error(system, service, tm
         [SCHEMATHESIS, "run", f"{system[service]}/openapi.json",
          "--checks", "not_a_server_error", "--max-examples", str(EXAMPLES_PER_OPERATION),
          "--generation-deterministic", "--header", f"Authorization: {ADMIN_AUTHORIZATION}",
-         "--workers", "1", "--report", "junit", "--report-junit-path", str(report),
+         "--workers", "1",
+         # An import may take its isolated child's whole wall-clock bound (30 s) on a busy machine:
+         # an answer that slow is not a server error; no answer within 60 s would be.
+         "--request-timeout", "60", "--report", "junit", "--report-junit-path", str(report),
          "--no-color"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache stays there
     output = result.stdout + result.stderr
