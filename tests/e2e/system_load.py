@@ -41,6 +41,10 @@ def project_body(n: int, run: str) -> dict[str, Any]:
             "claimed_status": "not_operating"}
 
 
+# Lines a process writes for every message and every request: kept only in the tail.
+ROUTINE = ("message_handled", "http_request")
+
+
 @dataclass
 class ServiceProcess:
     """One `lookback serve <service>` process; its output is kept (the last lines) for failures."""
@@ -69,8 +73,8 @@ class ServiceProcess:
             self.lines.append(line)
             if ready_addresses(line) is not None:
                 ready.set()
-            elif not line.startswith('{"service"') or '"message_handled"' not in line:
-                self.notable.append(line)  # everything but the one line per handled message
+            elif not any(f'"event": "{routine}"' in line for routine in ROUTINE):
+                self.notable.append(line)
 
     async def ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
