@@ -42,6 +42,10 @@ def project_body(n: int, run: str) -> dict[str, Any]:
             "claimed_status": "not_operating"}
 
 
+# Lines a process writes for every message and every request: kept only in the tail.
+ROUTINE = ("message_handled", "http_request")
+
+
 @dataclass
 class ServiceProcess:
     """One `lookback serve <service>` process; its output is kept (the last lines) for failures."""
@@ -70,8 +74,8 @@ class ServiceProcess:
             self.lines.append(line)
             if ready_addresses(line) is not None:
                 ready.set()
-            elif not line.startswith('{"service"') or '"message_handled"' not in line:
-                self.notable.append(line)  # everything but the one line per handled message
+            elif not any(f'"event": "{routine}"' in line for routine in ROUTINE):
+                self.notable.append(line)
 
     async def ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -149,8 +153,14 @@ async def start_system(database: str, prefix: str, data_dir: Path, *, amqp_urls:
                           **{**settings, **(own or {}).get(service, {})})
         processes[service] = ServiceProcess(service, base + i, env)
         processes[service].start()
-    for process in processes.values():
-        await process.ready()
+    try:
+        for process in processes.values():
+            await process.ready()
+    except BaseException:   # none left running behind a failed start (a port taken meanwhile)
+        for process in processes.values():
+            if process.proc is not None and process.proc.poll() is None:
+                process.kill()
+        raise
     return processes
 
 
