@@ -72,7 +72,9 @@ async def test_under_steady_load_and_faults_every_effect_happens_once_and_all_ca
 
         _, _, scrapes = await asyncio.gather(workload.run_for(LOAD_SECONDS), faults(),
                                              scrape_the_sequencers_metrics())
-        assert scrapes >= LOAD_SECONDS * 5
+        # The scrapes happened (a count, not a rate: on a busy machine each takes longer); what
+        # they must not do, knock the sequencer's leader off, is asserted below.
+        assert scrapes >= 50, scrapes
         load_stopped = time.monotonic()
         assert workload.refused == [] and workload.failed == 0
         accepted = len(workload.accepted)
