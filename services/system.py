@@ -363,9 +363,11 @@ async def serve(name: str, settings: Settings) -> None:
     (`lookback migrate`, as the migration role): a service's role may not change the schema; so
     is the broker's topology (`lookback provision`): a service's user may declare only its own."""
     configure_logging(json=settings.log_json, level=settings.log_level)
-    if settings.database_url is None:
-        raise SystemExit("lookback serve needs LOOKBACK_DATABASE_URL (use `lookback up` to run "
+    if settings.database_url is None:  # a log line, so that it is JSON like every other
+        log.error("cannot_start", service=name,
+                  reason="lookback serve needs LOOKBACK_DATABASE_URL (use `lookback up` to run "
                          "everything on the embedded default)")
+        raise SystemExit(1)
     port = settings.http_port or DEFAULT_PORTS[name]
     app = service_app(name, settings)
     await serve_apps({name: app}, settings, {name: port},

@@ -209,7 +209,7 @@ class AsyncApiDocument(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    asyncapi: str = Field(examples=["3.0.0"])
+    asyncapi: str = Field(examples=["3.1.0"])
     info: dict[str, Any]
 
 

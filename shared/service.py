@@ -449,7 +449,7 @@ def create_service_app(spec: ServiceSpec[Any], settings: Settings | None = None,
         @kernel.get("/asyncapi.json", tags=["operations"], response_model=AsyncApiDocument,
                     summary="AsyncAPI 文档 · AsyncAPI document")
         async def asyncapi_json() -> JSONResponse:
-            """This service's AsyncAPI 3.0 document: what it publishes and consumes on RabbitMQ,
+            """This service's AsyncAPI 3.1 document: what it publishes and consumes on RabbitMQ,
             with the CloudEvents headers, queue bindings and arguments, dead-letter path and
             archive. 本服务在消息总线上发布与消费的消息、队列绑定、死信路径与归档。"""
             return JSONResponse(asyncapi_document())

@@ -38,7 +38,7 @@ from shared.consuming import (
     log_outcome,
     utc_now,
 )
-from shared.envelope import Delivery, Outgoing, cloud_event_headers, source_uri
+from shared.envelope import CE, Delivery, Outgoing, cloud_event_headers, source_uri
 from shared.errors import TransientError
 from shared.logging import get_logger
 from shared.metrics import Metrics
@@ -59,6 +59,17 @@ RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
 # The producer's own record of an event: a delivery is acted on only if it matches it.
 _LEDGER_ENTRY = ("SELECT l.stream_id, l.event_type, l.payload_hash FROM es.ledger l "
                  "WHERE l.event_id = $1")
+# Whether the consumer has yet to handle the stream's nearest earlier event it takes (the one
+# before that was handled before it, and so on): one step down the (stream_id, stream_version)
+# index, and one inbox row.
+_EARLIER_UNHANDLED = """
+    SELECT NOT EXISTS (SELECT 1 FROM es.inbox i WHERE i.consumer = $4 AND i.event_id = p.event_id)
+      FROM (SELECT l.event_id FROM es.ledger l
+             WHERE l.stream_id = $1 AND l.stream_version < $2 AND l.event_type = ANY($3::text[])
+             ORDER BY l.stream_version DESC LIMIT 1) p"""
+# How long a delivery waits for its stream's earlier event before it is handled anyway: the
+# earlier one may have been dead-lettered, and a consumer must not stall behind it for ever.
+ORDER_WAIT_SECONDS = 10.0
 
 
 async def _undecoded(message: Any) -> bytes:
@@ -77,9 +88,11 @@ class RabbitTransport:
 
     Bounded: each consumer has its own channel with a prefetch limit (the broker hands over at
     most `prefetch` unacknowledged messages) and runs at most `concurrency` handlers at once. A
-    backlog waits in the broker, not in this process. Stopping cancels the consumers at the broker
-    first (no new work), lets the handlers finish within the graceful timeout, and cancels what is
-    left; its messages, never acknowledged, go back to the queue.
+    backlog waits in the broker, not in this process. In order per stream: a delivery is handled
+    only once the consumer has handled the stream's earlier events (`_in_turn`, ADR 0019).
+    Stopping cancels the consumers at the broker first (no new work), lets the handlers finish
+    within the graceful timeout, and cancels what is left; its messages, never acknowledged, go
+    back to the queue.
     """
 
     def __init__(self, *, service: str, amqp_url: str, names: topology.Names, pool: asyncpg.Pool,
@@ -141,6 +154,7 @@ class RabbitTransport:
             self._in_flight.add(task)
         try:
             if self._accepting:
+                await self._in_turn(spec, msg)
                 async with self._slots[spec.name]:
                     if self._accepting:
                         await self._deliver(spec, msg)
@@ -149,6 +163,40 @@ class RabbitTransport:
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+
+    async def _in_turn(self, spec: ConsumerSpec, msg: Any) -> None:
+        """Wait, without holding a handler slot, until this consumer has handled the earlier
+        events of the delivery's stream that it takes. Handlers run several at once and FastStream
+        does not hand deliveries over strictly in their order, yet a reaction to a subject's later
+        event must not overtake the one to an earlier event: a 反弹 taking back a 销号 the other
+        service has not recorded yet would change nothing, and the 销号 would land after it. The
+        inbox is the truth, so this holds across redeliveries and processes too. A delivery
+        whose headers do not say its place is left to `accept` (which dead-letters it)."""
+        headers = msg.raw_message.headers or {}
+        stream = headers.get(f"{CE}subject")
+        try:   # a string on the wire (CloudEvents extensions), an integer in the older form
+            version = int(str(headers.get(f"{CE}streamversion")))
+        except ValueError:
+            return
+        if not isinstance(stream, str) or version <= 1:
+            return
+        loop = asyncio.get_running_loop()
+        give_up, pause = loop.time() + ORDER_WAIT_SECONDS, 0.01
+        while not self._closing.is_set():
+            try:
+                waiting = await self.pool.fetchval(_EARLIER_UNHANDLED, stream, version,
+                                                   list(spec.event_types), spec.name)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                return   # the store is away: `accept` finds out and gives the message back
+            if not waiting:
+                return
+            if loop.time() > give_up:
+                log.warning("message_out_of_order", consumer=spec.name, stream_version=version,
+                            reason=f"an earlier event of its stream is still not handled after "
+                                   f"{ORDER_WAIT_SECONDS:.0f} s (dead-lettered?)")
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     async def accept(self, spec: ConsumerSpec, msg: Any) -> Delivery:
         """The one place a delivery is checked before any handling (docs/adr/0009):

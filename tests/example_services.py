@@ -90,15 +90,18 @@ class Handlers:
     most = 0
     attempts: dict[str, list[str]] = {}
     release = asyncio.Event()
+    started: list[str] = []   # names, in the order their handlers began
 
     @classmethod
     def reset(cls) -> None:
         cls.running = cls.most = 0
         cls.attempts = {}
         cls.release = asyncio.Event()
+        cls.started = []
 
 
 async def record_thing(ctx: HandlerContext, event: ThingRegistered) -> None:
+    Handlers.started.append(event.name)
     Handlers.running += 1
     Handlers.most = max(Handlers.most, Handlers.running)
     try:

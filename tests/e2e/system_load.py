@@ -24,6 +24,7 @@ from shared.hosting import ready_addresses
 from tests.e2e.test_embedded_up import LOOKBACK, free_port_base
 from tests.support.actors import TOKENS_JSON, auth
 from tests.support.broker import declare_system_bus
+from tests.support.databases import ADMIN_DSN
 from tests.support.services import TEST_MASTER_KEY, child_env
 
 AUTH = auth("admin-1")   # the city admin of tests/support's actors (TOKENS_JSON knows them all)
@@ -39,6 +40,10 @@ def project_body(n: int, run: str) -> dict[str, Any]:
                          "contract_start": "2023-01-01", "contract_end": "2025-12-31"},
             "services": ["meal_assistance", "day_care", "cleaning_assistance"],
             "claimed_status": "not_operating"}
+
+
+# Lines a process writes for every message and every request: kept only in the tail.
+ROUTINE = ("message_handled", "http_request")
 
 
 @dataclass
@@ -69,8 +74,8 @@ class ServiceProcess:
             self.lines.append(line)
             if ready_addresses(line) is not None:
                 ready.set()
-            elif not line.startswith('{"service"') or '"message_handled"' not in line:
-                self.notable.append(line)  # everything but the one line per handled message
+            elif not any(f'"event": "{routine}"' in line for routine in ROUTINE):
+                self.notable.append(line)
 
     async def ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -134,19 +139,28 @@ def service_env(service: str, *, database: str, amqp_url: str, prefix: str, port
 
 async def start_system(database: str, prefix: str, data_dir: Path, *, amqp_urls: dict[str, str],
                        services: Sequence[str] = ("registry", "rectification", "inspection"),
+                       own: dict[str, dict[str, str]] | None = None,
                        **settings: str) -> dict[str, ServiceProcess]:
     """One process per service, started together; the first service leads the sequencing. The
-    bus is declared first, as `lookback provision` does before any service starts."""
+    bus is declared first, as `lookback provision` does before any service starts. `settings`
+    go to every process, `own[service]` to that one only."""
     await declare_system_bus(prefix)
     base = free_port_base()
     processes = {}
     for i, service in enumerate(services):
         env = service_env(service, database=database, amqp_url=amqp_urls[service], prefix=prefix,
-                          port=base + i, data_dir=data_dir, sequencer=i == 0, **settings)
+                          port=base + i, data_dir=data_dir, sequencer=i == 0,
+                          **{**settings, **(own or {}).get(service, {})})
         processes[service] = ServiceProcess(service, base + i, env)
         processes[service].start()
-    for process in processes.values():
-        await process.ready()
+    try:
+        for process in processes.values():
+            await process.ready()
+    except BaseException:   # none left running behind a failed start (a port taken meanwhile)
+        for process in processes.values():
+            if process.proc is not None and process.proc.poll() is None:
+                process.kill()
+        raise
     return processes
 
 
@@ -251,6 +265,18 @@ async def effects(dsn: str) -> dict[str, int]:
               (SELECT count(*) FROM es.events) AS events,
               (SELECT count(*) FROM es.ledger) AS sequenced""")
         return dict(row)
+    finally:
+        await conn.close()
+
+
+async def hold_a_transaction(seconds: float) -> None:
+    """A transaction open elsewhere in the cluster holds back the sequencing horizon: events
+    committed meanwhile wait to be sequenced, and so does every read model."""
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        async with conn.transaction():
+            await conn.fetchval("SELECT pg_current_xact_id()")
+            await asyncio.sleep(seconds)
     finally:
         await conn.close()
 

@@ -175,6 +175,16 @@ async def _correlation_of_event(dsn: str, project_id: str) -> str | None:
 
 
 @pytest.mark.unit
+def test_a_service_that_cannot_start_says_why_in_json() -> None:
+    done = subprocess.run([LOOKBACK, "serve", "registry"], capture_output=True, text=True,
+                          timeout=60, env=child_env(broker=False, LOOKBACK_LOG_JSON="true"))
+    assert done.returncode == 1
+    assert done.stdout == ""
+    [line] = json_lines(done.stderr, "stderr")
+    assert line["event"] == "cannot_start" and "LOOKBACK_DATABASE_URL" in line["reason"]
+
+
+@pytest.mark.unit
 def test_library_warnings_and_errors_are_json_lines_without_the_errors_message() -> None:
     script = """
 import logging, warnings

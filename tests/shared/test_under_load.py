@@ -15,12 +15,15 @@ import pytest
 from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
+from shared.messages import new_event
 from shared.metrics import Metrics
 from shared.service import create_service_app
 from shared.settings import Settings
-from tests.example_services import EXAMPLE, SEEN_TABLE, Handlers, consumer_spec
+from tests.example_services import EXAMPLE, SEEN_TABLE, Handlers, ThingRegistered, consumer_spec
 from tests.shared.test_bus import delete_bus_objects, register, seen, settings_for
-from tests.support.databases import execute, fetchval
+from tests.support.actors import city_admin
+from tests.support.clock import at
+from tests.support.databases import execute, fetchval, store_as
 from tests.support.faults import TcpProxy
 from tests.support.polling import eventually
 from tests.support.services import AMQP_URL, running
@@ -94,6 +97,40 @@ async def test_a_backlog_runs_no_more_handlers_at_once_than_configured(database,
     finally:
         Handlers.release.set()
         await delete_bus_objects(unique_prefix)
+
+
+async def test_events_of_one_stream_are_handled_one_at_a_time_in_their_order(database, unique_prefix):
+    """Handlers run concurrently, but never two of one stream: a reaction to a later event of a
+    subject (a 反弹) must not overtake the reaction to an earlier one (its 销号)."""
+    await _seen_table(database)
+    Handlers.reset()
+    producer = create_service_app(EXAMPLE, settings_for(database, unique_prefix, AMQP_URL))
+    consumer = _consumer(database, unique_prefix, consumer_prefetch=4, consumer_concurrency=4)
+
+    def thing(stream: str, name: str):
+        return new_event(stream, ThingRegistered(thing_id=f"{stream}/{name}", name=name, unit="echeng"),
+                         actor=city_admin(), occurred_at=at(2024, 3, 8))
+    try:
+        async with running(producer), running(consumer) as c:
+            async with store_as(database, "example") as store:
+                await store.append([thing("example-one", "stuck-first"),
+                                    thing("example-one", "then-second")])
+                await store.append([thing("example-two", "another-subject")])
+            await eventually(lambda: _names(c, {"another-subject"}), timeout=30,
+                             what="the other stream's event handled beside the stuck one")
+            await eventually(lambda: Handlers.running == 1, what="the stuck one at work")
+            assert sorted(Handlers.started) == ["another-subject", "stuck-first"]
+            Handlers.release.set()
+            await eventually(lambda: _count(c, 3), timeout=30, what="all three handled")
+            one = [name for name in Handlers.started if name != "another-subject"]
+            assert one == ["stuck-first", "then-second"]
+    finally:
+        Handlers.release.set()
+        await delete_bus_objects(unique_prefix)
+
+
+async def _names(client, names: set[str]) -> bool:
+    return names <= {row["name"] for row in await seen(client)}
 
 
 async def _count(client, n: int) -> bool:
