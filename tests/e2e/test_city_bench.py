@@ -48,7 +48,9 @@ async def test_at_a_tiny_scale_every_item_closes_and_every_figure_is_there(
     plan = dataclasses.replace(plan, programmes=plan.programmes[:3])
     observed, commands, processes = await run_city(plan, database, unique_prefix + ".", tmp_path,
                                                    concurrency=4, catch_up_timeout=240,
-                                                   clock_end=date(2024, 3, 14),
+                                                   # past 03-25: the March list nobody submits
+                                                   # is reminded whatever else was done in time
+                                                   clock_end=date(2024, 3, 27),
                                                    **{k: str(v) for k, v in SMALL_POOLS.items()})
     counts = observed.counts
     assert counts["closed"] == counts["items"] == plan.items == 20
