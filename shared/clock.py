@@ -69,23 +69,7 @@ class SystemClock:
 
     async def sleep_until(self, moment: datetime | None, *, wake: asyncio.Event | None = None,
                           at_most: float | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = None if at_most is None else loop.time() + at_most
-        while True:
-            if wake is not None and wake.is_set():
-                return
-            budget = MAX_NAP_SECONDS
-            if moment is not None:
-                remaining = (_aware(moment) - self()).total_seconds()
-                if remaining <= 0:
-                    return
-                budget = min(budget, remaining)
-            if deadline is not None:
-                left = deadline - loop.time()
-                if left <= 0:
-                    return
-                budget = min(budget, left)
-            await _first_of([wake] if wake is not None else [], budget)
+        await _nap_until(self, moment, wake=wake, at_most=at_most, moved=None)
 
 
 class SimulatedClock:
@@ -161,29 +145,38 @@ class CampaignClock:
 
     async def sleep_until(self, moment: datetime | None, *, wake: asyncio.Event | None = None,
                           at_most: float | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = None if at_most is None else loop.time() + at_most
         moved = asyncio.Event()
         self._sleepers.add(moved)
         try:
-            while True:
-                if wake is not None and wake.is_set():
-                    return
-                budget = MAX_NAP_SECONDS
-                if moment is not None:
-                    remaining = (_aware(moment) - self()).total_seconds()
-                    if remaining <= 0:
-                        return
-                    budget = min(budget, remaining)
-                if deadline is not None:
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        return
-                    budget = min(budget, left)
-                moved.clear()
-                await _first_of([moved, *([wake] if wake is not None else [])], budget)
+            await _nap_until(self, moment, wake=wake, at_most=at_most, moved=moved)
         finally:
             self._sleepers.discard(moved)
+
+
+async def _nap_until(clock: Clock, moment: datetime | None, *, wake: asyncio.Event | None,
+                     at_most: float | None, moved: asyncio.Event | None) -> None:
+    """Sleep on a clock that runs in real time until it reads `moment`, `wake` is set or
+    `at_most` seconds passed; in naps of at most MAX_NAP_SECONDS, so a clock that is `moved`
+    (or the wall clock, stepped by NTP) is read again soon."""
+    loop = asyncio.get_running_loop()
+    deadline = None if at_most is None else loop.time() + at_most
+    while True:
+        if wake is not None and wake.is_set():
+            return
+        budget = MAX_NAP_SECONDS
+        if moment is not None:
+            remaining = (_aware(moment) - clock()).total_seconds()
+            if remaining <= 0:
+                return
+            budget = min(budget, remaining)
+        if deadline is not None:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            budget = min(budget, left)
+        if moved is not None:
+            moved.clear()
+        await _first_of([e for e in (moved, wake) if e is not None], budget)
 
 
 CLOCK_SETTING_HELP = ("real | simulated:<ISO instant> (stands still, moved by POST /clock) | "
