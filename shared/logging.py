@@ -47,8 +47,12 @@ def _exception_without_message(_: WrappedLogger, __: str, event_dict: EventDict)
 
 
 # The standard library's loggers that only chatter at INFO: uvicorn says it started and where it
-# listens, which our own `service_started` and `listening` lines say once for every app.
-QUIET = {"uvicorn": logging.WARNING}
+# listens, which our own `service_started` and `listening` lines say once for every app. httpx
+# (the console and the demo calling the services) logs every request's URL with its query string,
+# which can carry a searched name: our own access lines say the same by path template instead.
+# pgserver narrates starting the embedded PostgreSQL line by line.
+QUIET = {"uvicorn": logging.WARNING, "httpx": logging.WARNING, "httpcore": logging.WARNING,
+         "pgserver": logging.WARNING}
 
 
 def is_json(json: bool | None) -> bool:

@@ -192,6 +192,7 @@ from shared.logging import configure_logging, get_logger
 configure_logging(json=True)
 logging.getLogger("aio_pika.robust_connection").warning("Connection attempt failed: %s", "x")
 logging.getLogger("uvicorn.error").info("Uvicorn running on http://127.0.0.1:1")
+logging.getLogger("httpx").info('HTTP Request: GET http://127.0.0.1:1/projects?q=张某某 "200 OK"')
 warnings.warn("a library's deprecation", DeprecationWarning, stacklevel=1)
 try:
     raise ValueError("王某某 13800012345")
@@ -216,6 +217,8 @@ print(end="", flush=True)
     assert "王某某" not in done.stderr and "13800012345" not in done.stderr
     # uvicorn's start-up chatter is said once by our own lines (`service_started`, `listening`).
     assert "Uvicorn running on http://127.0.0.1:1" not in by_event
+    # httpx's request lines carry the query string (a searched name): held back like uvicorn's.
+    assert "张某某" not in done.stderr
 
 
 @pytest.mark.integration
